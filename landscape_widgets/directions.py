@@ -1,0 +1,176 @@
+"""Directions in parameter space (Li et al. 2018; Goodfellow et al. 2015).
+
+Every direction is a flat vector laid out like :func:`landscape_widgets.params.flatten_params`.
+Random directions are drawn on the CPU from a seeded generator, one Gaussian tensor per
+parameter in ``named_parameters()`` order, so ``(seed, model architecture)`` always gives
+the same direction on every device.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from .params import ParamLayout, check_same_architecture, flatten_params, param_layout
+
+Normalization = Literal["none", "layer", "filter"]
+BiasBN = Literal["ignore", "theta", "random"]
+
+NORMALIZATIONS: tuple[str, ...] = ("none", "layer", "filter")
+BIAS_BN_RULES: tuple[str, ...] = ("ignore", "theta", "random")
+_EPS = 1e-10
+
+
+def normalize_direction(
+    direction: torch.Tensor,
+    theta: torch.Tensor,
+    layout: ParamLayout,
+    normalization: Normalization = "filter",
+    bias_bn: BiasBN = "ignore",
+) -> torch.Tensor:
+    """Rescale a flat direction tensor by tensor, as in Li et al. 2018.
+
+    Parameters
+    ----------
+    direction, theta : torch.Tensor
+        Flat vectors of the same length (the direction and the centre point).
+    layout : ParamLayout
+        How the flat vectors split into parameter tensors.
+    normalization : {"none", "layer", "filter"}
+        ``filter``: each slice along dim 0 (a conv filter, a linear layer's output
+        neuron) is rescaled to the norm of the same slice of theta; ``layer``: each
+        tensor is rescaled to the norm of theta's tensor; ``none``: unchanged.
+    bias_bn : {"ignore", "theta", "random"}
+        Rule for 1-D tensors (biases, BatchNorm weight and bias): ``ignore`` sets
+        them to zero (the paper's default), ``theta`` uses the parameter's own values
+        (the reference code's rule when they are included), ``random`` keeps the
+        Gaussian values and normalizes them like the other tensors.
+
+    Returns
+    -------
+    torch.Tensor
+        A new flat direction.
+    """
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if bias_bn not in BIAS_BN_RULES:
+        raise ValueError(f"bias_bn must be one of {BIAS_BN_RULES}, got {bias_bn!r}")
+    if direction.shape != theta.shape or direction.dim() != 1:
+        raise ValueError(
+            f"direction {tuple(direction.shape)} and theta {tuple(theta.shape)} must be "
+            "flat vectors of the same length"
+        )
+    out = direction.detach().clone()
+    d_parts, t_parts = layout.split(out), layout.split(theta.detach())
+    for name in layout.names:
+        d, t = d_parts[name], t_parts[name]
+        if d.dim() <= 1 and bias_bn == "ignore":
+            d.zero_()
+        elif d.dim() <= 1 and bias_bn == "theta":
+            d.copy_(t)
+        elif normalization == "layer":
+            d.mul_(t.norm() / (d.norm() + _EPS))
+        elif normalization == "filter":
+            dims = tuple(range(1, d.dim()))
+            if dims:
+                d_norm = d.norm(dim=dims, keepdim=True)
+                t_norm = t.norm(dim=dims, keepdim=True)
+            else:  # a 1-D tensor: each element is its own "filter"
+                d_norm, t_norm = d.abs(), t.abs()
+            d.mul_(t_norm / (d_norm + _EPS))
+    return out
+
+
+def random_directions(
+    model: nn.Module,
+    n: int = 2,
+    seed: int = 0,
+    normalization: Normalization = "filter",
+    bias_bn: BiasBN = "ignore",
+    theta: torch.Tensor | None = None,
+    orthogonalize: bool = False,
+) -> list[torch.Tensor]:
+    """``n`` seeded Gaussian directions, normalized relative to theta.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Gives the parameter layout, and theta when ``theta`` is None.
+    n : int
+        Number of directions (1 for a line, 2 for a plane, 3 for a volume).
+    seed : int
+        The directions depend only on ``seed`` and the parameter layout; direction ``i``
+        of ``n`` is the same for every ``n > i``.
+    normalization, bias_bn
+        See :func:`normalize_direction`.
+    theta : torch.Tensor, optional
+        Flat centre point; defaults to the model's current parameters.
+    orthogonalize : bool
+        Gram-Schmidt each direction against the previous ones (then restore its norm).
+        The reference code does not (random directions are nearly orthogonal in high
+        dimension), so the default is False.
+
+    Returns
+    -------
+    list of torch.Tensor
+        Flat float32 CPU directions.
+    """
+    if n < 1:
+        raise ValueError(f"need at least one direction, got n={n}")
+    layout = param_layout(model)
+    theta = flatten_params(model) if theta is None else theta.detach().cpu().float()
+    if theta.numel() != layout.size:
+        raise ValueError(f"theta has {theta.numel()} entries, the model {layout.size} parameters")
+    gen = torch.Generator().manual_seed(int(seed))
+    dirs: list[torch.Tensor] = []
+    for _ in range(n):
+        raw = torch.cat([torch.randn(s, generator=gen).reshape(-1) for s in layout.shapes])
+        d = normalize_direction(raw, theta, layout, normalization, bias_bn)
+        if orthogonalize:
+            d = orthogonalize_direction(d, dirs)
+        dirs.append(d)
+    return dirs
+
+
+def orthogonalize_direction(
+    direction: torch.Tensor, against: list[torch.Tensor] | tuple[torch.Tensor, ...]
+) -> torch.Tensor:
+    """Remove from ``direction`` its components along ``against`` and keep its norm.
+
+    Raises
+    ------
+    ValueError
+        If the direction lies in the span of the others.
+    """
+    d = direction.detach().clone().double()
+    norm = d.norm()
+    for other in against:
+        o = other.detach().double()
+        d -= (d @ o) / (o @ o) * o
+    rest = d.norm()
+    if rest <= 1e-8 * max(float(norm), 1e-30):
+        raise ValueError("the direction lies in the span of the previous directions")
+    return (d * (norm / rest)).to(direction.dtype)
+
+
+def interpolation_direction(model0: nn.Module, model1: nn.Module) -> torch.Tensor:
+    """``theta1 - theta0`` for two models of the same architecture.
+
+    With theta0 as the centre, the point at coordinate ``a`` along this direction is
+    ``(1 - a) * theta0 + a * theta1`` (Goodfellow et al. 2015).
+
+    Raises
+    ------
+    ValueError
+        If the two models do not have the same parameter names and shapes.
+    """
+    check_same_architecture(model0, model1)
+    return flatten_params(model1).float() - flatten_params(model0).float()
+
+
+def direction_cosine(d1: torch.Tensor, d2: torch.Tensor) -> float:
+    """Cosine similarity of two flat directions (reported by the reference code)."""
+    d1, d2 = d1.double(), d2.double()
+    return float(d1 @ d2 / (d1.norm() * d2.norm() + _EPS))

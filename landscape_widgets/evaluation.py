@@ -1,0 +1,294 @@
+"""Loss (and accuracy) at points ``theta + sum_i c_i d_i`` of parameter space.
+
+Two strategies compute the same numbers:
+
+``loop``
+    one point at a time: the point's parameters are written into a private copy of the
+    model (whose parameters are views of one flat buffer, so this is a single
+    ``addmv``) and the data goes through an ordinary forward. Lean in memory, and on a
+    CPU already near the matrix-multiply peak for a full-batch forward.
+``batched``
+    many points per forward with ``torch.func.functional_call`` + ``torch.vmap``.
+    This pays off on a GPU, where a small model's per-point forward is bound by kernel
+    launches. Chunks are sized so that no intermediate tensor exceeds a per-tensor
+    limit (on CPU below glibc's 32 MB mmap threshold, so buffers are reused rather
+    than page-faulted in afresh).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from .data import Batches, as_batches
+from .params import bind_params_to_flat_, flatten_params, param_layout
+
+Strategy = Literal["auto", "loop", "batched"]
+STRATEGIES: tuple[str, ...] = ("auto", "loop", "batched")
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+#: Largest intermediate tensor a batched chunk may create on the CPU (bytes).
+CPU_TENSOR_LIMIT = 16 * 2**20
+#: Most points in one batched chunk.
+MAX_CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class PointValues:
+    """Loss and accuracy at a set of points (NaN where the loss is not finite)."""
+
+    loss: np.ndarray
+    accuracy: np.ndarray | None
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/``"auto"`` picks CUDA when available, else the CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but torch sees no CUDA device")
+    return device
+
+
+class PointEvaluator:
+    """A model, loss and data prepared for evaluation at many parameter points.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network. It is copied (the caller's model is never modified) and put in
+        eval mode, so BatchNorm uses its running statistics and dropout is off.
+    loss_fn : callable
+        ``loss_fn(outputs, targets)`` returning the *mean* loss over the batch, e.g.
+        ``torch.nn.functional.cross_entropy``.
+    data : (inputs, targets) or iterable of batches
+        See :func:`landscape_widgets.data.as_batches`.
+    directions : sequence of torch.Tensor
+        1 to 3 flat directions (see :mod:`landscape_widgets.directions`).
+    theta : torch.Tensor, optional
+        Flat centre point; defaults to the model's parameters.
+    device : str or torch.device, optional
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default: CUDA when available.
+    task : {"auto", "classification", "regression"}
+        Whether to report accuracy (``auto``: when outputs are ``[B, C]`` logits and
+        targets are integer class labels).
+    max_batches, max_samples : int, optional
+        Cap on the data read.
+    memory_budget : int, optional
+        Bytes a batched chunk may use (default: 64 MB on CPU, a quarter of the free
+        GPU memory on CUDA).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        data,
+        directions,
+        theta: torch.Tensor | None = None,
+        device: str | torch.device | None = None,
+        task: Literal["auto", "classification", "regression"] = "auto",
+        max_batches: int | None = None,
+        max_samples: int | None = None,
+        memory_budget: int | None = None,
+    ) -> None:
+        self.layout = param_layout(model)
+        self.device = resolve_device(device)
+        directions = list(directions)
+        if not 1 <= len(directions) <= 3:
+            raise ValueError(f"give 1, 2 or 3 directions, got {len(directions)}")
+        for i, d in enumerate(directions):
+            if d.dim() != 1 or d.numel() != self.layout.size:
+                raise ValueError(
+                    f"direction {i} has shape {tuple(d.shape)}; it must be a flat vector of "
+                    f"the model's {self.layout.size} parameters (see random_directions)"
+                )
+        self.model = copy.deepcopy(model).to(self.device).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self._flat = bind_params_to_flat_(self.model)
+        dtype = self._flat.dtype
+        theta = flatten_params(model) if theta is None else theta.detach()
+        if theta.dim() != 1 or theta.numel() != self.layout.size:
+            raise ValueError(
+                f"theta has shape {tuple(theta.shape)}; expected ({self.layout.size},)"
+            )
+        self.theta = theta.to(self.device, dtype)
+        self.directions = torch.stack([d.detach().to(self.device, dtype) for d in directions])
+        self.loss_fn = loss_fn
+        self.batches = as_batches(data, max_batches=max_batches, max_samples=max_samples).to(
+            self.device
+        )
+        self.buffers = dict(self.model.named_buffers())
+        self.classification = self._detect_task(task)
+        self.activation_floats = self._largest_activation_per_sample()
+        self.memory_budget = memory_budget or self._default_budget()
+        self.batched_failed: str | None = None
+
+    @property
+    def n_directions(self) -> int:
+        return int(self.directions.shape[0])
+
+    def _detect_task(self, task: str) -> bool:
+        if task not in ("auto", "classification", "regression"):
+            raise ValueError(f"task must be auto, classification or regression, got {task!r}")
+        if task != "auto":
+            return task == "classification"
+        x, y = self.batches.batches[0]
+        with torch.inference_mode():
+            self._flat.copy_(self.theta)
+            out = self.model(x[:2])
+        return (
+            out.dim() == 2
+            and out.shape[1] > 1
+            and y.dim() == 1
+            and not torch.is_floating_point(y)
+            and not torch.is_complex(y)
+        )
+
+    def _largest_activation_per_sample(self) -> int:
+        """Largest per-sample output of any module, in floats (for chunk sizing)."""
+        sizes = [1]
+
+        def hook(_m, _inp, out):
+            if isinstance(out, torch.Tensor) and out.dim() > 0 and len(out):
+                sizes.append(out.numel() // len(out))
+
+        handles = [m.register_forward_hook(hook) for m in self.model.modules()]
+        try:
+            with torch.inference_mode():
+                self.model(self.batches.batches[0][0][:1])
+        finally:
+            for h in handles:
+                h.remove()
+        return max(sizes)
+
+    def _default_budget(self) -> int:
+        if self.device.type == "cuda":
+            free, _total = torch.cuda.mem_get_info(self.device)
+            return int(free // 4)
+        return 4 * CPU_TENSOR_LIMIT
+
+    def chunk_plan(self, chunk_size: int | None = None) -> tuple[int, int]:
+        """Points per batched chunk and data rows per vmapped forward.
+
+        On CPU each intermediate tensor (points x rows x widest activation) stays
+        below :data:`CPU_TENSOR_LIMIT`; on GPU the chunk fills ``memory_budget``.
+        """
+        rows = max(len(x) for x, _ in self.batches.batches)
+        per_point_row = 4 * self.activation_floats
+        params_bytes = 4 * self.layout.size
+        if self.device.type == "cuda":
+            per_point = 3 * per_point_row * rows + 2 * params_bytes
+            k = chunk_size or int(np.clip(self.memory_budget // per_point, 1, MAX_CHUNK))
+            return k, rows
+        limit = min(CPU_TENSOR_LIMIT, self.memory_budget)
+        k = chunk_size or int(np.clip(limit // (per_point_row * rows), 4, 64))
+        k = int(min(k, max(1, self.memory_budget // (2 * params_bytes))))
+        rows = int(max(1, min(rows, limit // (per_point_row * k))))
+        return k, rows
+
+    # -- the two strategies -------------------------------------------------------------
+
+    def points(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """Parameter vectors ``theta + coeffs @ directions`` as a ``[k, n]`` matrix."""
+        return torch.addmm(self.theta, coeffs, self.directions)
+
+    def _metrics(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loss = self.loss_fn(out, y)
+        if loss.dim() != 0:
+            raise ValueError(
+                f"loss_fn returned shape {tuple(loss.shape)}; it must return the mean loss "
+                "over the batch as a scalar (reduction='mean')"
+            )
+        if self.classification:
+            acc = (out.argmax(-1) == y).to(loss.dtype).mean()
+        else:
+            acc = torch.zeros((), dtype=loss.dtype, device=loss.device)
+        return loss, acc
+
+    def evaluate_loop(self, coeffs: torch.Tensor) -> PointValues:
+        """One forward per point on the private model copy."""
+        coeffs = self._as_coeffs(coeffs)
+        n = self.batches.n_samples
+        losses = torch.zeros(len(coeffs), device=self.device, dtype=torch.float64)
+        accs = torch.zeros_like(losses)
+        with torch.inference_mode():
+            for i, c in enumerate(coeffs):
+                torch.addmv(self.theta, self.directions.T, c, out=self._flat)
+                for x, y in self.batches.batches:
+                    loss, acc = self._metrics(self.model(x), y)
+                    losses[i] += loss.double() * (len(x) / n)
+                    accs[i] += acc.double() * (len(x) / n)
+        return self._finish(losses, accs)
+
+    def evaluate_batched(self, coeffs: torch.Tensor, rows: int | None = None) -> PointValues:
+        """All points of ``coeffs`` through one vmapped forward per data batch."""
+        coeffs = self._as_coeffs(coeffs)
+        batches = self.batches if rows is None else self.batches.rebatch(rows)
+        n = batches.n_samples
+
+        def one_point(params, x, y):
+            return self._metrics(functional_call(self.model, (params, self.buffers), (x,)), y)
+
+        vmapped = torch.vmap(one_point, in_dims=(0, None, None))
+        losses = torch.zeros(len(coeffs), device=self.device, dtype=torch.float64)
+        accs = torch.zeros_like(losses)
+        with torch.inference_mode():
+            params = self.layout.split(self.points(coeffs))
+            for x, y in batches.batches:
+                loss, acc = vmapped(params, x, y)
+                losses += loss.double() * (len(x) / n)
+                accs += acc.double() * (len(x) / n)
+        return self._finish(losses, accs)
+
+    def evaluate(self, coeffs, strategy: Literal["loop", "batched"] = "loop") -> PointValues:
+        """Evaluate with one strategy; ``batched`` falls back to ``loop`` (with a warning)
+        when ``torch.vmap`` cannot handle the model."""
+        if strategy == "loop" or self.batched_failed:
+            return self.evaluate_loop(coeffs)
+        if strategy != "batched":
+            raise ValueError(f"strategy must be 'loop' or 'batched', got {strategy!r}")
+        try:
+            return self.evaluate_batched(coeffs, rows=self.chunk_plan()[1])
+        except (RuntimeError, NotImplementedError, TypeError, ValueError) as err:
+            if isinstance(err, ValueError) and "loss_fn returned shape" in str(err):
+                raise
+            self.batched_failed = f"{type(err).__name__}: {err}"
+            warnings.warn(
+                f"{type(self.model).__name__} cannot be evaluated with torch.vmap "
+                f"({self.batched_failed.splitlines()[0]}); falling back to the per-point loop",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return self.evaluate_loop(coeffs)
+
+    def timed(self, coeffs, strategy: Literal["loop", "batched"]) -> tuple[PointValues, float]:
+        """Evaluate and return seconds per point (device work included)."""
+        start = time.perf_counter()
+        values = self.evaluate(coeffs, strategy)
+        return values, (time.perf_counter() - start) / max(len(values.loss), 1)
+
+    def _as_coeffs(self, coeffs) -> torch.Tensor:
+        c = torch.as_tensor(np.asarray(coeffs, dtype=np.float64)).to(self.device, self.theta.dtype)
+        if c.dim() != 2 or c.shape[1] != self.n_directions:
+            raise ValueError(
+                f"coefficients must have shape [points, {self.n_directions}], got {tuple(c.shape)}"
+            )
+        return c
+
+    def _finish(self, losses: torch.Tensor, accs: torch.Tensor) -> PointValues:
+        loss = losses.cpu().numpy()
+        loss[~np.isfinite(loss)] = np.nan
+        acc = accs.cpu().numpy() if self.classification else None
+        return PointValues(loss, acc)

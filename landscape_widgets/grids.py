@@ -1,0 +1,184 @@
+"""Grid specifications (line, plane, volume) and their coarse-to-fine point order."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+AXIS_NAMES: tuple[str, ...] = ("alpha", "beta", "gamma")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One grid axis: ``num`` evenly spaced coordinates from ``start`` to ``stop``."""
+
+    name: str
+    start: float
+    stop: float
+    num: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num, bool) or not isinstance(self.num, (int, np.integer)):
+            raise TypeError(f"axis {self.name!r}: num must be an integer, got {self.num!r}")
+        if self.num < 1:
+            raise ValueError(
+                f"axis {self.name!r} has {self.num} points: a grid needs at least 1 point "
+                "per axis (use num >= 2 to see a range)"
+            )
+        for label, v in (("start", self.start), ("stop", self.stop)):
+            if not math.isfinite(v):
+                raise ValueError(f"axis {self.name!r}: {label} must be finite, got {v}")
+        if self.num > 1 and self.start == self.stop:
+            raise ValueError(
+                f"axis {self.name!r}: start and stop are both {self.start}; give a range "
+                "with start != stop, or num=1"
+            )
+
+    @property
+    def values(self) -> np.ndarray:
+        """The coordinates along the axis."""
+        return np.linspace(self.start, self.stop, self.num)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A 1-, 2- or 3-D grid of coefficients along the directions."""
+
+    axes: tuple[Axis, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.axes) <= 3:
+            raise ValueError(f"a grid has 1, 2 or 3 axes, got {len(self.axes)}")
+
+    @property
+    def ndim(self) -> int:
+        return len(self.axes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(a.num for a in self.axes)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.axes)
+
+    def coords(self, flat_indices: np.ndarray) -> np.ndarray:
+        """Coefficients ``[k, ndim]`` of the points with the given flat indices."""
+        idx = np.unravel_index(np.asarray(flat_indices, dtype=np.int64), self.shape)
+        return np.stack([a.values[i] for a, i in zip(self.axes, idx)], axis=-1)
+
+    def to_dict(self) -> dict:
+        """Plain description, e.g. for result attributes and cache keys."""
+        return {a.name: [float(a.start), float(a.stop), int(a.num)] for a in self.axes}
+
+
+def _range(r: tuple[float, float], which: str) -> tuple[float, float]:
+    try:
+        start, stop = r
+    except (TypeError, ValueError):
+        raise ValueError(f"{which} must be a (start, stop) pair, got {r!r}") from None
+    return float(start), float(stop)
+
+
+def make_grid(
+    ranges: list[tuple[float, float]] | tuple[tuple[float, float], ...],
+    num: int | list[int] | tuple[int, ...],
+) -> Grid:
+    """A grid with one ``(start, stop)`` range and one resolution per axis.
+
+    ``num`` may be one integer for all axes.
+    """
+    ranges = list(ranges)
+    if not 1 <= len(ranges) <= 3:
+        raise ValueError(f"give 1, 2 or 3 axis ranges, got {len(ranges)}")
+    nums = [num] * len(ranges) if isinstance(num, (int, np.integer)) else list(num)
+    if len(nums) != len(ranges):
+        raise ValueError(f"{len(ranges)} ranges but {len(nums)} resolutions")
+    return Grid(
+        tuple(
+            Axis(name, *_range(r, f"range of {name}"), n)
+            for name, r, n in zip(AXIS_NAMES, ranges, nums)
+        )
+    )
+
+
+def line(start: float = -1.0, stop: float = 1.0, num: int = 51) -> Grid:
+    """A 1-D grid along one direction (coordinate ``alpha``)."""
+    return make_grid([(start, stop)], num)
+
+
+def plane(
+    alpha: tuple[float, float] = (-1.0, 1.0),
+    beta: tuple[float, float] | None = None,
+    num: int | tuple[int, int] = 51,
+) -> Grid:
+    """A 2-D grid (``alpha`` x ``beta``); ``beta`` defaults to ``alpha``'s range."""
+    return make_grid([alpha, alpha if beta is None else beta], num)
+
+
+def volume(
+    alpha: tuple[float, float] = (-1.0, 1.0),
+    beta: tuple[float, float] | None = None,
+    gamma: tuple[float, float] | None = None,
+    num: int | tuple[int, int, int] = 21,
+) -> Grid:
+    """A 3-D grid (``alpha`` x ``beta`` x ``gamma``); missing ranges copy ``alpha``."""
+    return make_grid([alpha, beta or alpha, gamma or alpha], num)
+
+
+def _axis_levels(n: int, stride: int) -> np.ndarray:
+    """Per-index level stride of one axis: the coarsest stride that contains it.
+
+    Level ``s`` holds the indices at multiples of ``s`` from the axis centre, plus both
+    ends (so even the coarsest picture spans the whole range).
+    """
+    centre = (n - 1) // 2
+    level = np.ones(n, dtype=np.int64)
+    s = stride
+    while s > 1:
+        on = ((np.arange(n) - centre) % s == 0) & (level == 1)
+        level[on] = s
+        s //= 2
+    level[0] = level[-1] = max(level[0], stride, level[-1])
+    return level
+
+
+def coarsest_stride(shape: tuple[int, ...]) -> int:
+    """Largest power of two with at least ~4 steps along the longest axis."""
+    longest = max(shape)
+    return 1 << max(0, int(math.floor(math.log2(max(1, (longest - 1) // 4)))))
+
+
+def coarse_to_fine_order(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices of a grid ordered coarse to fine, and where each level ends.
+
+    A point belongs to the level of the finest stride among its axes, so the first
+    level is a sub-grid every ``s`` points (plus the edges) in every axis, the next one
+    every ``s/2``, down to every point. Within a level, points nearer the centre come
+    first. Every index appears exactly once.
+
+    Returns
+    -------
+    order : np.ndarray
+        Permutation of ``range(prod(shape))``.
+    level_ends : np.ndarray
+        Positions in ``order`` where each level ends (the last equals the grid size).
+    """
+    if not shape or min(shape) < 1:
+        raise ValueError(f"grid shape {shape} has no points")
+    stride = coarsest_stride(shape)
+    per_axis = [_axis_levels(n, stride) for n in shape]
+    mesh = np.meshgrid(*per_axis, indexing="ij")
+    level = np.minimum.reduce([m.reshape(-1) for m in mesh])
+    centre = [((n - 1) / 2) for n in shape]
+    idx = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    dist = sum(((i.reshape(-1) - c) / max(n, 1)) ** 2 for i, c, n in zip(idx, centre, shape))
+    order = np.lexsort((dist, -level))
+    counts = np.array([np.count_nonzero(level == s) for s in sorted(set(level.tolist()), reverse=True)])
+    return order.astype(np.int64), np.cumsum(counts)
