@@ -75,8 +75,8 @@ def normalize_direction(
         elif normalization == "filter":
             dims = tuple(range(1, d.dim()))
             if dims:
-                d_norm = d.norm(dim=dims, keepdim=True)
-                t_norm = t.norm(dim=dims, keepdim=True)
+                d_norm = torch.linalg.vector_norm(d, dim=dims, keepdim=True)
+                t_norm = torch.linalg.vector_norm(t, dim=dims, keepdim=True)
             else:  # a 1-D tensor: each element is its own "filter"
                 d_norm, t_norm = d.abs(), t.abs()
             d.mul_(t_norm / (d_norm + _EPS))
