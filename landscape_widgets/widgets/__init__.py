@@ -1,0 +1,14 @@
+"""Live widgets: views that redraw as points arrive, and the explorer that drives them.
+
+Importing this package imports ipywidgets, bqplot and ipyvolume; the numeric core
+(:mod:`landscape_widgets`) does not.
+"""
+
+from .progress import ProgressView, format_progress
+from .runner import Runner, Snapshot, landscape_stream
+from .views import ContourView, LineView, SurfaceView, VolumeView
+
+__all__ = [
+    "ContourView", "LineView", "ProgressView", "Runner", "Snapshot", "SurfaceView",
+    "VolumeView", "format_progress", "landscape_stream",
+]

@@ -1,0 +1,46 @@
+"""Progress of a streaming computation: points done/total, points per second, time left, device."""
+
+from __future__ import annotations
+
+import math
+
+
+def format_progress(n_done: int, total: int, elapsed: float, device: str, state: str = "") -> str:
+    """One line such as ``'1200/2601 points · 850 pt/s · 2 s left · device cpu'``."""
+    rate = n_done / elapsed if elapsed > 0 else 0.0
+    left = (total - n_done) / rate if rate > 0 else math.inf
+    parts = [f"{n_done}/{total} points", f"{rate:.0f} pt/s" if rate else "-- pt/s"]
+    if n_done < total:
+        parts.append(f"{left:.0f} s left" if math.isfinite(left) else "time left: --")
+    else:
+        parts.append(f"done in {elapsed:.2f} s")
+    parts.append(f"device {device}")
+    if state:
+        parts.append(state)
+    return " · ".join(parts)
+
+
+class ProgressView:
+    """An ipywidgets progress bar with a text line (see :func:`format_progress`)."""
+
+    def __init__(self) -> None:
+        import ipywidgets as w
+
+        self.bar = w.IntProgress(value=0, min=0, max=1, description="points", bar_style="info",
+                                 layout={"width": "320px"})
+        self.text = w.HTML(value="idle")
+        self.text.add_class("landscape-progress")
+        self.widget = w.HBox([self.bar, self.text])
+
+    def update(self, n_done: int, total: int, elapsed: float, device: str, state: str = "") -> None:
+        """Show ``n_done`` of ``total`` points after ``elapsed`` seconds on ``device``."""
+        with self.bar.hold_sync():
+            self.bar.max = max(1, total)
+            self.bar.value = n_done
+            self.bar.bar_style = "success" if n_done >= total else "info"
+        self.text.value = format_progress(n_done, total, elapsed, device, state)
+
+    def message(self, text: str, style: str = "") -> None:
+        """Show a status message (e.g. ``'stopped'`` or an error) next to the bar."""
+        self.bar.bar_style = style
+        self.text.value = text

@@ -1,0 +1,272 @@
+"""Run a stream of results in a worker thread and draw it, throttled, never stale.
+
+The one piece every live widget shares::
+
+    runner = Runner(max_rate=10.0, debounce=0.3)
+
+    def work(cancel):                     # runs in a worker thread
+        for snapshot in landscape_stream(evaluator, grid, cancel=cancel):
+            yield snapshot                # a growing, partially filled result
+
+    def draw(snapshot):                   # called with the latest snapshot only
+        view.update(snapshot.ds)
+
+    runner.request(work, draw)            # debounced; cancels the run in flight
+    runner.wait()                         # block until it has finished (tests)
+
+Rules it guarantees:
+
+* every :meth:`Runner.request` / :meth:`Runner.start` bumps a *generation*; the
+  run in flight is told to stop (its ``cancel`` event is set) and nothing it yields
+  afterwards is drawn, so a stale picture never lands over a new one;
+* ``draw`` is called at most ``max_rate`` times a second, always with the newest
+  snapshot, and once more with the final one;
+* ``draw`` runs in the worker thread (ipywidgets may send comm messages from any
+  thread) under a lock that ``start`` also takes, so a draw of an old generation
+  can never interleave with, or follow, the start of a new one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import xarray as xr
+
+from ..evaluation import PointEvaluator
+from ..grids import Grid
+from ..results import empty_landscape, fill_chunk
+from ..streaming import iter_chunks
+
+Work = Callable[[threading.Event], Iterable[Any]]
+Draw = Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A partially computed landscape, as handed to ``draw``.
+
+    Attributes
+    ----------
+    ds : xr.Dataset
+        The result so far (``done`` marks the computed points). The same object grows
+        during a run: copy it if you keep it.
+    n_done, total : int
+        Points computed so far, and in the whole grid.
+    elapsed : float
+        Seconds since the run started.
+    final : bool
+        True for the last snapshot of a run that was not cancelled.
+    device : str
+        Where the points are computed.
+    """
+
+    ds: xr.Dataset
+    n_done: int
+    total: int
+    elapsed: float
+    final: bool
+    device: str
+
+    @property
+    def rate(self) -> float:
+        """Points per second so far."""
+        return self.n_done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float:
+        """Estimated seconds left (infinite before the first point)."""
+        rate = self.rate
+        return (self.total - self.n_done) / rate if rate > 0 else float("inf")
+
+
+def landscape_stream(
+    evaluator: PointEvaluator,
+    grid: Grid,
+    cancel: threading.Event | None = None,
+    chunk_size: int | None = None,
+    strategy: str = "auto",
+    attrs: dict | None = None,
+) -> Iterator[Snapshot]:
+    """Evaluate ``grid`` coarse to fine, yielding a :class:`Snapshot` after each chunk.
+
+    The first snapshot (nothing computed) is yielded at once, so views can show the
+    empty grid and the progress bar straight away.
+
+    Parameters
+    ----------
+    evaluator : PointEvaluator
+        Model, loss, data and directions (one per grid axis).
+    grid : Grid
+        The points to compute.
+    cancel : threading.Event, optional
+        Stops the stream after the chunk in flight.
+    chunk_size : int, optional
+        Points per chunk: smaller chunks give more frequent, smaller updates.
+    strategy : {"auto", "loop", "batched"}
+        See :func:`landscape_widgets.streaming.iter_chunks`.
+    attrs : dict, optional
+        Attributes stored on the dataset.
+    """
+    start = time.perf_counter()
+    ds = empty_landscape(grid, accuracy=evaluator.classification, attrs=attrs)
+    device = str(evaluator.device)
+    n_done = 0
+    yield Snapshot(ds, 0, grid.size, 0.0, False, device)
+    for chunk in iter_chunks(evaluator, grid, strategy, chunk_size=chunk_size, cancel=cancel):
+        fill_chunk(ds, chunk.indices, chunk.loss, chunk.accuracy)
+        n_done += len(chunk.indices)
+        final = n_done == grid.size
+        yield Snapshot(ds, n_done, grid.size, time.perf_counter() - start, final, device)
+
+
+class Runner:
+    """Runs one stream at a time in a daemon thread; see the module docstring.
+
+    Parameters
+    ----------
+    max_rate : float
+        Most ``draw`` calls per second (the final snapshot is always drawn).
+    debounce : float
+        Seconds :meth:`request` waits for further requests before starting.
+    on_error : callable, optional
+        Called as ``on_error(exception)`` (in the worker thread) when ``work`` or
+        ``draw`` raises; by default the exception is kept in :attr:`error` only.
+    """
+
+    def __init__(
+        self,
+        max_rate: float = 10.0,
+        debounce: float = 0.3,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        if max_rate <= 0:
+            raise ValueError(f"max_rate must be positive, got {max_rate}")
+        if debounce < 0:
+            raise ValueError(f"debounce must be >= 0 seconds, got {debounce}")
+        self.max_rate = float(max_rate)
+        self.debounce = float(debounce)
+        self.on_error = on_error
+        self.generation = 0
+        #: Number of ``draw`` calls made (all generations), for tests and diagnostics.
+        self.n_draws = 0
+        #: The last exception raised by ``work`` or ``draw``, if any.
+        self.error: BaseException | None = None
+        self._lock = threading.RLock()
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+
+    @property
+    def running(self) -> bool:
+        """A run is in flight or waiting for its debounce delay."""
+        t, timer = self._thread, self._timer
+        return (t is not None and t.is_alive()) or (timer is not None and timer.is_alive())
+
+    def stop(self) -> None:
+        """Cancel the run in flight and any pending request; nothing more is drawn."""
+        with self._lock:
+            self.generation += 1
+            self._cancel.set()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def start(self, work: Work, draw: Draw, done: Callable[[bool], None] | None = None) -> int:
+        """Cancel the current run and start ``work`` now; returns the new generation.
+
+        Parameters
+        ----------
+        work : callable
+            ``work(cancel)`` returning an iterable of snapshots; it should stop soon after
+            ``cancel`` (a :class:`threading.Event`) is set.
+        draw : callable
+            ``draw(snapshot)``, called (throttled) with the newest snapshot.
+        done : callable, optional
+            ``done(completed)`` after the run, ``completed`` False when it was cancelled
+            or failed; not called for a stale generation.
+        """
+        with self._lock:
+            self.stop()
+            gen = self.generation
+            cancel = threading.Event()
+            self._cancel = cancel
+            thread = threading.Thread(
+                target=self._run, args=(gen, cancel, work, draw, done), daemon=True,
+                name=f"landscape-runner-{gen}",
+            )
+            self._thread = thread
+            thread.start()
+        return gen
+
+    def request(self, work: Work, draw: Draw, done: Callable[[bool], None] | None = None) -> None:
+        """Like :meth:`start`, after :attr:`debounce` seconds without another request.
+
+        The run in flight is cancelled at once (so it stops drawing immediately).
+        """
+        with self._lock:
+            self.stop()
+            if self.debounce == 0:
+                self.start(work, draw, done)
+                return
+            timer = threading.Timer(self.debounce, self.start, args=(work, draw, done))
+            timer.daemon = True
+            self._timer = timer
+            timer.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no run is pending or in flight; False if ``timeout`` expired."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                timer, thread = self._timer, self._thread
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if timer is not None and timer.is_alive():
+                timer.join(left)
+            elif thread is not None and thread.is_alive():
+                thread.join(left)
+            else:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return not self.running
+
+    def _draw_if_current(self, gen: int, draw: Draw, snapshot: Any) -> bool:
+        with self._lock:
+            if gen != self.generation:
+                return False
+            draw(snapshot)
+            self.n_draws += 1
+            return True
+
+    def _run(self, gen: int, cancel: threading.Event, work: Work, draw: Draw, done) -> None:
+        period = 1.0 / self.max_rate
+        last_draw = -float("inf")
+        pending: Any = None
+        have_pending = False
+        completed = False
+        try:
+            for snapshot in work(cancel):
+                if cancel.is_set() or gen != self.generation:
+                    return
+                now = time.monotonic()
+                if now - last_draw >= period:
+                    if not self._draw_if_current(gen, draw, snapshot):
+                        return
+                    last_draw, have_pending = now, False
+                else:
+                    pending, have_pending = snapshot, True
+            if have_pending and not self._draw_if_current(gen, draw, pending):
+                return
+            completed = not cancel.is_set()
+        except Exception as exc:  # noqa: BLE001 - reported to the widget, not lost in a thread
+            self.error = exc
+            if self.on_error is not None and gen == self.generation:
+                self.on_error(exc)
+        finally:
+            if done is not None:
+                with self._lock:
+                    if gen == self.generation:
+                        done(completed)

@@ -1,0 +1,289 @@
+"""Views of a (partially computed) landscape: 1-D lines, 2-D contour map, 3-D surface and volume.
+
+Every view has a ``widget`` (put it in your layout) and ``update(ds, metric, scale)``,
+which redraws from a result dataset (see :mod:`landscape_widgets.results`) in which
+only the points marked ``done`` are computed. Views never compute anything; call
+``update`` from any thread (the :class:`~landscape_widgets.widgets.runner.Runner` calls
+it from its worker thread).
+
+``metric`` is ``"loss"``, ``"accuracy"`` or ``"log-loss"`` (log10 of the loss) and
+``scale`` is the colour / height scale, ``"linear"`` or ``"log"`` (log10 of the value).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from scipy import ndimage
+
+METRICS: tuple[str, ...] = ("loss", "accuracy", "log-loss")
+SCALES: tuple[str, ...] = ("linear", "log")
+#: Number of contour levels drawn on the 2-D map.
+N_CONTOURS = 12
+_TINY = 1e-12
+
+
+def axis_label(name: str, normalization: str | None = None) -> str:
+    """E.g. ``'alpha (direction 1, filter-normalized units)'``."""
+    index = {"alpha": 1, "beta": 2, "gamma": 3}.get(name, "?")
+    units = f"{normalization}-normalized units" if normalization not in (None, "none") else "raw units"
+    return f"{name} (direction {index}, {units})"
+
+
+def metric_values(ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> tuple[np.ndarray, str]:
+    """The values to draw and their label; points not computed yet are NaN.
+
+    Parameters
+    ----------
+    ds : xr.Dataset
+        A landscape result (``loss``, maybe ``accuracy``, ``done``).
+    metric : {"loss", "accuracy", "log-loss"}
+        ``log-loss`` is log10 of the loss.
+    scale : {"linear", "log"}
+        ``log`` takes log10 of the metric (values <= 0 become missing).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if metric == "accuracy" and "accuracy" not in ds:
+        raise ValueError("this landscape has no accuracy (not a classification task); use metric='loss'")
+    name = "accuracy" if metric == "accuracy" else "loss"
+    values = np.where(ds["done"].values, ds[name].values, np.nan).astype(float)
+    label = name
+    if metric == "log-loss":
+        values, label = _log10(values), "log10(loss)"
+    if scale == "log":
+        values, label = _log10(values), f"log10({label})"
+    return values, label
+
+
+def _log10(values: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(values > 0, np.log10(np.maximum(values, _TINY)), np.nan)
+
+
+def fill_nearest(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Copy each unknown cell from its nearest known cell (coarse pass shown full-size).
+
+    Known cells keep their value (a known NaN stays NaN: a real non-finite loss is shown
+    as missing). With no known cell at all, everything stays NaN.
+    """
+    known = np.asarray(known, dtype=bool)
+    if known.all() or not known.any():
+        return np.where(known, values, np.nan)
+    _, nearest = ndimage.distance_transform_edt(~known, return_indices=True)
+    return values[tuple(nearest)]
+
+
+def contour_lines(
+    x: np.ndarray, y: np.ndarray, z: np.ndarray, levels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Contour lines of ``z[len(x), len(y)]`` as equal-length rows for bqplot ``Lines``.
+
+    Each row is one line; shorter lines are padded by repeating their last point, which
+    draws nothing extra. Returns two ``[n_lines, n]`` arrays (empty when there is none).
+    """
+    import contourpy
+
+    if z.shape != (len(x), len(y)) or min(z.shape) < 2 or not np.isfinite(z).any():
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    gen = contourpy.contour_generator(x, y, np.ma.masked_invalid(z.T), line_type="Separate")
+    lines = [seg for level in levels for seg in gen.lines(level) if len(seg) > 1]
+    if not lines:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    n = max(len(seg) for seg in lines)
+    padded = np.stack([np.concatenate([seg, np.repeat(seg[-1:], n - len(seg), axis=0)]) for seg in lines])
+    return padded[:, :, 0], padded[:, :, 1]
+
+
+def contour_levels(z: np.ndarray, n: int = N_CONTOURS) -> np.ndarray:
+    """``n`` evenly spaced levels strictly inside the finite range of ``z``."""
+    finite = z[np.isfinite(z)]
+    if finite.size == 0 or finite.min() == finite.max():
+        return np.zeros(0)
+    return np.linspace(finite.min(), finite.max(), n + 2)[1:-1]
+
+
+def display_field(ds: xr.Dataset, metric: str, scale: str) -> tuple[np.ndarray, str]:
+    """Values with the cells not yet computed filled from their nearest computed cell."""
+    values, label = metric_values(ds, metric, scale)
+    return fill_nearest(values, ds["done"].values), label
+
+
+def _status(ds: xr.Dataset) -> str:
+    done = int(ds["done"].values.sum())
+    size = ds["done"].size
+    shape = "x".join(str(n) for n in ds["done"].shape)
+    return f"{shape} grid, {done}/{size} points" + ("" if done == size else " (filling in)")
+
+
+class LineView:
+    """1-D landscape: loss (left axis) and accuracy (right axis) against alpha, bqplot."""
+
+    def __init__(self, normalization: str | None = "filter", height: str = "380px") -> None:
+        import bqplot as bq
+
+        self.x_scale = bq.LinearScale()
+        self.loss_scale = bq.LinearScale()
+        self.acc_scale = bq.LinearScale(min=0.0, max=1.0)
+        self.loss_line = bq.Lines(
+            x=np.zeros(0), y=np.zeros(0), scales={"x": self.x_scale, "y": self.loss_scale},
+            colors=["#1f77b4"], marker="circle", marker_size=16, labels=["loss"], display_legend=True,
+        )
+        self.acc_line = bq.Lines(
+            x=np.zeros(0), y=np.zeros(0), scales={"x": self.x_scale, "y": self.acc_scale},
+            colors=["#ff7f0e"], marker="square", marker_size=16, labels=["accuracy"], display_legend=True,
+        )
+        self.x_axis = bq.Axis(scale=self.x_scale, label=axis_label("alpha", normalization))
+        self.loss_axis = bq.Axis(scale=self.loss_scale, orientation="vertical", label="loss",
+                                 label_offset="45px")
+        self.acc_axis = bq.Axis(scale=self.acc_scale, orientation="vertical", side="right",
+                                label="accuracy (fraction correct)", label_offset="45px")
+        self.widget = bq.Figure(
+            marks=[self.loss_line, self.acc_line],
+            axes=[self.x_axis, self.loss_axis, self.acc_axis],
+            title="1-D landscape", legend_location="top",
+            fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 70},
+            layout={"width": "100%", "height": height},
+        )
+
+    def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> None:
+        """Draw the computed points of a 1-D result (``alpha`` axis)."""
+        alpha = ds["alpha"].values
+        done = ds["done"].values
+        loss_metric = "loss" if metric == "accuracy" else metric
+        loss, label = metric_values(ds, loss_metric, scale)
+        with self.widget.hold_sync():
+            self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
+            self.loss_axis.label = label
+            with self.loss_line.hold_sync():
+                self.loss_line.x, self.loss_line.y = alpha[done], loss[done]
+            if "accuracy" in ds:
+                with self.acc_line.hold_sync():
+                    self.acc_line.x, self.acc_line.y = alpha[done], ds["accuracy"].values[done]
+            self.widget.title = f"1-D landscape: {_status(ds)}"
+
+
+class ContourView:
+    """2-D landscape: heat map + contour lines + colour bar + centre marker, bqplot."""
+
+    def __init__(self, normalization: str | None = "filter", height: str = "480px",
+                 scheme: str = "viridis") -> None:
+        import bqplot as bq
+
+        self.x_scale, self.y_scale = bq.LinearScale(), bq.LinearScale()
+        self.color_scale = bq.ColorScale(scheme=scheme)
+        scales = {"x": self.x_scale, "y": self.y_scale}
+        self.heatmap = bq.HeatMap(
+            x=np.array([-1.0, 1.0]), y=np.array([-1.0, 1.0]), color=np.full((2, 2), np.nan),
+            scales={**scales, "color": self.color_scale}, null_color="#eeeeee",
+        )
+        self.contours = bq.Lines(x=np.zeros((0, 2)), y=np.zeros((0, 2)), scales=scales,
+                                 colors=["white"], stroke_width=1.2, opacities=[0.9])
+        self.centre = bq.Scatter(x=[0.0], y=[0.0], scales=scales, marker="cross",
+                                 colors=["red"], default_size=120, stroke="white",
+                                 tooltip=None)
+        self.color_axis = bq.ColorAxis(scale=self.color_scale, orientation="vertical",
+                                       side="right", label="loss")
+        self.widget = bq.Figure(
+            marks=[self.heatmap, self.contours, self.centre],
+            axes=[bq.Axis(scale=self.x_scale, label=axis_label("alpha", normalization)),
+                  bq.Axis(scale=self.y_scale, orientation="vertical",
+                          label=axis_label("beta", normalization), label_offset="45px"),
+                  self.color_axis],
+            title="2-D landscape", padding_x=0, padding_y=0,
+            fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 110},
+            layout={"width": "100%", "height": height},
+        )
+
+    def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> None:
+        """Draw a 2-D result (``alpha`` x ``beta``); cells not computed yet show their
+        nearest computed neighbour, non-finite values are grey."""
+        alpha, beta = ds["alpha"].values, ds["beta"].values
+        z, label = display_field(ds, metric, scale)
+        cx, cy = contour_lines(alpha, beta, z, contour_levels(z))
+        with self.widget.hold_sync():
+            self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
+            self.y_scale.min, self.y_scale.max = float(beta[0]), float(beta[-1])
+            with self.heatmap.hold_sync():
+                self.heatmap.x, self.heatmap.y, self.heatmap.color = alpha, beta, z.T
+            with self.contours.hold_sync():
+                self.contours.x, self.contours.y = cx, cy
+            self.color_axis.label = label
+            self.widget.title = f"2-D landscape: {_status(ds)}"
+
+
+def _rgb(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
+    from matplotlib import colormaps
+
+    finite = values[np.isfinite(values)]
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    norm = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+    return colormaps[cmap](np.nan_to_num(norm, nan=0.0))[..., :3].astype(np.float32)
+
+
+def _limits(values: np.ndarray) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
+class SurfaceView:
+    """The 2-D landscape as an ipyvolume surface, height = metric (3-D mesh)."""
+
+    def __init__(self, width: int = 420, height: int = 420) -> None:
+        import ipyvolume as ipv
+
+        self.widget = ipv.Figure(width=width, height=height)
+        a = np.linspace(-1, 1, 2)
+        X, Y = np.meshgrid(a, a, indexing="ij")
+        with self.widget:
+            self.mesh = ipv.plot_surface(X, np.zeros_like(X), Y, color="steelblue")
+        self.widget.xlabel, self.widget.ylabel, self.widget.zlabel = "alpha", "loss", "beta"
+
+    def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> None:
+        """Draw a 2-D result, or the ``gamma = 0`` slice of a 3-D one."""
+        if "gamma" in ds["loss"].dims:
+            ds = ds.isel(gamma=int(np.argmin(np.abs(ds["gamma"].values))))
+        alpha, beta = ds["alpha"].values, ds["beta"].values
+        z, label = display_field(ds, metric, scale)
+        lo, hi = _limits(z)
+        height = np.nan_to_num(z, nan=hi)
+        X, Y = np.meshgrid(alpha, beta, indexing="ij")
+        with self.widget.hold_sync(), self.mesh.hold_sync():
+            self.mesh.x, self.mesh.z = X.ravel(), Y.ravel()
+            self.mesh.y = height.ravel()
+            self.mesh.color = _rgb(height).reshape(-1, 3)
+            self.widget.xlim = [float(alpha[0]), float(alpha[-1])]
+            self.widget.zlim = [float(beta[0]), float(beta[-1])]
+            self.widget.ylim = [lo, hi]
+            self.widget.ylabel = label
+
+
+class VolumeView:
+    """A 3-direction landscape as an ipyvolume volume rendering."""
+
+    def __init__(self, width: int = 420, height: int = 420) -> None:
+        import ipyvolume as ipv
+
+        self.widget = ipv.Figure(width=width, height=height)
+        with self.widget:
+            self.volume = ipv.volshow(np.arange(8, dtype=np.float32).reshape(2, 2, 2), controls=False,
+                                      extent=[[-1, 1]] * 3)
+        self.widget.xlabel, self.widget.ylabel, self.widget.zlabel = "alpha", "beta", "gamma"
+
+    def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> None:
+        """Draw a 3-D result (``alpha`` x ``beta`` x ``gamma``)."""
+        z, _ = display_field(ds, metric, scale)
+        lo, hi = _limits(z)
+        data = np.nan_to_num(z, nan=hi).astype(np.float32)
+        extent = [[float(ds[n].values[0]), float(ds[n].values[-1])] for n in ("alpha", "beta", "gamma")]
+        # ipyvolume's volume data is indexed [z, y, x] = [gamma, beta, alpha].
+        with self.widget.hold_sync(), self.volume.hold_sync():
+            self.volume.extent = extent
+            self.volume.data_min, self.volume.data_max = lo, hi
+            self.volume.data = np.ascontiguousarray(data.transpose(2, 1, 0))
+            self.widget.xlim, self.widget.ylim, self.widget.zlim = extent
