@@ -1,0 +1,156 @@
+"""Resumable on-disk runs: a killed run resumes and computes only the missing points."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from landscape_widgets import compute_landscape, plane, zoo
+from landscape_widgets.results import done_indices
+from landscape_widgets.store import (
+    compute_stored,
+    load_cached,
+    open_partial,
+    spec_hash,
+    store_path,
+)
+
+SETUP = """
+import torch, torch.nn.functional as F
+from landscape_widgets import plane, zoo
+torch.manual_seed(0)
+model = zoo.mlp(width=16)
+data = tuple(t[:200] for t in zoo.digits().test)
+grid = plane(num=15)
+"""
+CHUNK = 4
+
+
+@pytest.fixture(autouse=True)
+def empty_memory_cache(monkeypatch):
+    """Each test starts with an empty in-memory cache (its store root is its own)."""
+    import landscape_widgets.store as store
+
+    monkeypatch.setattr(store, "_memory", type(store._memory)())
+
+
+def _setup():
+    scope: dict = {}
+    exec(SETUP, scope)
+    return scope["model"], scope["data"], scope["grid"]
+
+
+def test_killed_run_resumes_with_only_missing_points(tmp_path):
+    script = SETUP + textwrap.dedent(f"""
+        import sys, time
+        from landscape_widgets.store import compute_stored
+        def report(ds, chunk):
+            print("chunk", flush=True)
+            time.sleep(0.05)
+        compute_stored(model, F.cross_entropy, data, grid, root={str(tmp_path)!r},
+                       strategy="loop", chunk_size={CHUNK}, on_chunk=report)
+        print("finished", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    seen = 0
+    for line in proc.stdout:
+        assert line.strip() == "chunk", "the run finished before it could be killed"
+        seen += 1
+        if seen == 5:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+    model, data, grid = _setup()
+    key = spec_hash(model, F.cross_entropy, data, grid)
+    partial = open_partial(store_path(key, tmp_path), grid)
+    on_disk = set(done_indices(partial).tolist())
+    # Every reported chunk is on disk (at most the chunk in flight is lost).
+    assert 5 * CHUNK <= len(on_disk) < grid.size
+    assert load_cached(key, tmp_path) is None  # partial runs are not served as finished
+
+    computed: list[int] = []
+    ds = compute_stored(
+        model, F.cross_entropy, data, grid, root=tmp_path, strategy="loop", chunk_size=CHUNK,
+        on_chunk=lambda ds, chunk: computed.extend(chunk.indices.tolist()),
+    )
+    assert len(computed) == len(set(computed))
+    assert set(computed) == set(range(grid.size)) - on_disk
+
+    reference = compute_landscape(model, F.cross_entropy, data, grid, strategy="loop")
+    assert ds.attrs["complete"] == 1 and bool(ds["done"].all())
+    np.testing.assert_allclose(ds["loss"].values, reference["loss"].values, rtol=1e-6)
+    np.testing.assert_allclose(ds["accuracy"].values, reference["accuracy"].values, rtol=1e-6)
+    # The store on disk holds the complete result too.
+    stored = open_partial(store_path(key, tmp_path), grid)
+    np.testing.assert_allclose(stored["loss"].values, reference["loss"].values, rtol=1e-6)
+
+
+def test_finished_run_is_served_from_the_cache_without_evaluation(tmp_path):
+    model, data, _ = _setup()
+    grid = plane(num=5)
+    first = compute_stored(model, F.cross_entropy, data, grid, root=tmp_path, strategy="loop")
+    calls: list = []
+    again = compute_stored(
+        model, F.cross_entropy, data, grid, root=tmp_path, on_chunk=lambda *a: calls.append(a)
+    )
+    assert calls == []
+    assert again is load_cached(first.attrs["spec_hash"], tmp_path)
+    np.testing.assert_array_equal(again["loss"].values, first["loss"].values)
+
+
+def test_cache_on_disk_survives_a_new_process(tmp_path, monkeypatch):
+    import landscape_widgets.store as store
+
+    model, data, _ = _setup()
+    grid = plane(num=5)
+    first = compute_stored(model, F.cross_entropy, data, grid, root=tmp_path, strategy="loop")
+    monkeypatch.setattr(store, "_memory", type(store._memory)())
+    loaded = load_cached(first.attrs["spec_hash"], tmp_path)
+    assert loaded is not None and loaded is not first
+    np.testing.assert_array_equal(loaded["loss"].values, first["loss"].values)
+
+
+def test_spec_hash_changes_with_anything_that_changes_the_numbers():
+    model, data, grid = _setup()
+    base = spec_hash(model, F.cross_entropy, data, grid)
+    assert spec_hash(model, F.cross_entropy, data, grid) == base
+    other = zoo.mlp(width=16)
+    other.load_state_dict(model.state_dict())
+    assert spec_hash(other, F.cross_entropy, data, grid) == base  # same weights, new object
+    with torch.no_grad():
+        other[0].bias[0] += 1e-3
+    variants = [
+        spec_hash(other, F.cross_entropy, data, grid),
+        spec_hash(model, F.cross_entropy, data, grid, seed=1),
+        spec_hash(model, F.cross_entropy, data, grid, normalization="layer"),
+        spec_hash(model, F.cross_entropy, data, grid, bias_bn="random"),
+        spec_hash(model, F.cross_entropy, data, plane(num=16)),
+        spec_hash(model, F.cross_entropy, (data[0][:-1], data[1][:-1]), grid),
+        spec_hash(model, F.nll_loss, data, grid),
+        spec_hash(model, F.cross_entropy, data, grid, directions=[torch.ones(1482), torch.ones(1482)]),
+    ]
+    assert len(set(variants + [base])) == len(variants) + 1
+
+
+def test_spec_hash_covers_buffers():
+    torch.manual_seed(0)
+    model = zoo.cnn(channels=4, depth=1, batchnorm=True)
+    data = tuple(t[:20] for t in zoo.digits(image=True).test)
+    base = spec_hash(model, F.cross_entropy, data, plane(num=3))
+    model.stem[1].running_mean += 1.0
+    assert spec_hash(model, F.cross_entropy, data, plane(num=3)) != base
+
+
+def test_store_of_another_grid_is_refused(tmp_path):
+    model, data, _ = _setup()
+    first = compute_stored(model, F.cross_entropy, data, plane(num=3), root=tmp_path, strategy="loop")
+    with pytest.raises(ValueError, match="grid of shape"):
+        open_partial(first.attrs["store"], plane(num=4))
