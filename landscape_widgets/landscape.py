@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ def compute_landscape(
     cancel: threading.Event | None = None,
     on_chunk: Callable[[xr.Dataset, Chunk], None] | None = None,
     progress: bool = False,
+    backend: Callable[..., Iterator[Chunk]] = iter_chunks,
 ) -> xr.Dataset:
     """Loss (and accuracy) of ``model`` on a line, plane or volume around theta.
 
@@ -69,6 +70,9 @@ def compute_landscape(
         Called as ``on_chunk(dataset, chunk)`` after each chunk is written.
     progress : bool
         Show a tqdm progress bar.
+    backend : callable
+        Produces the chunks; called like :func:`iter_chunks` (default), e.g.
+        :func:`landscape_widgets.distributed.dask_backend` to evaluate on Dask workers.
 
     Returns
     -------
@@ -109,7 +113,7 @@ def compute_landscape(
     done = done_indices(ds)
     bar = tqdm(total=grid.size, initial=len(done), disable=not progress, unit="pt")
     used: set[str] = set()
-    for chunk in iter_chunks(
+    for chunk in backend(
         evaluator, grid, strategy, chunk_size=chunk_size, order=order, skip=done, cancel=cancel
     ):
         fill_chunk(ds, chunk.indices, chunk.loss, chunk.accuracy)
