@@ -78,7 +78,7 @@ def save_landscape(ds: xr.Dataset, path: str | Path) -> Path:
     path = Path(path)
     ds = ds.assign_attrs(_clean_attrs(dict(ds.attrs)))
     if path.suffix == ".zarr":
-        ds.to_zarr(path, mode="w")
+        ds.to_zarr(path, mode="w", consolidated=False)
     elif path.suffix in (".nc", ".netcdf", ".nc4"):
         ds.assign(done=ds["done"].astype("int8")).to_netcdf(path)
     else:
@@ -92,7 +92,7 @@ def load_landscape(path: str | Path) -> xr.Dataset:
     if not path.exists():
         raise FileNotFoundError(f"no landscape result at {path}")
     if path.suffix == ".zarr" or path.is_dir():
-        ds = xr.open_zarr(path).load()
+        ds = xr.open_zarr(path, consolidated=False).load()
     else:
         with xr.open_dataset(path) as f:
             ds = f.load()

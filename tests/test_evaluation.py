@@ -1,0 +1,417 @@
+"""Evaluation backend: exact values, loop == batched, invariances, streaming, errors."""
+
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from landscape_widgets import zoo
+from landscape_widgets.directions import random_directions
+from landscape_widgets.evaluation import PointEvaluator
+from landscape_widgets.grids import line, plane
+from landscape_widgets.landscape import compute_landscape
+from landscape_widgets.params import flatten_params
+from landscape_widgets.streaming import iter_chunks, point_order
+
+
+def _data(shape, n=40, classes=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, *shape, generator=g), torch.randint(0, classes, (n,), generator=g)
+
+
+def _bn_cnn(skip: bool):
+    """A CNN with BatchNorm whose running statistics are far from (0, 1)."""
+    torch.manual_seed(0)
+    model = zoo.cnn(channels=4, depth=2, skip=skip, batchnorm=True)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.2, 3.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return model
+
+
+class Residual(nn.Module):
+    """An MLP with an identity skip connection around a hidden block."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(6, 8)
+        self.block = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8))
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.inp(x))
+        return self.out(torch.relu(h + self.block(h)))
+
+
+# -- exact values -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["loop", "batched"])
+def test_linear_model_squared_loss_is_the_exact_quadratic(strategy):
+    """L(a, b) = mean((r0 + a r1 + b r2)^2), r_i the residual and the directions' outputs."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 4, generator=g, dtype=torch.float64)
+    y = torch.randn(30, 1, generator=g, dtype=torch.float64)
+    model = nn.Linear(4, 1).double()
+    d1, d2 = (torch.randn(5, generator=g, dtype=torch.float64) for _ in range(2))
+    theta = flatten_params(model)
+
+    def outputs(vec):  # Linear's layout: weight (4 values) then bias
+        return x @ vec[:4].unsqueeze(1) + vec[4]
+
+    r0, r1, r2 = outputs(theta) - y, outputs(d1), outputs(d2)
+    grid = plane((-2, 1.5), (-1, 3), num=(5, 4))
+    coeffs = grid.coords(np.arange(grid.size))
+    a, b = coeffs[:, 0], coeffs[:, 1]
+    expected = np.array(
+        [float(((r0 + ai * r1 + bi * r2) ** 2).mean()) for ai, bi in zip(a, b)]
+    )
+    ev = PointEvaluator(model, F.mse_loss, (x, y), [d1, d2], device="cpu")
+    values = ev.evaluate(coeffs, strategy)
+    np.testing.assert_allclose(values.loss, expected, rtol=1e-9, atol=1e-12)
+    assert values.accuracy is None  # a regression task
+    ds = compute_landscape(model, F.mse_loss, (x, y), grid, [d1, d2], device="cpu", strategy=strategy)
+    np.testing.assert_allclose(ds["loss"].values.reshape(-1), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_linear_model_float32_along_a_line():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(50, 3, generator=g), torch.randn(50, 1, generator=g)
+    model = nn.Linear(3, 1)
+    d = torch.randn(4, generator=g)
+    theta = flatten_params(model).double()
+    xd, yd, dd = x.double(), y.double(), d.double()
+    r0 = xd @ theta[:3].unsqueeze(1) + theta[3] - yd
+    r1 = xd @ dd[:3].unsqueeze(1) + dd[3]
+    # the quadratic's coefficients, from the closed form
+    c0, c1, c2 = float((r0**2).mean()), float(2 * (r0 * r1).mean()), float((r1**2).mean())
+    ds = compute_landscape(model, F.mse_loss, (x, y), line(-1, 1, 9), [d], device="cpu")
+    a = ds["alpha"].values
+    np.testing.assert_allclose(ds["loss"].values, c0 + c1 * a + c2 * a**2, rtol=1e-5)
+
+
+# -- loop and batched agree ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make_model, shape, classes",
+    [
+        (lambda: zoo.mlp(in_features=12, width=16, depth=2, n_classes=5), (12,), 5),
+        (lambda: _bn_cnn(skip=False), (1, 8, 8), 10),
+        (lambda: _bn_cnn(skip=True), (1, 8, 8), 10),
+        (Residual, (6,), 3),
+    ],
+    ids=["mlp", "cnn-batchnorm", "resnet-batchnorm", "residual-mlp"],
+)
+def test_batched_equals_loop(make_model, shape, classes):
+    torch.manual_seed(0)
+    model = make_model()
+    data = _data(shape, n=37, classes=classes)
+    dirs = random_directions(model, 2, seed=1)
+    ev = PointEvaluator(model, F.cross_entropy, data, dirs, device="cpu")
+    coeffs = plane(num=5).coords(np.arange(25))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no vmap fallback here
+        batched = ev.evaluate(coeffs, "batched")
+        split_rows = ev.evaluate_batched(coeffs, rows=7)  # several data slices per point
+    loop = ev.evaluate(coeffs, "loop")
+    for values in (batched, split_rows):
+        np.testing.assert_allclose(values.loss, loop.loss, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(values.accuracy, loop.accuracy, atol=1e-6)
+    assert ev.batched_failed is None
+    # the centre is the model itself, BatchNorm with its running statistics (eval mode)
+    model.eval()
+    with torch.no_grad():
+        centre = float(F.cross_entropy(model(data[0]), data[1]))
+    assert loop.loss[12] == pytest.approx(centre, rel=1e-5)
+
+
+def test_caller_model_untouched_and_train_mode_kept():
+    model = _bn_cnn(skip=False).train()
+    before = flatten_params(model)
+    stats = model.stem[1].running_mean.clone()
+    compute_landscape(model, F.cross_entropy, _data((1, 8, 8)), plane(num=3), device="cpu")
+    assert torch.equal(flatten_params(model), before)
+    assert torch.equal(model.stem[1].running_mean, stats)
+    assert model.training
+
+
+def test_dataloader_batches_and_caps():
+    model = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)
+    x, y = _data((12,), n=50, classes=5)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+    dirs = random_directions(model, 1, seed=0)
+    full = PointEvaluator(model, F.cross_entropy, (x, y), dirs).evaluate([[0.3]])
+    batched = PointEvaluator(model, F.cross_entropy, loader, dirs).evaluate([[0.3]], "batched")
+    np.testing.assert_allclose(batched.loss, full.loss, rtol=1e-5)
+    capped = PointEvaluator(model, F.cross_entropy, loader, dirs, max_samples=20)
+    assert capped.batches.n_samples == 20
+    expected = PointEvaluator(model, F.cross_entropy, (x[:20], y[:20]), dirs).evaluate([[0.3]])
+    np.testing.assert_allclose(capped.evaluate([[0.3]]).loss, expected.loss, rtol=1e-5)
+    assert PointEvaluator(model, F.cross_entropy, loader, dirs, max_batches=2).batches.n_samples == 16
+
+
+# -- filter normalization invariance (Li et al. 2018, section 4) ---------------------------
+
+
+def _rescaled(model, factor):
+    """Multiply the first ReLU layer's weights and bias by ``factor`` and the next
+    layer's weights by ``1/factor``: the network computes the same function."""
+    out = zoo.mlp(in_features=12, width=16, depth=2, n_classes=5)
+    out.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        out[0].weight.mul_(factor)
+        out[0].bias.mul_(factor)
+        out[2].weight.div_(factor)
+    return out
+
+
+@pytest.mark.parametrize("bias_bn", ["ignore", "theta"])
+def test_filter_normalized_landscape_is_scale_invariant(bias_bn):
+    torch.manual_seed(0)
+    model = zoo.mlp(in_features=12, width=16, depth=2, n_classes=5)
+    scaled = _rescaled(model, 10.0)
+    data = _data((12,), n=64, classes=5)
+    with torch.no_grad():
+        torch.testing.assert_close(model(data[0]), scaled(data[0]), rtol=1e-5, atol=1e-5)
+    grid = plane(num=5)
+
+    def land(m, normalization):
+        ds = compute_landscape(
+            m, F.cross_entropy, data, grid, seed=3, normalization=normalization,
+            bias_bn=bias_bn, device="cpu", strategy="loop",
+        )
+        return ds["loss"].values
+
+    np.testing.assert_allclose(land(scaled, "filter"), land(model, "filter"), rtol=1e-4, atol=1e-6)
+    # without normalization the same random directions see a different landscape
+    assert np.max(np.abs(land(scaled, "none") - land(model, "none"))) > 1e-2
+
+
+# -- non-finite values ---------------------------------------------------------------------
+
+
+class Exponential(nn.Module):
+    """``exp(w * x)``: overflows to inf in float32 for large w."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.exp(self.w * x)
+
+
+@pytest.mark.parametrize("strategy", ["loop", "batched", "auto"])
+def test_nonfinite_losses_are_nan_and_counted(strategy):
+    x, y = torch.ones(4, 1), torch.zeros(4, 1)
+    grid = line(-1, 1, 5)  # w = 100 a: exp(100) is inf in float32, exp(50) is not
+    ds = compute_landscape(
+        Exponential(), F.l1_loss, (x, y), grid, [torch.tensor([100.0])], device="cpu",
+        strategy=strategy, chunk_size=2,
+    )
+    loss = ds["loss"].values
+    assert np.isnan(loss[-1]) and np.all(np.isfinite(loss[:-1]))
+    np.testing.assert_allclose(loss[:-1], np.exp(100 * grid.axes[0].values[:-1]), rtol=1e-5, atol=1e-30)
+    assert ds.attrs["n_nonfinite"] == 1 and ds.attrs["complete"] == 1
+    assert bool(ds["done"].values.all())
+
+
+# -- vmap fallback -------------------------------------------------------------------------
+
+
+class DataDependent(nn.Module):
+    """Python control flow on a tensor value: torch.vmap cannot trace it."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.lin(x)
+        if h.abs().max().item() > 1e6:
+            h = h / 2
+        return h
+
+
+def test_vmap_fallback_warns_and_gives_loop_values():
+    torch.manual_seed(0)
+    model, data = DataDependent(), _data((6,), n=20, classes=3)
+    dirs = random_directions(model, 2, seed=0, bias_bn="random")
+    coeffs = plane(num=3).coords(np.arange(9))
+    ev = PointEvaluator(model, F.cross_entropy, data, dirs, device="cpu")
+    with pytest.warns(RuntimeWarning, match="falling back to the per-point loop"):
+        fallback = ev.evaluate(coeffs, "batched")
+    assert ev.batched_failed
+    np.testing.assert_allclose(fallback.loss, ev.evaluate(coeffs, "loop").loss, rtol=0, atol=0)
+    with pytest.warns(RuntimeWarning, match="falling back"):
+        ds = compute_landscape(model, F.cross_entropy, data, plane(num=3), dirs, strategy="batched")
+    np.testing.assert_allclose(ds["loss"].values.reshape(-1), fallback.loss, rtol=1e-6)
+    assert ds.attrs["strategy"] == "loop" and "vmap_fallback" in ds.attrs
+
+
+# -- streaming: order, auto, cancel, resume ------------------------------------------------
+
+
+def _counting_loss():
+    calls = []
+
+    def loss_fn(out, y):
+        calls.append(len(y))
+        return F.cross_entropy(out, y)
+
+    return loss_fn, calls
+
+
+def test_iter_chunks_covers_grid_once_coarse_to_fine():
+    model = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)
+    ev = PointEvaluator(model, F.cross_entropy, _data((12,), classes=5), random_directions(model, 2))
+    grid = plane(num=9)
+    chunks = list(iter_chunks(ev, grid, strategy="auto", chunk_size=4))
+    seen = np.concatenate([c.indices for c in chunks])
+    assert np.array_equal(seen, point_order(grid))
+    assert np.array_equal(np.sort(seen), np.arange(grid.size))
+    assert [c.strategy for c in chunks[:4]] == ["loop", "batched", "loop", "batched"]
+    assert len({c.strategy for c in chunks[4:]}) == 1
+    reference = ev.evaluate(grid.coords(seen), "loop").loss
+    np.testing.assert_allclose(np.concatenate([c.loss for c in chunks]), reference, rtol=1e-5)
+    skip = np.arange(10)
+    assert not np.isin(point_order(grid, "raster", skip), skip).any()
+
+
+def test_cancel_from_another_thread_stops_within_one_chunk():
+    model = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)
+    cancel = threading.Event()
+    loss_fn, calls = _counting_loss()
+
+    def cancelling_loss(out, y):
+        if not calls:  # first point: another thread asks to stop
+            t = threading.Thread(target=cancel.set)
+            t.start()
+            t.join()
+        return loss_fn(out, y)
+
+    grid = plane(num=11)
+    ds = compute_landscape(
+        model, cancelling_loss, _data((12,), classes=5), grid, strategy="loop",
+        chunk_size=5, cancel=cancel,
+    )
+    assert cancel.is_set()
+    assert ds.attrs["n_done"] == 5 and ds.attrs["complete"] == 0
+    assert len(calls) == 5  # only the chunk in flight was computed
+    assert int(np.isfinite(ds["loss"].values).sum()) == 5
+
+
+def test_cancel_from_on_chunk_hook():
+    model = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)
+    cancel = threading.Event()
+    seen = []
+
+    def hook(ds, chunk):
+        seen.append(len(chunk.indices))
+        if len(seen) == 2:
+            cancel.set()
+
+    ds = compute_landscape(
+        model, F.cross_entropy, _data((12,), classes=5), plane(num=11), strategy="batched",
+        chunk_size=7, cancel=cancel, on_chunk=hook,
+    )
+    assert seen == [7, 7] and ds.attrs["n_done"] == 14
+
+
+def test_resume_computes_only_missing_points():
+    model = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)
+    data, grid = _data((12,), classes=5), plane(num=7)
+    cancel = threading.Event()
+    partial = compute_landscape(
+        model, F.cross_entropy, data, grid, strategy="loop", chunk_size=6, cancel=cancel,
+        on_chunk=lambda ds, c: cancel.set(),
+    )
+    assert partial.attrs["n_done"] == 6
+    loss_fn, calls = _counting_loss()
+    resumed = compute_landscape(
+        model, loss_fn, data, grid, strategy="loop", resume=partial
+    )
+    assert len(calls) == grid.size - 6
+    assert resumed.attrs["complete"] == 1
+    full = compute_landscape(model, F.cross_entropy, data, grid, strategy="loop")
+    np.testing.assert_allclose(resumed["loss"].values, full["loss"].values, rtol=1e-6)
+    with pytest.raises(ValueError, match="different grid"):
+        compute_landscape(model, F.cross_entropy, data, plane(num=5), resume=partial)
+
+
+def test_result_attributes():
+    model = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)
+    ds = compute_landscape(
+        model, F.cross_entropy, _data((12,), classes=5), plane(num=3), seed=4, normalization="layer"
+    )
+    assert ds.attrs["seed"] == 4 and ds.attrs["normalization"] == "layer"
+    assert ds.attrs["n_params"] == sum(p.numel() for p in model.parameters())
+    assert ds.attrs["complete"] == 1 and ds.attrs["n_nonfinite"] == 0
+    assert set(ds.data_vars) == {"loss", "accuracy", "done"}
+    assert ds["accuracy"].dims == ("alpha", "beta")
+    assert np.all((ds["accuracy"].values >= 0) & (ds["accuracy"].values <= 1))
+
+
+# -- clear errors --------------------------------------------------------------------------
+
+
+def test_clear_errors():
+    model = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)
+    data = _data((12,), classes=5)
+    dirs = random_directions(model, 2)
+    with pytest.raises(ValueError, match="1, 2 or 3 directions"):
+        PointEvaluator(model, F.cross_entropy, data, dirs * 2)
+    with pytest.raises(ValueError, match="flat vector"):
+        PointEvaluator(model, F.cross_entropy, data, [dirs[0][:-1]])
+    with pytest.raises(ValueError, match="no samples"):
+        PointEvaluator(model, F.cross_entropy, (data[0][:0], data[1][:0]), dirs)
+    with pytest.raises(ValueError, match="no samples"):
+        PointEvaluator(model, F.cross_entropy, [], dirs)
+    with pytest.raises(ValueError, match="no parameters"):
+        PointEvaluator(nn.ReLU(), F.cross_entropy, data, dirs)
+    with pytest.raises(ValueError, match="samples"):
+        PointEvaluator(model, F.cross_entropy, (data[0], data[1][:-1]), dirs)
+    ev = PointEvaluator(model, F.cross_entropy, data, dirs)
+    with pytest.raises(ValueError, match="grid has 1 axes but there are 2"):
+        next(iter_chunks(ev, line(num=5)))
+    with pytest.raises(ValueError, match=r"shape \[points, 2\]"):
+        ev.evaluate(np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="strategy"):
+        next(iter_chunks(ev, plane(num=3), strategy="fast"))
+    with pytest.raises(ValueError, match="chunk_size"):
+        next(iter_chunks(ev, plane(num=3), chunk_size=0))
+    with pytest.raises(ValueError, match="order"):
+        next(iter_chunks(ev, plane(num=3), order="random"))
+    vector_loss = lambda out, y: F.cross_entropy(out, y, reduction="none")
+    for strategy in ("loop", "batched"):
+        with pytest.raises(ValueError, match="mean loss"):
+            PointEvaluator(model, vector_loss, data, dirs).evaluate(np.zeros((2, 2)), strategy)
+
+
+# -- CUDA ------------------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("make_model, shape", [(lambda: _bn_cnn(skip=True), (1, 8, 8)), (Residual, (6,))])
+def test_cuda_loop_and_batched_equal_cpu(make_model, shape):
+    model = make_model()
+    data = _data(shape, n=37, classes=3)
+    dirs = random_directions(model, 2, seed=0)
+    coeffs = plane(num=5).coords(np.arange(25))
+    cpu = PointEvaluator(model, F.cross_entropy, data, dirs, device="cpu").evaluate(coeffs)
+    gpu = PointEvaluator(model, F.cross_entropy, data, dirs, device="cuda")
+    assert gpu.device.type == "cuda"
+    for strategy in ("loop", "batched"):
+        values = gpu.evaluate(coeffs, strategy)
+        np.testing.assert_allclose(values.loss, cpu.loss, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(values.accuracy, cpu.accuracy, atol=1e-6)
