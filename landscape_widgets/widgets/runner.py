@@ -155,7 +155,8 @@ class Runner:
         self.n_draws = 0
         #: The last exception raised by ``work`` or ``draw``, if any.
         self.error: BaseException | None = None
-        self._lock = threading.RLock()
+        #: Held while drawing and while starting/stopping: take it to draw from another thread.
+        self.lock = threading.RLock()
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
@@ -168,7 +169,7 @@ class Runner:
 
     def stop(self) -> None:
         """Cancel the run in flight and any pending request; nothing more is drawn."""
-        with self._lock:
+        with self.lock:
             self.generation += 1
             self._cancel.set()
             if self._timer is not None:
@@ -189,7 +190,7 @@ class Runner:
             ``done(completed)`` after the run, ``completed`` False when it was cancelled
             or failed; not called for a stale generation.
         """
-        with self._lock:
+        with self.lock:
             self.stop()
             gen = self.generation
             cancel = threading.Event()
@@ -207,7 +208,7 @@ class Runner:
 
         The run in flight is cancelled at once (so it stops drawing immediately).
         """
-        with self._lock:
+        with self.lock:
             self.stop()
             if self.debounce == 0:
                 self.start(work, draw, done)
@@ -221,7 +222,7 @@ class Runner:
         """Block until no run is pending or in flight; False if ``timeout`` expired."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with self._lock:
+            with self.lock:
                 timer, thread = self._timer, self._thread
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if timer is not None and timer.is_alive():
@@ -234,7 +235,7 @@ class Runner:
                 return not self.running
 
     def _draw_if_current(self, gen: int, draw: Draw, snapshot: Any) -> bool:
-        with self._lock:
+        with self.lock:
             if gen != self.generation:
                 return False
             draw(snapshot)
@@ -267,6 +268,6 @@ class Runner:
                 self.on_error(exc)
         finally:
             if done is not None:
-                with self._lock:
+                with self.lock:
                     if gen == self.generation:
                         done(completed)

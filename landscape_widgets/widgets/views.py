@@ -135,6 +135,7 @@ class LineView:
             x=np.zeros(0), y=np.zeros(0), scales={"x": self.x_scale, "y": self.acc_scale},
             colors=["#ff7f0e"], marker="square", marker_size=16, labels=["accuracy"], display_legend=True,
         )
+        self.normalization = normalization
         self.x_axis = bq.Axis(scale=self.x_scale, label=axis_label("alpha", normalization))
         self.loss_axis = bq.Axis(scale=self.loss_scale, orientation="vertical", label="loss",
                                  label_offset="45px")
@@ -156,6 +157,7 @@ class LineView:
         loss, label = metric_values(ds, loss_metric, scale)
         with self.widget.hold_sync():
             self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
+            self.x_axis.label = axis_label("alpha", ds.attrs.get("normalization", self.normalization))
             self.loss_axis.label = label
             with self.loss_line.hold_sync():
                 self.loss_line.x, self.loss_line.y = alpha[done], loss[done]
@@ -184,14 +186,15 @@ class ContourView:
         self.centre = bq.Scatter(x=[0.0], y=[0.0], scales=scales, marker="cross",
                                  colors=["red"], default_size=120, stroke="white",
                                  tooltip=None)
+        self.normalization = normalization
+        self.x_axis = bq.Axis(scale=self.x_scale, label=axis_label("alpha", normalization))
+        self.y_axis = bq.Axis(scale=self.y_scale, orientation="vertical",
+                              label=axis_label("beta", normalization), label_offset="45px")
         self.color_axis = bq.ColorAxis(scale=self.color_scale, orientation="vertical",
                                        side="right", label="loss")
         self.widget = bq.Figure(
             marks=[self.heatmap, self.contours, self.centre],
-            axes=[bq.Axis(scale=self.x_scale, label=axis_label("alpha", normalization)),
-                  bq.Axis(scale=self.y_scale, orientation="vertical",
-                          label=axis_label("beta", normalization), label_offset="45px"),
-                  self.color_axis],
+            axes=[self.x_axis, self.y_axis, self.color_axis],
             title="2-D landscape", padding_x=0, padding_y=0,
             fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 110},
             layout={"width": "100%", "height": height},
@@ -211,6 +214,8 @@ class ContourView:
             with self.contours.hold_sync():
                 self.contours.x, self.contours.y = cx, cy
             self.color_axis.label = label
+            norm = ds.attrs.get("normalization", self.normalization)
+            self.x_axis.label, self.y_axis.label = axis_label("alpha", norm), axis_label("beta", norm)
             self.widget.title = f"2-D landscape: {_status(ds)}"
 
 
@@ -278,6 +283,8 @@ class VolumeView:
     def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> None:
         """Draw a 3-D result (``alpha`` x ``beta`` x ``gamma``)."""
         z, _ = display_field(ds, metric, scale)
+        if not np.isfinite(z).any():
+            return  # nothing computed yet: keep the previous picture
         lo, hi = _limits(z)
         data = np.nan_to_num(z, nan=hi).astype(np.float32)
         extent = [[float(ds[n].values[0]), float(ds[n].values[-1])] for n in ("alpha", "beta", "gamma")]

@@ -1,0 +1,277 @@
+"""``LandscapeExplorer``: controls + live views of a model's loss landscape.
+
+Every control that changes *what is computed* (seed, normalization, bias/BN, view,
+range, resolution) cancels the run in flight and, after a short debounce, starts the
+new one in a worker thread; finished results are cached by their settings, so going
+back to earlier settings redraws at once. Controls that change only *how it is drawn*
+(metric, colour scale) redraw without computing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import ipywidgets as w
+import xarray as xr
+from torch import nn
+
+from ..directions import random_directions
+from ..evaluation import LossFn, PointEvaluator
+from ..grids import Grid, make_grid
+from .progress import ProgressView
+from .runner import Runner, Snapshot, landscape_stream
+from .views import METRICS, SCALES, ContourView, LineView, SurfaceView, VolumeView
+
+VIEWS: tuple[str, ...] = ("1d", "2d", "3d")
+_VIEW_LABELS = {"1-D": "1d", "2-D": "2d", "3-D": "3d"}
+#: Default (half-range, resolution) per view: the grid is ``[-r, r]`` per axis.
+DEFAULT_GRIDS: dict[str, tuple[float, int]] = {"1d": (1.0, 51), "2d": (1.0, 51), "3d": (1.0, 15)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What is computed: two runs with equal settings give the same result."""
+
+    view: str = "2d"
+    seed: int = 0
+    normalization: str = "filter"
+    include_bias_bn: bool = False
+    half_range: float = 1.0
+    resolution: int = 51
+
+    @property
+    def ndim(self) -> int:
+        return VIEWS.index(self.view) + 1
+
+    @property
+    def grid(self) -> Grid:
+        r = float(self.half_range)
+        return make_grid([(-r, r)] * self.ndim, int(self.resolution))
+
+
+def _chunk_size(grid: Grid) -> int:
+    """About 50 updates per run (each chunk is one redraw at most), 8 to 256 points."""
+    return max(8, min(256, grid.size // 50))
+
+
+class LandscapeExplorer(w.VBox):
+    """Interactive loss-landscape explorer for a model, a loss and data.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The trained network (it is copied, never modified).
+    loss_fn : callable
+        ``loss_fn(outputs, targets)`` returning the batch mean, e.g. ``F.cross_entropy``.
+    data : (inputs, targets) or iterable of batches
+        Data the loss is averaged over.
+    view : {"1d", "2d", "3d"}
+        Initial view.
+    seed, normalization, include_bias_bn
+        Random directions (Li et al. 2018: filter normalization, bias/BN ignored).
+    grids : dict, optional
+        ``{view: (half_range, resolution)}`` overriding :data:`DEFAULT_GRIDS`.
+    metric : {"loss", "accuracy", "log-loss"}
+    scale : {"linear", "log"}
+        Colour (and height) scale.
+    device : str, optional
+        ``"cpu"``, ``"cuda"``; default CUDA when available.
+    max_samples : int, optional
+        Cap on the samples the loss is averaged over (faster, noisier).
+    debounce : float
+        Seconds to wait after a control change before computing.
+    max_rate : float
+        Most redraws per second.
+    autostart : bool
+        Start computing the initial view right away.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        data,
+        *,
+        view: str = "2d",
+        seed: int = 0,
+        normalization: str = "filter",
+        include_bias_bn: bool = False,
+        grids: dict[str, tuple[float, int]] | None = None,
+        metric: str = "loss",
+        scale: str = "linear",
+        device: str | None = None,
+        max_samples: int | None = None,
+        debounce: float = 0.3,
+        max_rate: float = 10.0,
+        autostart: bool = True,
+    ) -> None:
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        unknown = set(grids or {}) - set(VIEWS)
+        if unknown:
+            raise ValueError(f"grids has unknown views {sorted(unknown)}; use {VIEWS}")
+        self.model, self.loss_fn, self.data = model, loss_fn, data
+        self.device, self.max_samples = device, max_samples
+        self.grids = {**DEFAULT_GRIDS, **(grids or {})}
+        #: Finished results, keyed by :class:`Settings`.
+        self.cache: dict[Settings, xr.Dataset] = {}
+        #: The result on screen (possibly partial).
+        self.result: xr.Dataset | None = None
+        self.runner = Runner(max_rate=max_rate, debounce=debounce, on_error=self._show_error)
+        self.progress = ProgressView()
+        self._views: dict[str, list] = {}
+        self._syncing = False
+
+        half, res = self.grids[view]
+        style = {"description_width": "initial"}
+        self.seed = w.IntSlider(value=seed, min=0, max=99, description="direction seed", style=style)
+        self.normalization = w.ToggleButtons(options=["none", "layer", "filter"], value=normalization,
+                                             description="normalization", style=style)
+        self.include_bias_bn = w.Checkbox(value=include_bias_bn, description="include bias/BN",
+                                          indent=False)
+        self.view = w.ToggleButtons(options=list(_VIEW_LABELS.items()), value=view, description="view")
+        self.half_range = w.FloatSlider(value=half, min=0.05, max=5.0, step=0.05,
+                                        description="range ±", style=style)
+        self.resolution = w.IntSlider(value=res, min=3, max=101, description="resolution", style=style)
+        self.metric = w.Dropdown(options=list(METRICS), value=metric, description="metric")
+        self.scale = w.ToggleButtons(options=list(SCALES), value=scale, description="colour scale",
+                                     style=style)
+        self.stop_button = w.Button(description="Stop", icon="stop", button_style="warning")
+        self.plots = w.Box(layout={"width": "100%"})
+
+        for control in (self.seed, self.normalization, self.include_bias_bn, self.half_range,
+                        self.resolution):
+            control.observe(self._on_settings, "value")
+        self.view.observe(self._on_view, "value")
+        self.metric.observe(self._on_display, "value")
+        self.scale.observe(self._on_display, "value")
+        self.stop_button.on_click(lambda _: self.stop())
+
+        controls = w.VBox([
+            w.HBox([self.view, self.seed]),
+            w.HBox([self.normalization, self.include_bias_bn]),
+            w.HBox([self.half_range, self.resolution]),
+            w.HBox([self.metric, self.scale, self.stop_button]),
+        ])
+        super().__init__([controls, self.progress.widget, self.plots])
+        self.add_class("landscape-explorer")
+        self._show_views()
+        if autostart:
+            self.runner.start(self._work(self.settings), self._draw, self._finished(self.settings))
+
+    # -- state ---------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        """The settings the controls show now."""
+        return Settings(self.view.value, int(self.seed.value), self.normalization.value,
+                        bool(self.include_bias_bn.value), float(self.half_range.value),
+                        int(self.resolution.value))
+
+    @property
+    def views(self) -> list:
+        """The view objects of the current view (e.g. ``[ContourView]``)."""
+        return self._views_for(self.view.value)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the current run (and any pending one) has finished."""
+        return self.runner.wait(timeout)
+
+    def stop(self) -> None:
+        """Cancel the computation; the partial picture stays on screen."""
+        self.runner.stop()
+        if self.result is not None:
+            done = int(self.result["done"].values.sum())
+            self.progress.message(f"stopped at {done}/{self.result['done'].size} points", "warning")
+
+    def refresh(self) -> None:
+        """Recompute (or redraw from the cache) for the current settings."""
+        settings = self.settings
+        if settings in self.cache:
+            self.runner.stop()
+            ds = self.cache[settings]
+            with self.runner.lock:
+                self.result = ds
+                self._redraw()
+            n = int(ds["done"].values.sum())
+            self.progress.update(n, ds["done"].size, float(ds.attrs.get("elapsed", 0.0)),
+                                 str(ds.attrs.get("device", "?")), "from cache")
+            return
+        self.progress.message("waiting for the controls to settle...")
+        self.runner.request(self._work(settings), self._draw, self._finished(settings))
+
+    # -- control callbacks (kernel's main thread) ------------------------------------
+    def _on_settings(self, _change) -> None:
+        if not self._syncing:
+            self.grids[self.view.value] = (float(self.half_range.value), int(self.resolution.value))
+            self.refresh()
+
+    def _on_view(self, _change) -> None:
+        half, res = self.grids[self.view.value]
+        self._syncing = True
+        try:
+            self.half_range.value, self.resolution.value = half, res
+        finally:
+            self._syncing = False
+        self._show_views()
+        self.refresh()
+
+    def _on_display(self, _change) -> None:
+        with self.runner.lock:
+            if self.result is not None:
+                self._redraw()
+
+    def _show_error(self, exc: BaseException) -> None:
+        self.progress.message(f"error: {type(exc).__name__}: {exc}", "danger")
+
+    # -- views -----------------------------------------------------------------------
+    def _views_for(self, view: str) -> list:
+        if view not in self._views:
+            norm = self.normalization.value
+            self._views[view] = {
+                "1d": lambda: [LineView(norm)],
+                "2d": lambda: [ContourView(norm)],
+                "3d": lambda: [SurfaceView(), VolumeView()],
+            }[view]()
+        return self._views[view]
+
+    def _show_views(self) -> None:
+        self.plots.children = [v.widget for v in self._views_for(self.view.value)]
+
+    def _redraw(self) -> None:
+        ds = self.result
+        ndim = ds["loss"].ndim
+        for v in self._views_for(VIEWS[ndim - 1]):
+            v.update(ds, self.metric.value, self.scale.value)
+
+    # -- the worker ------------------------------------------------------------------
+    def _work(self, settings: Settings):
+        def work(cancel: threading.Event) -> Iterator[Snapshot]:
+            grid = settings.grid
+            directions = random_directions(
+                self.model, grid.ndim, seed=settings.seed, normalization=settings.normalization,
+                bias_bn="random" if settings.include_bias_bn else "ignore",
+            )
+            evaluator = PointEvaluator(self.model, self.loss_fn, self.data, directions,
+                                       device=self.device, max_samples=self.max_samples)
+            attrs = {**asdict(settings), "device": str(evaluator.device)}
+            yield from landscape_stream(evaluator, grid, cancel, chunk_size=_chunk_size(grid),
+                                        attrs=attrs)
+        return work
+
+    def _draw(self, snap: Snapshot) -> None:
+        snap.ds.attrs["elapsed"] = snap.elapsed
+        self.result = snap.ds
+        self._redraw()
+        self.progress.update(snap.n_done, snap.total, snap.elapsed, snap.device)
+
+    def _finished(self, settings: Settings):
+        def done(completed: bool) -> None:
+            if completed and self.result is not None:
+                self.cache[settings] = self.result
+        return done
