@@ -1,0 +1,83 @@
+"""The wedge toy landscape: exact values, use as a model, the hyperplane experiment."""
+
+import numpy as np
+import pytest
+import torch
+
+from landscape_widgets.grids import plane
+from landscape_widgets.landscape import compute_landscape
+from landscape_widgets.wedge import (
+    WEDGE_DATA,
+    WedgeModel,
+    hyperplane_experiment,
+    subspace_optimization,
+    wedge_loss,
+    wedge_model,
+    wedge_objective,
+    wedge_optimum,
+)
+
+
+def test_wedge_loss_is_zero_on_a_wedge():
+    x = wedge_optimum(20, 4, seed=3)
+    assert int((x != 0).sum()) == 4
+    assert float(wedge_loss(x, 4)) == 0.0
+    assert float(wedge_loss(torch.zeros(20), 4)) == 0.0
+    # a point with fewer than n non-zero coordinates is on a wedge too
+    assert float(wedge_loss(wedge_optimum(20, 2, seed=1), 4)) == 0.0
+
+
+def test_wedge_loss_is_the_distance_to_the_nearest_wedge():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 8, generator=gen, dtype=torch.float64)
+    n = 3
+    # brute force: distance to every coordinate subspace spanned by n axes
+    import itertools
+
+    for row, value in zip(x, wedge_loss(x, n)):
+        dists = [row[[i for i in range(8) if i not in axes]].norm() for axes in itertools.combinations(range(8), n)]
+        assert float(value) == pytest.approx(float(min(dists)), rel=1e-12)
+        # moving onto the nearest wedge: zero the D - n smallest coordinates
+        proj = row.clone()
+        proj[torch.argsort(row.abs())[: 8 - n]] = 0
+        assert float((row - proj).norm()) == pytest.approx(float(value), rel=1e-12)
+        assert float(wedge_loss(proj, n)) == 0.0
+
+
+def test_wedge_loss_rejects_bad_n():
+    with pytest.raises(ValueError, match="n_long"):
+        wedge_loss(torch.zeros(5), 5)
+
+
+def test_wedge_model_works_in_compute_landscape():
+    model = wedge_model(10, 2, seed=0)
+    with torch.no_grad():
+        assert float(wedge_objective(model(WEDGE_DATA[0]), WEDGE_DATA[1])) == 0.0
+    ds = compute_landscape(model, wedge_objective, WEDGE_DATA, grid=plane(num=5), device="cpu")
+    assert "accuracy" not in ds
+    theta = model.point.detach().reshape(-1).double()
+    dirs = compute_landscape.__globals__["random_directions"](model, 2, seed=0)
+    a, b = 0.5, -1.0
+    expected = float(wedge_loss(theta + a * dirs[0].double() + b * dirs[1].double(), 2))
+    assert float(ds["loss"].sel(alpha=a, beta=b)) == pytest.approx(expected, rel=1e-5)
+    assert float(ds["loss"].sel(alpha=0.0, beta=0.0)) == 0.0
+    batched = compute_landscape(model, wedge_objective, WEDGE_DATA, grid=plane(num=5),
+                                device="cpu", strategy="batched")
+    np.testing.assert_allclose(batched["loss"].values, ds["loss"].values, rtol=1e-5, atol=1e-6)
+
+
+def test_hyperplane_optimization_succeeds_iff_d_at_least_D_minus_n():
+    dim, n = 30, 6
+    ratios = hyperplane_experiment(dim, n, dims=[5, 12, dim - n, dim - n + 3], steps=100)
+    assert ratios[dim - n] < 1e-6 and ratios[dim - n + 3] < 1e-6
+    assert ratios[5] > 0.3 and ratios[12] > 0.1
+
+
+def test_subspace_optimization_rejects_bad_d():
+    with pytest.raises(ValueError, match="subspace dimension"):
+        subspace_optimization(10, 2, 0)
+
+
+def test_wedge_model_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="n_long"):
+        WedgeModel(4, 4)
