@@ -1,0 +1,354 @@
+"""Mode connectivity: are two solutions joined by a low-loss path?
+
+- the linear path ``(1 - t) w1 + t w2`` and its loss barrier;
+- a quadratic Bezier curve ``phi(t) = (1-t)^2 w1 + 2t(1-t) theta + t^2 w2`` whose bend
+  ``theta`` is trained by minimizing ``L(phi(t))`` at ``t ~ U[0, 1]`` (Garipov et al. 2018);
+- the Fort & Jastrzebski 2019 tunnel: points splitting the segment are each moved to a low
+  loss within the hyperplane normal to the segment;
+- the plane through ``w1``, ``w2`` and the bend, with both paths drawn on it.
+
+A curve point is ``w1 + 2t(1-t) (theta - w1) + t^2 (w2 - w1)``, so every path here is
+evaluated with :class:`~landscape_widgets.evaluation.PointEvaluator` along fixed
+directions, and results are ``xarray`` datasets over ``alpha`` = ``t`` like
+:func:`~landscape_widgets.results.empty_landscape`.
+
+Models with BatchNorm: the running statistics of ``w1`` are wrong at other points, so
+give ``bn_data`` (training inputs) and they are recomputed at every evaluated point (a
+pass in train mode, Garipov et al.); training runs in train mode (batch statistics).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+from torch.func import functional_call
+
+from .data import as_batches
+from .directions import interpolation_direction
+from .evaluation import LossFn, PointEvaluator, PointValues
+from .grids import line, make_grid
+from .landscape import compute_landscape
+from .params import check_same_architecture, flatten_params, load_flat_params_, param_layout
+from .results import empty_landscape, fill_chunk
+
+Progress = Callable[[int, int, float], None]
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    """Whether ``model`` contains a BatchNorm layer (its statistics depend on the point)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def recompute_bn_stats_(model: nn.Module, data) -> nn.Module:
+    """Reset and re-estimate every BatchNorm's running statistics from ``data``.
+
+    One pass in train mode with a cumulative average (``momentum=None``), no gradients;
+    the model is left in eval mode.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for x, _ in as_batches(data).batches:
+            model(x)
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    return model.eval()
+
+
+def evaluate_points(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data,
+    theta: torch.Tensor,
+    directions: list[torch.Tensor],
+    coeffs: np.ndarray,
+    bn_data=None,
+    device=None,
+) -> PointValues:
+    """Loss (and accuracy) at ``theta + coeffs @ directions``, BatchNorm-aware.
+
+    Without BatchNorm (or without ``bn_data``) this is one
+    :class:`~landscape_widgets.evaluation.PointEvaluator` call; with both, each point's
+    running statistics are recomputed from ``bn_data`` first.
+    """
+    coeffs = np.asarray(coeffs, dtype=np.float64)
+    if bn_data is None or not has_batchnorm(model):
+        return PointEvaluator(model, loss_fn, data, directions, theta=theta, device=device).evaluate(coeffs)
+    dirs = torch.stack([d.double() for d in directions])
+    losses, accs = [], []
+    for c in coeffs:
+        point = (theta.double() + torch.as_tensor(c) @ dirs).float()
+        m = recompute_bn_stats_(load_flat_params_(copy.deepcopy(model), point), bn_data)
+        v = PointEvaluator(m, loss_fn, data, directions[:1], device=device).evaluate(np.zeros((1, 1)))
+        losses.append(v.loss[0])
+        accs.append(None if v.accuracy is None else v.accuracy[0])
+    return PointValues(np.array(losses), None if accs[0] is None else np.array(accs))
+
+
+def _path_dataset(values: PointValues, t: np.ndarray, attrs: dict) -> xr.Dataset:
+    ds = empty_landscape(line(float(t[0]), float(t[-1]), len(t)), accuracy=values.accuracy is not None,
+                         attrs=attrs)
+    fill_chunk(ds, np.arange(len(t)), values.loss, values.accuracy)
+    ds["alpha"].attrs.update(long_name="t (position along the path)", units="fraction of the path")
+    return ds
+
+
+def linear_path(
+    model1: nn.Module, model2: nn.Module, loss_fn: LossFn, data, num: int = 21, bn_data=None, device=None
+) -> xr.Dataset:
+    """Loss along ``(1 - t) w1 + t w2`` for ``t`` in [0, 1] (coordinate ``alpha`` = t).
+
+    The dataset's ``barrier`` attribute is :func:`loss_barrier` of the loss.
+    """
+    d = interpolation_direction(model1, model2)
+    if bn_data is None or not has_batchnorm(model1):
+        ds = compute_landscape(model1, loss_fn, data, line(0.0, 1.0, num), [d], device=device,
+                               strategy="loop")
+    else:
+        t = np.linspace(0, 1, num)
+        values = evaluate_points(model1, loss_fn, data, flatten_params(model1), [d], t[:, None], bn_data, device)
+        ds = _path_dataset(values, t, {})
+    ds.attrs.update(path="linear", barrier=loss_barrier(ds["loss"].values))
+    return ds
+
+
+def loss_barrier(loss: np.ndarray) -> float:
+    """Height of a path's loss above the straight line between its end values.
+
+    ``max_t [L(t) - ((1 - t) L(0) + t L(1))]`` over evenly spaced ``t`` (0 when the
+    path is never above the chord).
+    """
+    loss = np.asarray(loss, dtype=np.float64)
+    chord = np.linspace(loss[0], loss[-1], len(loss))
+    return float(max(0.0, np.nanmax(loss - chord)))
+
+
+def bezier_coefficients(t: np.ndarray) -> np.ndarray:
+    """Coefficients of ``(bend - w1, w2 - w1)`` for curve points: ``[2t(1-t), t^2]``."""
+    t = np.asarray(t, dtype=np.float64)
+    return np.stack([2 * t * (1 - t), t * t], axis=-1)
+
+
+def _sampler(data, batch_size: int, gen: torch.Generator):
+    x = torch.cat([b[0] for b in as_batches(data).batches])
+    y = torch.cat([b[1] for b in as_batches(data).batches])
+
+    def draw():
+        idx = torch.randint(0, len(x), (min(batch_size, len(x)),), generator=gen)
+        return x[idx], y[idx]
+
+    return draw
+
+
+def _stepper(model: nn.Module, loss_fn: LossFn):
+    """``loss(point, x, y)`` through ``functional_call`` on a private train-mode copy."""
+    net = copy.deepcopy(model).train()
+    layout = param_layout(net)
+    buffers = dict(net.named_buffers())
+
+    def loss(point, x, y):
+        return loss_fn(functional_call(net, (layout.split(point), buffers), (x,)), y)
+
+    return loss
+
+
+def train_bezier(
+    model1: nn.Module,
+    model2: nn.Module,
+    loss_fn: LossFn,
+    data,
+    steps: int = 500,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    batch_size: int = 128,
+    seed: int = 0,
+    on_step: Progress | None = None,
+) -> torch.Tensor:
+    """Train the bend of a quadratic Bezier curve between two solutions (Garipov et al.).
+
+    Each step draws ``t ~ U[0, 1]`` and a minibatch and takes an SGD step on the bend
+    to lower ``L(phi(t))``. The bend starts at the midpoint of ``w1`` and ``w2``.
+
+    Parameters
+    ----------
+    model1, model2 : nn.Module
+        The two solutions (same architecture).
+    loss_fn, data
+        Mean-reduced loss and the training data.
+    steps, lr, momentum, batch_size, seed
+        SGD settings.
+    on_step : callable, optional
+        ``on_step(step, steps, minibatch_loss)`` after each step.
+
+    Returns
+    -------
+    torch.Tensor
+        The flat bend ``theta``.
+    """
+    check_same_architecture(model1, model2)
+    w1, w2 = flatten_params(model1), flatten_params(model2)
+    bend = ((w1 + w2) / 2).requires_grad_(True)
+    gen = torch.Generator().manual_seed(int(seed))
+    draw = _sampler(data, batch_size, gen)
+    loss_at = _stepper(model1, loss_fn)
+    opt = torch.optim.SGD([bend], lr=lr, momentum=momentum)
+    for step in range(steps):
+        t = float(torch.rand((), generator=gen))
+        point = (1 - t) ** 2 * w1 + 2 * t * (1 - t) * bend + t * t * w2
+        opt.zero_grad()
+        loss = loss_at(point, *draw())
+        loss.backward()
+        opt.step()
+        if on_step is not None:
+            on_step(step + 1, steps, loss.item())
+    return bend.detach()
+
+
+def curve_path(
+    model1: nn.Module, model2: nn.Module, bend: torch.Tensor, loss_fn: LossFn, data, num: int = 21,
+    bn_data=None, device=None,
+) -> xr.Dataset:
+    """Loss along the Bezier curve with the given bend (coordinate ``alpha`` = t)."""
+    check_same_architecture(model1, model2)
+    w1 = flatten_params(model1)
+    t = np.linspace(0.0, 1.0, num)
+    values = evaluate_points(model1, loss_fn, data, w1, [bend - w1, flatten_params(model2) - w1],
+                             bezier_coefficients(t), bn_data, device)
+    ds = _path_dataset(values, t, {"path": "bezier"})
+    ds.attrs["barrier"] = loss_barrier(ds["loss"].values)
+    return ds
+
+
+def tunnel(
+    model1: nn.Module,
+    model2: nn.Module,
+    loss_fn: LossFn,
+    data,
+    n_points: int = 5,
+    steps: int = 200,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    batch_size: int = 128,
+    seed: int = 0,
+    num_per_segment: int = 5,
+    bn_data=None,
+    device=None,
+) -> xr.Dataset:
+    """The Fort & Jastrzebski tunnel between two solutions.
+
+    ``n_points`` points split the segment ``w1 -> w2`` evenly; each is moved by SGD with
+    its gradient projected onto the hyperplane normal to the segment (so it keeps its
+    position along the segment), then the loss is evaluated along the polygonal path
+    ``w1, p1, ..., pn, w2``.
+
+    Returns
+    -------
+    xr.Dataset
+        ``loss`` (and ``accuracy``) over ``alpha`` = position along the segment (the
+        fraction of ``w2 - w1`` covered, the same for a split point before and after
+        optimization), with ``barrier`` and ``linear_barrier`` attributes and a
+        ``points`` variable ``[split, param]`` holding the optimized split points.
+    """
+    check_same_architecture(model1, model2)
+    w1, w2 = flatten_params(model1), flatten_params(model2)
+    seg = w2 - w1
+    unit = seg / seg.norm()
+    gen = torch.Generator().manual_seed(int(seed))
+    draw = _sampler(data, batch_size, gen)
+    loss_at = _stepper(model1, loss_fn)
+    s = np.linspace(0, 1, n_points + 2)
+    points = [w1]
+    for frac in s[1:-1]:
+        p = (w1 + float(frac) * seg).requires_grad_(True)
+        opt = torch.optim.SGD([p], lr=lr, momentum=momentum)
+        for _ in range(steps):
+            opt.zero_grad()
+            loss_at(p, *draw()).backward()
+            p.grad -= (p.grad @ unit) * unit
+            opt.step()
+        points.append(p.detach())
+    points.append(w2)
+    t_all, losses, accs = [], [], []
+    for k in range(len(points) - 1):
+        local = np.linspace(0, 1, num_per_segment)[: None if k == len(points) - 2 else -1]
+        v = evaluate_points(model1, loss_fn, data, points[k], [points[k + 1] - points[k]], local[:, None],
+                            bn_data, device)
+        t_all.append(s[k] + local * (s[k + 1] - s[k]))
+        losses.append(v.loss)
+        accs.append(v.accuracy)
+    values = PointValues(np.concatenate(losses), None if accs[0] is None else np.concatenate(accs))
+    t = np.concatenate(t_all)
+    ds = _path_dataset(values, t, {"path": "tunnel"})
+    ds = ds.assign(points=(("split", "param"), torch.stack(points).numpy()))
+    ds.attrs["barrier"] = loss_barrier(values.loss)
+    return ds
+
+
+def curve_plane(w1: torch.Tensor, w2: torch.Tensor, bend: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Orthonormal ``u, v`` of the plane through ``w1, w2, bend`` (Garipov et al.).
+
+    ``u = (w2 - w1) / |w2 - w1|``; ``v`` is ``bend - w1`` made orthogonal to ``u`` (Gram-
+    Schmidt) and normalized.
+    """
+    u = (w2 - w1).double()
+    u = u / u.norm()
+    r = (bend - w1).double()
+    r = r - (r @ u) * u
+    if r.norm() < 1e-12 * max(1.0, float((bend - w1).norm())):
+        raise ValueError("the bend lies on the line through w1 and w2: there is no plane to draw")
+    return u.float(), (r / r.norm()).float()
+
+
+def connectivity_plane(
+    model1: nn.Module,
+    model2: nn.Module,
+    bend: torch.Tensor,
+    loss_fn: LossFn,
+    data,
+    num: int = 21,
+    margin: float = 0.2,
+    path_points: int = 41,
+    device=None,
+    **landscape_kwargs,
+) -> xr.Dataset:
+    """The loss over the plane through ``w1``, ``w2`` and the bend, with both paths on it.
+
+    Coordinates are in units of ``|w2 - w1|`` from ``w1``: ``w1`` is at (0, 0), ``w2``
+    at (1, 0). Computed by :func:`~landscape_widgets.landscape.compute_landscape` with
+    ``directions=[u * scale, v * scale]`` and ``theta=w1``.
+
+    Returns
+    -------
+    xr.Dataset
+        The landscape plus ``linear_alpha/beta`` and ``curve_alpha/beta`` (the two paths
+        projected on the plane, over dimension ``t``) and ``bend_alpha/beta`` attributes.
+    """
+    w1, w2 = flatten_params(model1), flatten_params(model2)
+    u, v = curve_plane(w1, w2, bend)
+    scale = float((w2 - w1).norm())
+    t = np.linspace(0, 1, path_points)
+    curve = torch.as_tensor(bezier_coefficients(t), dtype=torch.float64)
+    rel = torch.stack([(bend - w1).double(), (w2 - w1).double()])  # [2, n]
+    basis = torch.stack([u.double(), v.double()]).T / scale  # [n, 2]
+    curve_xy = (curve @ rel @ basis).numpy()
+    bend_xy = ((bend - w1).double() @ basis).numpy()
+    lo_b, hi_b = min(0.0, float(bend_xy[1])), max(0.0, float(bend_xy[1]))
+    grid = make_grid([(-margin, 1 + margin), (lo_b - margin, hi_b + margin)], num)
+    ds = compute_landscape(model1, loss_fn, data, grid, [u * scale, v * scale], theta=w1, device=device,
+                           **landscape_kwargs)
+    ds = ds.assign(
+        linear_alpha=("t", t), linear_beta=("t", np.zeros_like(t)),
+        curve_alpha=("t", curve_xy[:, 0]), curve_beta=("t", curve_xy[:, 1]),
+    ).assign_coords(t=t)
+    ds.attrs.update(plane="w1-w2-bend", scale=scale, bend_alpha=float(bend_xy[0]),
+                    bend_beta=float(bend_xy[1]))
+    return ds
