@@ -1,0 +1,146 @@
+"""Sharpness around a solution: the loss increase at a filter-normalized radius, and the
+radial "tunnel width" of Fort & Jastrzebski 2019 as a distribution over directions."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+
+from .directions import BiasBN, Normalization, random_directions
+from .evaluation import LossFn, PointEvaluator
+
+
+def _evaluator_and_directions(model, loss_fn, data, n_directions, seed, normalization, bias_bn, unit, device,
+                max_samples):
+    if n_directions < 1:
+        raise ValueError(f"need at least one direction, got n_directions={n_directions}")
+    dirs = random_directions(model, n_directions, seed=seed, normalization=normalization, bias_bn=bias_bn)
+    if unit:
+        dirs = [d / d.norm() for d in dirs]
+    # one evaluator, re-aimed per direction: the model copy and the data are shared
+    ev = PointEvaluator(model, loss_fn, data, dirs[:1], device=device, max_samples=max_samples)
+    return ev, dirs
+
+
+def _aim(ev: PointEvaluator, direction: torch.Tensor) -> None:
+    ev.directions = direction.to(ev.device, ev.theta.dtype)[None]
+
+
+def sharpness(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data,
+    radius: float = 0.1,
+    n_directions: int = 10,
+    seed: int = 0,
+    normalization: Normalization = "filter",
+    bias_bn: BiasBN = "ignore",
+    device=None,
+    max_samples: int | None = None,
+) -> xr.Dataset:
+    """Loss increase at distance ``radius`` along random normalized directions.
+
+    ``L(theta + radius * d) - L(theta)`` for ``n_directions`` random directions ``d``
+    normalized like the landscape plots (Li et al. 2018: ``filter``), so ``radius`` is
+    in the same units as the plot axes and the number is comparable across models of
+    different scale.
+
+    Returns
+    -------
+    xr.Dataset
+        ``increase`` over dimension ``direction``; attributes ``base_loss``,
+        ``mean_increase`` and ``radius``.
+    """
+    if radius <= 0:
+        raise ValueError(f"radius must be > 0, got {radius}")
+    ev, dirs = _evaluator_and_directions(model, loss_fn, data, n_directions, seed, normalization, bias_bn, False,
+                           device, max_samples)
+    base = float(ev.evaluate(np.zeros((1, 1))).loss[0])
+    increase = []
+    for d in dirs:
+        _aim(ev, d)
+        increase.append(float(ev.evaluate(np.array([[radius]])).loss[0]) - base)
+    inc = np.array(increase)
+    ds = xr.Dataset({"increase": ("direction", inc)}, coords={"direction": np.arange(n_directions)})
+    ds["increase"].attrs.update(long_name=f"loss increase at radius {radius}", units="loss")
+    ds.attrs.update(base_loss=base, mean_increase=float(np.nanmean(inc)), radius=radius, seed=seed,
+                    normalization=normalization, bias_bn=bias_bn)
+    return ds
+
+
+def _first_crossing(loss_at, threshold: float, max_radius: float, scan: int, tol: float) -> float:
+    """Smallest r in (0, max_radius] with loss_at(r) > threshold (bisection), or inf."""
+    rs = np.linspace(0, max_radius, scan + 1)[1:]
+    values = loss_at(rs)
+    above = np.flatnonzero(~(values <= threshold))  # NaN (diverged) counts as above
+    if len(above) == 0:
+        return float("inf")
+    hi = rs[above[0]]
+    lo = rs[above[0] - 1] if above[0] > 0 else 0.0
+    while hi - lo > tol * max_radius:
+        mid = 0.5 * (lo + hi)
+        if loss_at(np.array([mid]))[0] <= threshold:
+            lo = mid
+        else:
+            hi = mid
+    return float(0.5 * (lo + hi))
+
+
+def tunnel_widths(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data,
+    threshold: float | None = None,
+    n_directions: int = 20,
+    max_radius: float = 10.0,
+    seed: int = 0,
+    normalization: Normalization = "none",
+    bias_bn: BiasBN = "random",
+    scan: int = 8,
+    tol: float = 1e-3,
+    device=None,
+    max_samples: int | None = None,
+) -> xr.Dataset:
+    """Radial tunnel widths (Fort & Jastrzebski 2019) as a distribution over directions.
+
+    For each random direction, the distance from theta at which the loss first exceeds
+    ``threshold``: a coarse scan of ``scan`` points up to ``max_radius`` brackets the
+    first crossing, bisection refines it to ``tol * max_radius``. Directions where the
+    loss stays below the threshold give ``inf``.
+
+    Parameters
+    ----------
+    threshold : float, optional
+        Loss level (default: twice the loss at theta plus 0.1).
+    normalization, bias_bn
+        With the default ``"none"`` (all parameters, biases included, moved) each
+        direction is scaled to unit Euclidean norm, so widths are distances in
+        parameter space; with ``"filter"``/``"layer"`` they are in plot units.
+
+    Returns
+    -------
+    xr.Dataset
+        ``width`` over dimension ``direction``; attributes ``threshold``,
+        ``base_loss`` and ``median_width``.
+    """
+    if max_radius <= 0 or scan < 1:
+        raise ValueError("max_radius must be > 0 and scan >= 1")
+    ev, dirs = _evaluator_and_directions(model, loss_fn, data, n_directions, seed, normalization, bias_bn,
+                           normalization == "none", device, max_samples)
+    base = float(ev.evaluate(np.zeros((1, 1))).loss[0])
+    threshold = 2 * base + 0.1 if threshold is None else float(threshold)
+    if not base <= threshold:
+        raise ValueError(f"the loss at theta ({base:.4g}) is already above the threshold {threshold:.4g}")
+    widths = []
+    for d in dirs:
+        _aim(ev, d)
+        widths.append(_first_crossing(lambda r: ev.evaluate(r[:, None]).loss, threshold, max_radius, scan, tol))
+    w = np.array(widths)
+    ds = xr.Dataset({"width": ("direction", w)}, coords={"direction": np.arange(n_directions)})
+    units = "parameter-space distance" if normalization == "none" else f"{normalization}-normalized units"
+    ds["width"].attrs.update(long_name="radial tunnel width", units=units)
+    ds.attrs.update(threshold=threshold, base_loss=base, median_width=float(np.median(w)),
+                    max_radius=max_radius, seed=seed, normalization=normalization)
+    return ds
