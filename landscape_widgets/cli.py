@@ -1,0 +1,317 @@
+"""The ``landscape-widgets`` command: ``app``, ``compute``, ``plot`` and ``info``.
+
+Examples
+--------
+::
+
+    landscape-widgets app --port 8866
+    landscape-widgets compute --demo mlp-digits --dims 2 --num 51 --out plane.nc
+    landscape-widgets compute --model mypkg.models:resnet --weights model.pt \\
+        --data mypkg.data:validation --dims 2 --range -0.5 0.5 --out plane.zarr
+    landscape-widgets plot plane.nc --out plane.png --log
+    landscape-widgets info plane.nc
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+PROG = "landscape-widgets"
+DEMOS: dict[str, tuple[str, str]] = {"mlp-digits": ("mlp", "digits"), "cnn-digits": ("cnn", "digits")}
+RESULT_SUFFIXES = (".nc", ".zarr")
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+class CLIError(Exception):
+    """Bad input: the message says what to fix."""
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def import_object(spec: str, what: str):
+    """``"package.module:name"`` -> the object (a factory, a data function...)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise CLIError(f"{what} must look like 'package.module:name', got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise CLIError(f"cannot import module {module_name!r} for {what} ({err})") from None
+    try:
+        obj = module
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        raise CLIError(f"module {module_name!r} has no {attr!r} (for {what})") from None
+    if not callable(obj):
+        raise CLIError(f"{spec} is not callable (for {what})")
+    return obj
+
+
+def load_weights(model, path: str) -> None:
+    """Load a ``state_dict`` file into ``model`` with ``torch.load(weights_only=True)``."""
+    import torch
+
+    file = Path(path)
+    if not file.is_file():
+        raise CLIError(f"weights file {path} does not exist")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a corrupt or unsafe file
+        raise CLIError(f"cannot read weights from {path}: {type(err).__name__}: {err}") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CLIError(f"{path} holds a {type(state).__name__}, not a state_dict (save model.state_dict())")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CLIError(f"the weights in {path} do not fit the model: {err}") from None
+
+
+def load_data(spec: str, split: str, image: bool):
+    """A built-in dataset's split, or ``package.module:function`` returning data."""
+    from .zoo import DATASETS, load_dataset
+
+    if spec in DATASETS:
+        kwargs = {"image": True} if image and spec == "digits" else {}
+        return getattr(load_dataset(spec, **kwargs), split)
+    return import_object(spec, "--data")()
+
+
+def build_model(args):
+    """The model of ``--demo`` or ``--model/--weights``, and the default data's shape."""
+    if args.demo:
+        from .training import trained
+
+        kind, dataset = DEMOS[args.demo]
+        result, _ = trained(kind, dataset)
+        return result.model, kind == "cnn"
+    if not args.weights:
+        raise CLIError("--model needs --weights FILE (a state_dict saved with torch.save)")
+    factory = import_object(args.model, "--model")
+    try:
+        model = factory()
+    except Exception as err:
+        raise CLIError(f"{args.model}() failed: {type(err).__name__}: {err}") from None
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise CLIError(f"{args.model}() returned a {type(model).__name__}, not a torch.nn.Module")
+    load_weights(model, args.weights)
+    return model, False
+
+
+def make_grid_from_args(args):
+    from .grids import make_grid
+
+    try:
+        return make_grid([tuple(args.range)] * args.dims, args.num)
+    except (ValueError, TypeError) as err:
+        raise CLIError(f"bad grid: {err}") from None
+
+
+def check_suffix(path: str, allowed: tuple[str, ...], flag: str) -> Path:
+    out = Path(path)
+    if out.suffix not in allowed:
+        raise CLIError(f"{flag} must end in one of {', '.join(allowed)}, got {path!r}")
+    return out
+
+
+# -- subcommands --------------------------------------------------------------------------
+
+
+def cmd_app(args) -> int:
+    from .app import serve
+
+    return int(serve(port=args.port, open_browser=not args.no_browser, notebook=args.notebook) or 0)
+
+
+def cmd_compute(args) -> int:
+    import torch.nn.functional as F
+
+    from .results import save_landscape
+    from .store import compute_stored
+
+    out = check_suffix(args.out, RESULT_SUFFIXES, "--out")
+    grid = make_grid_from_args(args)
+    loss_fn = getattr(F, args.loss, None)
+    if loss_fn is None or not callable(loss_fn):
+        raise CLIError(f"--loss {args.loss!r} is not a function of torch.nn.functional")
+    model, image = build_model(args)
+    data = load_data(args.data, args.split, image)
+    options = dict(
+        seed=args.seed, normalization=args.normalization, bias_bn=args.bias_bn,
+        strategy=args.strategy, max_samples=args.max_samples, progress=not args.quiet,
+    )
+    if args.dask or args.scheduler:
+        from .distributed import dask_backend
+
+        options["backend"] = dask_backend(scheduler_address=args.scheduler, n_workers=args.workers,
+                                          device=args.device)
+        options["device"] = "cpu"
+    else:
+        options["device"] = args.device
+    try:
+        if args.no_store:
+            from .landscape import compute_landscape
+
+            ds = compute_landscape(model, loss_fn, data, grid, **options)
+        else:
+            ds = compute_stored(model, loss_fn, data, grid, root=args.store, **options)
+    except (ValueError, TypeError) as err:
+        raise CLIError(str(err)) from None
+    save_landscape(ds, out)
+    if not args.quiet:
+        print(f"wrote {out} ({int(ds['done'].sum())}/{grid.size} points)")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .figures import landscape_figure
+
+    out = check_suffix(args.out, PLOT_SUFFIXES, "--out")
+    ds = _load(args.result)
+    try:
+        fig = landscape_figure(ds, metric=args.metric, log=args.log, slices=args.slices)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    fig.savefig(out, dpi=args.dpi)
+    print(f"wrote {out}")
+    return 0
+
+
+def result_info(ds) -> dict:
+    """Plain description of a result: grid, progress, extrema and how it was made."""
+    loss = ds["loss"].values
+    done = ds["done"].values if "done" in ds else np.isfinite(loss)
+    info = {
+        "dims": {d: [float(ds[d].values[0]), float(ds[d].values[-1]), int(ds.sizes[d])]
+                 for d in ds["loss"].dims},
+        "points_done": int(done.sum()),
+        "points_total": int(done.size),
+        "metrics": [m for m in ("loss", "accuracy") if m in ds],
+    }
+    if np.isfinite(loss).any():
+        at = np.unravel_index(int(np.nanargmin(loss)), loss.shape)
+        info["loss_min"] = float(loss[at])
+        info["loss_min_at"] = {d: float(ds[d].values[i]) for d, i in zip(ds["loss"].dims, at)}
+        info["loss_max"] = float(np.nanmax(loss))
+    info["attrs"] = {k: (v.item() if hasattr(v, "item") else v) for k, v in ds.attrs.items()}
+    return info
+
+
+def cmd_info(args) -> int:
+    info = result_info(_load(args.result))
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"result: {args.result}")
+    for key, value in info.items():
+        if key == "attrs":
+            for k, v in value.items():
+                print(f"  {k}: {v}")
+        else:
+            print(f"{key}: {value}")
+    return 0
+
+
+def _load(path: str):
+    from .results import load_landscape
+
+    try:
+        return load_landscape(path)
+    except FileNotFoundError as err:
+        raise CLIError(str(err)) from None
+    except (ValueError, OSError) as err:
+        raise CLIError(f"cannot read {path} as a landscape result: {err}") from None
+
+
+# -- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="See the loss landscape of a neural network.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    app = sub.add_parser("app", help="serve the explorer app with Voila")
+    app.add_argument("--port", type=int, default=None, help="port (Voila's default 8866)")
+    app.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    app.add_argument("--notebook", default=None, help="serve this notebook instead of the app")
+    app.set_defaults(func=cmd_app)
+
+    comp = sub.add_parser("compute", help="compute a landscape headless and save it")
+    source = comp.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="factory returning an nn.Module, as package.module:function")
+    source.add_argument("--demo", choices=sorted(DEMOS), help="a built-in trained model")
+    comp.add_argument("--weights", help="state_dict file for --model (torch.load(weights_only=True))")
+    comp.add_argument("--data", default="digits",
+                      help="built-in dataset (digits, moons, spirals) or package.module:function "
+                           "returning (inputs, targets) or a DataLoader (default: digits)")
+    comp.add_argument("--split", choices=("train", "test"), default="train",
+                      help="split of a built-in dataset (default: train)")
+    comp.add_argument("--loss", default="cross_entropy", help="torch.nn.functional loss (mean-reduced)")
+    comp.add_argument("--dims", type=int, choices=(1, 2, 3), default=2, help="line, plane or volume")
+    comp.add_argument("--range", type=float, nargs=2, default=[-1.0, 1.0], metavar=("START", "STOP"),
+                      help="coefficient range of every axis (default: -1 1)")
+    comp.add_argument("--num", type=int, default=51, help="points per axis (default: 51)")
+    comp.add_argument("--seed", type=int, default=0, help="seed of the random directions")
+    comp.add_argument("--normalization", choices=("filter", "layer", "none"), default="filter")
+    comp.add_argument("--bias-bn", choices=("ignore", "theta", "random"), default="ignore")
+    comp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA if available)")
+    comp.add_argument("--strategy", choices=("auto", "loop", "batched"), default="auto")
+    comp.add_argument("--max-samples", type=int, default=None, help="use at most this many samples")
+    comp.add_argument("--out", required=True, help="result file, .nc or .zarr")
+    comp.add_argument("--store", default=None,
+                      help="directory of resumable runs (default: the package cache)")
+    comp.add_argument("--no-store", action="store_true", help="do not save progress for resuming")
+    comp.add_argument("--dask", action="store_true", help="evaluate on a local Dask cluster")
+    comp.add_argument("--scheduler", default=None, help="address of a Dask scheduler to use")
+    comp.add_argument("--workers", type=int, default=2, help="workers of the local Dask cluster")
+    comp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    comp.set_defaults(func=cmd_compute)
+
+    plot = sub.add_parser("plot", help="draw a result as PNG/SVG/PDF with matplotlib")
+    plot.add_argument("result", help="result file (.nc or .zarr)")
+    plot.add_argument("--out", required=True, help="figure file: .png, .svg or .pdf")
+    plot.add_argument("--metric", choices=("loss", "accuracy"), default="loss")
+    plot.add_argument("--log", action="store_true", help="plot log10 of the metric")
+    plot.add_argument("--slices", type=int, default=3, help="gamma slices of a 3-D result")
+    plot.add_argument("--dpi", type=int, default=150)
+    plot.set_defaults(func=cmd_plot)
+
+    info = sub.add_parser("info", help="print a result's grid, progress and metadata")
+    info.add_argument("result", help="result file (.nc or .zarr)")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 success, 1 bad input, 2 bad usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    try:
+        return args.func(args)
+    except CLIError as err:
+        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted (finished points are kept in the store)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Static matplotlib figures of a landscape result, for papers (PNG, SVG, PDF)."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .results import METRICS
+
+
+def _values(ds: xr.Dataset, metric: str, log: bool) -> tuple[xr.DataArray, str]:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if metric not in ds:
+        raise ValueError(f"this result has no {metric!r} (regression results have loss only)")
+    da = ds[metric]
+    label = f"{da.attrs.get('long_name', metric)} ({da.attrs.get('units', '')})".replace(" ()", "")
+    if log:
+        positive = da.where(da > 0)
+        if int(positive.count()) == 0:
+            raise ValueError(f"--log needs positive {metric} values; this result has none")
+        da = np.log10(positive)
+        label = f"log10 {label}"
+    return da, label
+
+
+def _axis_label(ds: xr.Dataset, name: str) -> str:
+    units = ds[name].attrs.get("units", "direction norms")
+    return f"{name} ({units})"
+
+
+def landscape_figure(ds: xr.Dataset, metric: str = "loss", log: bool = False, slices: int = 3,
+                     levels: int = 30):
+    """A matplotlib figure of a 1-, 2- or 3-D result.
+
+    1-D: a line over ``alpha``. 2-D: filled contours over ``alpha`` x ``beta`` with a
+    colour bar, the centre point marked. 3-D: ``slices`` such planes at evenly spaced
+    ``gamma`` values sharing one colour scale. Missing (not yet computed) points are
+    left blank.
+
+    Parameters
+    ----------
+    ds : xr.Dataset
+        A result of :func:`~landscape_widgets.landscape.compute_landscape`.
+    metric : {"loss", "accuracy"}
+    log : bool
+        Plot ``log10`` of the metric (non-positive values left blank).
+    slices : int
+        Number of ``gamma`` slices of a 3-D result.
+    levels : int
+        Contour levels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    da, label = _values(ds, metric, log)
+    dims = da.dims
+    if len(dims) == 1:
+        fig = Figure(figsize=(5, 3.5), layout="constrained")
+        ax = fig.add_subplot()
+        ax.plot(ds[dims[0]].values, da.values, marker=".")
+        ax.set_xlabel(_axis_label(ds, dims[0]))
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        return fig
+    if len(dims) == 2:
+        planes = [(da, "")]
+    else:
+        n = ds.sizes[dims[2]]
+        picks = np.unique(np.linspace(0, n - 1, max(1, min(slices, n))).round().astype(int))
+        planes = [(da.isel({dims[2]: int(i)}), f"{dims[2]} = {float(ds[dims[2]][i]):.3g}") for i in picks]
+    finite = da.values[np.isfinite(da.values)]
+    if not len(finite):
+        raise ValueError(f"the result has no finite {metric} values to plot yet")
+    lo, hi = float(finite.min()), float(finite.max())
+    bounds = np.linspace(lo, hi if hi > lo else lo + 1, levels + 1)
+    fig = Figure(figsize=(4.2 * len(planes) + 1, 4), layout="constrained")
+    axes = fig.subplots(1, len(planes), squeeze=False)[0]
+    for ax, (values, title) in zip(axes, planes):
+        filled = ax.contourf(ds[dims[0]].values, ds[dims[1]].values, values.values.T,
+                             levels=bounds, cmap="viridis", extend="neither")
+        if all(ds[d].values.min() <= 0 <= ds[d].values.max() for d in dims[:2]):
+            ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=10)
+        ax.set_xlabel(_axis_label(ds, dims[0]))
+        ax.set_ylabel(_axis_label(ds, dims[1]))
+        ax.set_aspect("equal", adjustable="box")
+        if title:
+            ax.set_title(title)
+    fig.colorbar(filled, ax=list(axes), label=label)
+    return fig

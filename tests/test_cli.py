@@ -1,0 +1,187 @@
+"""The ``landscape-widgets`` command: compute, info, plot, app, and clear errors."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from landscape_widgets import compute_landscape, empty_landscape, line, load_landscape, make_grid, save_landscape
+from landscape_widgets.cli import main
+from landscape_widgets.store import open_partial, spec_hash, store_path
+
+MODULE = """
+import torch
+from landscape_widgets import zoo
+
+def make():
+    return zoo.mlp(width=8)
+
+def other():
+    return zoo.mlp(width=9)
+
+def not_a_model():
+    return 42
+
+def test_data():
+    return tuple(t[:100] for t in zoo.digits().test)
+"""
+
+
+@pytest.fixture
+def user_model(tmp_path, monkeypatch):
+    """An importable module ``cli_models`` and a state_dict file of its ``make()``."""
+    (tmp_path / "cli_models.py").write_text(MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import cli_models
+
+    torch.manual_seed(3)
+    model = cli_models.make()
+    weights = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), weights)
+    return model, weights, cli_models
+
+
+def _compute(tmp_path, weights, *extra):
+    return main([
+        "compute", "--model", "cli_models:make", "--weights", str(weights),
+        "--data", "cli_models:test_data", "--store", str(tmp_path / "runs"), "--quiet", *extra,
+    ])
+
+
+def test_compute_user_model_equals_library_call(tmp_path, user_model):
+    model, weights, cli_models = user_model
+    out = tmp_path / "plane.nc"
+    rc = _compute(tmp_path, weights, "--dims", "2", "--num", "5", "--range", "-0.5", "0.5",
+                  "--seed", "4", "--strategy", "loop", "--out", str(out))
+    assert rc == 0
+    ds = load_landscape(out)
+    ref = compute_landscape(model, F.cross_entropy, cli_models.test_data(),
+                            make_grid([(-0.5, 0.5)] * 2, 5), seed=4, strategy="loop")
+    np.testing.assert_allclose(ds["loss"].values, ref["loss"].values, rtol=1e-6)
+    assert ds.attrs["seed"] == 4 and ds.attrs["complete"] == 1
+
+
+def test_compute_demo_then_info_and_plots(tmp_path, capsys):
+    out = tmp_path / "line.zarr"
+    rc = main(["compute", "--demo", "mlp-digits", "--dims", "1", "--num", "7", "--max-samples", "200",
+               "--store", str(tmp_path / "runs"), "--out", str(out)])
+    assert rc == 0
+    ds = load_landscape(out)
+    assert ds["loss"].dims == ("alpha",) and bool(ds["done"].all())
+    # The trained model sits at a minimum along the line: the centre is the lowest point.
+    assert int(np.argmin(ds["loss"].values)) == 3
+
+    capsys.readouterr()
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["points_done"] == info["points_total"] == 7
+    assert info["dims"] == {"alpha": [-1.0, 1.0, 7]}
+    assert info["loss_min_at"] == {"alpha": 0.0}
+
+    for name in ("line.png", "line.svg"):
+        assert main(["plot", str(out), "--out", str(tmp_path / name), "--metric", "accuracy"]) == 0
+    assert (tmp_path / "line.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in (tmp_path / "line.svg").read_bytes()[:500]
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_plot_2d_and_3d(tmp_path, user_model, dims):
+    _, weights, _ = user_model
+    out = tmp_path / "r.nc"
+    assert _compute(tmp_path, weights, "--dims", str(dims), "--num", "4", "--out", str(out)) == 0
+    assert main(["plot", str(out), "--out", str(tmp_path / "r.svg"), "--log"]) == 0
+    svg = (tmp_path / "r.svg").read_text()
+    # Axis labels and the colour bar label are in the figure.
+    for text in ("alpha (direction norms)", "beta (direction norms)", "log10 loss"):
+        assert text in svg
+    assert svg.count("gamma = ") == (3 if dims == 3 else 0)
+
+
+def test_interrupted_compute_resumes_from_store(tmp_path, user_model):
+    model, weights, cli_models = user_model
+
+    grid = line(num=9)
+    key = spec_hash(model, F.cross_entropy, cli_models.test_data(), grid)
+    # A stored run stopped after 3 points; marker values show what is kept and redone.
+    partial = empty_landscape(grid)
+    partial["done"].values[:3] = True
+    partial["loss"].values[:3] = -5.0
+    partial["loss"].values[3:] = 123.0
+    save_landscape(partial, store_path(key, tmp_path / "runs"))
+    out = tmp_path / "l.nc"
+    assert _compute(tmp_path, weights, "--dims", "1", "--num", "9", "--out", str(out)) == 0
+    ds = load_landscape(out)
+    np.testing.assert_array_equal(ds["loss"].values[:3], -5.0)
+    assert np.all(ds["loss"].values[3:] > 0) and np.all(ds["loss"].values[3:] < 100)
+    assert bool(open_partial(store_path(key, tmp_path / "runs"), grid)["done"].all())
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "no_such_module_xyz:make", "--weights", "W"], "cannot import module 'no_such_module_xyz'"),
+        (["--model", "cli_models", "--weights", "W"], "package.module:name"),
+        (["--model", "cli_models:missing", "--weights", "W"], "has no 'missing'"),
+        (["--model", "cli_models:not_a_model", "--weights", "W"], "not a torch.nn.Module"),
+        (["--model", "cli_models:make"], "--model needs --weights"),
+        (["--model", "cli_models:make", "--weights", "MISSING"], "does not exist"),
+        (["--model", "cli_models:make", "--weights", "GARBAGE"], "cannot read weights"),
+        (["--model", "cli_models:other", "--weights", "W"], "do not fit the model"),
+        (["--model", "cli_models:make", "--weights", "W", "--num", "0"], "bad grid"),
+        (["--model", "cli_models:make", "--weights", "W", "--range", "1", "1"], "bad grid"),
+        (["--model", "cli_models:make", "--weights", "W", "--loss", "nope"], "--loss 'nope'"),
+        (["--model", "cli_models:make", "--weights", "W", "--data", "nodata:x"], "cannot import module 'nodata'"),
+    ],
+)
+def test_compute_bad_input_exits_nonzero_with_a_clear_message(tmp_path, user_model, capsys, argv, message):
+    _, weights, _ = user_model
+    (tmp_path / "garbage.pt").write_text("not a torch file")
+    paths = {"W": str(weights), "MISSING": str(tmp_path / "missing.pt"), "GARBAGE": str(tmp_path / "garbage.pt")}
+    argv = [paths.get(a, a) for a in argv]
+    rc = main(["compute", *argv, "--out", str(tmp_path / "x.nc"), "--store", str(tmp_path / "runs")])
+    assert rc == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.nc").exists()
+
+
+def test_usage_errors(tmp_path, capsys):
+    assert main([]) == 2
+    assert main(["compute", "--demo", "mlp-digits"]) == 2  # --out missing
+    assert main(["compute", "--demo", "nope", "--out", "x.nc"]) == 2
+    assert main(["compute", "--demo", "mlp-digits", "--dims", "4", "--out", "x.nc"]) == 2
+    capsys.readouterr()
+    assert main(["compute", "--demo", "mlp-digits", "--out", str(tmp_path / "x.csv")]) == 1
+    assert ".nc, .zarr" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "nothing.nc")]) == 1
+    assert "no landscape result" in capsys.readouterr().err
+    (tmp_path / "bad.nc").write_text("not netcdf")
+    assert main(["plot", str(tmp_path / "bad.nc"), "--out", str(tmp_path / "p.png")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_app_passes_its_options_to_serve(monkeypatch):
+    import landscape_widgets.app as app
+
+    calls = []
+    monkeypatch.setattr(app, "serve", lambda **kw: calls.append(kw) or 0)
+    assert main(["app", "--port", "9123", "--no-browser"]) == 0
+    assert main(["app", "--notebook", "x.ipynb"]) == 0
+    assert calls == [
+        {"port": 9123, "open_browser": False, "notebook": None},
+        {"port": None, "open_browser": True, "notebook": "x.ipynb"},
+    ]
+
+
+def test_console_script(tmp_path, user_model):
+    _, weights, _ = user_model
+    out = tmp_path / "l.nc"
+    assert _compute(tmp_path, weights, "--dims", "1", "--num", "5", "--out", str(out)) == 0
+    ok = subprocess.run(["landscape-widgets", "info", str(out)], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert "points_done: 5" in ok.stdout
+    bad = subprocess.run(["landscape-widgets", "info", str(tmp_path / "none.nc")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "no landscape result" in bad.stderr
