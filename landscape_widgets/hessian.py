@@ -13,7 +13,8 @@ cheaper, but torch 2.13's forward-mode rule of ``mse_loss`` fails on it.) The He
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -281,7 +282,7 @@ def hutchinson_trace(
     return float(values.mean()), float(values.std(ddof=1) / np.sqrt(samples))
 
 
-def convexity_map(
+def iter_convexity(
     model: nn.Module,
     loss_fn: LossFn,
     data,
@@ -296,37 +297,13 @@ def convexity_map(
     device: str | torch.device | None = None,
     max_batches: int | None = None,
     max_samples: int | None = None,
-    on_point: Callable[[xr.Dataset, int], None] | None = None,
-) -> xr.Dataset:
-    """|λ_min / λ_max| of the full Hessian at each point of a 2-D plane (Li et al. 2018).
+    cancel: threading.Event | None = None,
+) -> Iterator[tuple[xr.Dataset, int]]:
+    """The convexity map point by point: yields ``(dataset, flat_index)`` after each point.
 
-    Near 0: locally convex (no negative curvature worth mentioning); near 1 or above:
-    strong non-convexity. Each point costs a Lanczos run of ``2 * steps`` HVPs (both
-    ends of the spectrum come from the same run), so the default grid
-    is a coarse 9x9 plane over [-1, 1]^2, visited coarse-to-fine.
-
-    Parameters
-    ----------
-    model, loss_fn, data
-        See :class:`LossFunction`.
-    grid : Grid, optional
-        A 2-D grid (default ``plane(num=9)``).
-    directions : two flat tensors, optional
-        Default: ``random_directions(model, 2, seed, normalization, bias_bn)`` as for
-        :func:`landscape_widgets.landscape.compute_landscape`, so the map lines up with
-        the loss surface drawn with the same seed.
-    theta : torch.Tensor, optional
-        Centre point (default: the model's parameters).
-    steps : int
-        Lanczos iterations per extreme eigenvalue.
-    on_point : callable, optional
-        Called as ``on_point(dataset, flat_index)`` after each point (streaming).
-
-    Returns
-    -------
-    xr.Dataset
-        Like :func:`landscape_widgets.results.empty_landscape` (``loss``, ``done``, same
-        coordinates) plus ``lambda_max``, ``lambda_min`` and ``convexity``.
+    The same dataset object grows (copy it to keep a snapshot); the points come
+    coarse-to-fine, and setting ``cancel`` stops after the point in flight. See
+    :func:`convexity_map` for the arguments and the result.
     """
     from .directions import random_directions
 
@@ -357,6 +334,8 @@ def convexity_map(
     ds["convexity"].attrs.update(long_name="|λ_min / λ_max|", units="ratio")
     order, _ = coarse_to_fine_order(grid.shape)
     for flat in order:
+        if cancel is not None and cancel.is_set():
+            break
         coeffs = torch.as_tensor(grid.coords(np.array([flat]))[0], device=f.device, dtype=f.dtype)
         point = centre + coeffs @ dirs
         lo, hi = _extreme_eigenvalues(f, point, steps, seed)
@@ -366,9 +345,66 @@ def convexity_map(
         ds["lambda_min"].values[pos] = lo
         ds["convexity"].values[pos] = abs(lo / hi) if hi != 0 else np.nan
         ds["done"].values[pos] = True
+        ds.attrs.update(complete=int(ds["done"].all()), n_done=int(ds["done"].sum()))
+        yield ds, int(flat)
+
+
+def convexity_map(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data,
+    grid: Grid | None = None,
+    directions: Sequence[torch.Tensor] | None = None,
+    *,
+    seed: int = 0,
+    normalization: str = "filter",
+    bias_bn: str = "ignore",
+    theta: torch.Tensor | None = None,
+    steps: int = 20,
+    device: str | torch.device | None = None,
+    max_batches: int | None = None,
+    max_samples: int | None = None,
+    on_point: Callable[[xr.Dataset, int], None] | None = None,
+) -> xr.Dataset:
+    """|λ_min / λ_max| of the full Hessian at each point of a 2-D plane (Li et al. 2018).
+
+    Near 0: locally convex (no negative curvature worth mentioning); near 1 or above:
+    strong non-convexity. Each point costs a Lanczos run of ``2 * steps`` HVPs (both
+    ends of the spectrum come from the same run), so the default grid is a coarse 9x9
+    plane over [-1, 1]^2, visited coarse-to-fine.
+
+    Parameters
+    ----------
+    model, loss_fn, data
+        See :class:`LossFunction`.
+    grid : Grid, optional
+        A 2-D grid (default ``plane(num=9)``).
+    directions : two flat tensors, optional
+        Default: ``random_directions(model, 2, seed, normalization, bias_bn)`` as for
+        :func:`landscape_widgets.landscape.compute_landscape`, so the map lines up with
+        the loss surface drawn with the same seed.
+    theta : torch.Tensor, optional
+        Centre point (default: the model's parameters).
+    steps : int
+        Half the Lanczos iterations per point.
+    device, max_batches, max_samples
+        See :class:`LossFunction`.
+    on_point : callable, optional
+        Called as ``on_point(dataset, flat_index)`` after each point (streaming).
+
+    Returns
+    -------
+    xr.Dataset
+        Like :func:`landscape_widgets.results.empty_landscape` (``loss``, ``done``, same
+        coordinates) plus ``lambda_max``, ``lambda_min`` and ``convexity``.
+    """
+    ds = None
+    for ds, flat in iter_convexity(
+        model, loss_fn, data, grid, directions, seed=seed, normalization=normalization, bias_bn=bias_bn,
+        theta=theta, steps=steps, device=device, max_batches=max_batches, max_samples=max_samples,
+    ):
         if on_point is not None:
-            on_point(ds, int(flat))
-    ds.attrs.update(complete=int(ds["done"].all()), n_done=int(ds["done"].sum()))
+            on_point(ds, flat)
     return ds
 
 

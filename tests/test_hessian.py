@@ -102,3 +102,18 @@ def test_eigenvalues_agree_on_cuda():
     cpu = hessian_eigenvalues(model, F.cross_entropy, data, k=2, device="cpu")
     gpu = hessian_eigenvalues(model, F.cross_entropy, data, k=2, device="cuda")
     np.testing.assert_allclose(cpu["top"], gpu["top"], rtol=1e-6)
+
+
+def test_convexity_panel_streams_into_a_heat_map():
+    pytest.importorskip("bqplot")
+    from landscape_widgets.widgets.convexity import LABEL, convexity_panel
+
+    model, data, _ = quadratic_model()
+    panel = convexity_panel(model, F.mse_loss, data, grid=plane(num=3), steps=3, device="cpu")
+    assert panel.wait(60)
+    assert panel.runner.error is None
+    ds = panel.result
+    assert bool(ds["done"].all())
+    np.testing.assert_allclose(panel.view.contour.heatmap.color, ds["convexity"].values.T)
+    assert panel.view.contour.color_axis.label == LABEL
+    assert "9/9" in panel.view.widget.title
