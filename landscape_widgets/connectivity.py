@@ -33,7 +33,8 @@ from .directions import interpolation_direction
 from .evaluation import LossFn, PointEvaluator, PointValues
 from .grids import line, make_grid
 from .landscape import compute_landscape
-from .params import check_same_architecture, flatten_params, load_flat_params_, param_layout
+from .interpolation import interpolate, model_at
+from .params import check_same_architecture, flatten_params, param_layout
 from .results import empty_landscape, fill_chunk
 
 Progress = Callable[[int, int, float], None]
@@ -87,7 +88,7 @@ def evaluate_points(
     losses, accs = [], []
     for c in coeffs:
         point = (theta.double() + torch.as_tensor(c) @ dirs).float()
-        m = recompute_bn_stats_(load_flat_params_(copy.deepcopy(model), point), bn_data)
+        m = recompute_bn_stats_(model_at(model, point), bn_data)
         v = PointEvaluator(m, loss_fn, data, directions[:1], device=device).evaluate(np.zeros((1, 1)))
         losses.append(v.loss[0])
         accs.append(None if v.accuracy is None else v.accuracy[0])
@@ -109,12 +110,11 @@ def linear_path(
 
     The dataset's ``barrier`` attribute is :func:`loss_barrier` of the loss.
     """
-    d = interpolation_direction(model1, model2)
     if bn_data is None or not has_batchnorm(model1):
-        ds = compute_landscape(model1, loss_fn, data, line(0.0, 1.0, num), [d], device=device,
-                               strategy="loop")
+        ds = interpolate(model1, model2, loss_fn, data, 0.0, 1.0, num, device=device)
     else:
         t = np.linspace(0, 1, num)
+        d = interpolation_direction(model1, model2)
         values = evaluate_points(model1, loss_fn, data, flatten_params(model1), [d], t[:, None], bn_data, device)
         ds = _path_dataset(values, t, {})
     ds.attrs.update(path="linear", barrier=loss_barrier(ds["loss"].values))

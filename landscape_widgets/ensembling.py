@@ -20,7 +20,8 @@ import xarray as xr
 from torch import nn
 
 from .connectivity import has_batchnorm, recompute_bn_stats_
-from .params import flatten_params, load_flat_params_
+from .interpolation import model_at
+from .params import flatten_params
 from .zoo import Dataset
 
 
@@ -78,7 +79,7 @@ def weight_average(model: nn.Module, snapshots: Sequence[torch.Tensor], bn_data=
     """
     if not snapshots:
         raise ValueError("give at least one snapshot")
-    net = load_flat_params_(copy.deepcopy(model), torch.stack(list(snapshots)).mean(0))
+    net = model_at(model, torch.stack(list(snapshots)).mean(0))
     if has_batchnorm(net):
         if bn_data is None:
             raise ValueError("the model has BatchNorm: pass bn_data (training inputs) to recompute its statistics")
