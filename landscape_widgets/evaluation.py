@@ -220,37 +220,26 @@ class PointEvaluator:
     def evaluate_loop(self, coeffs: torch.Tensor) -> PointValues:
         """One forward per point on the private model copy."""
         coeffs = self._as_coeffs(coeffs)
-        n = self.batches.n_samples
-        losses = torch.zeros(len(coeffs), device=self.device, dtype=torch.float64)
-        accs = torch.zeros_like(losses)
+        per_batch: list[tuple[torch.Tensor, torch.Tensor]] = []
         with torch.inference_mode():
-            for i, c in enumerate(coeffs):
+            for c in coeffs.unbind(0):
                 torch.addmv(self.theta, self.directions.T, c, out=self._flat)
-                for x, y in self.batches.batches:
-                    loss, acc = self._metrics(self.model(x), y)
-                    losses[i] += loss.double() * (len(x) / n)
-                    accs[i] += acc.double() * (len(x) / n)
-        return self._finish(losses, accs)
+                per_batch += [self._metrics(self.model(x), y) for x, y in self.batches.batches]
+        return self._finish(per_batch, self.batches, len(coeffs))
 
     def evaluate_batched(self, coeffs: torch.Tensor, rows: int | None = None) -> PointValues:
         """All points of ``coeffs`` through one vmapped forward per data batch."""
         coeffs = self._as_coeffs(coeffs)
         batches = self.batches if rows is None else self.batches.rebatch(rows)
-        n = batches.n_samples
 
         def one_point(params, x, y):
             return self._metrics(functional_call(self.model, (params, self.buffers), (x,)), y)
 
         vmapped = torch.vmap(one_point, in_dims=(0, None, None))
-        losses = torch.zeros(len(coeffs), device=self.device, dtype=torch.float64)
-        accs = torch.zeros_like(losses)
         with torch.inference_mode():
             params = self.layout.split(self.points(coeffs))
-            for x, y in batches.batches:
-                loss, acc = vmapped(params, x, y)
-                losses += loss.double() * (len(x) / n)
-                accs += acc.double() * (len(x) / n)
-        return self._finish(losses, accs)
+            per_batch = [vmapped(params, x, y) for x, y in batches.batches]
+        return self._finish(per_batch, batches, len(coeffs), points_first=False)
 
     def evaluate(self, coeffs, strategy: Literal["loop", "batched"] = "loop") -> PointValues:
         """Evaluate with one strategy; ``batched`` falls back to ``loop`` (with a warning)
@@ -287,8 +276,26 @@ class PointEvaluator:
             )
         return c
 
-    def _finish(self, losses: torch.Tensor, accs: torch.Tensor) -> PointValues:
-        loss = losses.cpu().numpy()
+    def _finish(
+        self,
+        per_batch: list[tuple[torch.Tensor, torch.Tensor]],
+        batches: Batches,
+        n_points: int,
+        points_first: bool = True,
+    ) -> PointValues:
+        """Sample-weighted mean over the batches of each point's (loss, accuracy).
+
+        ``per_batch`` holds scalars ordered point by point (``points_first``), or one
+        ``[n_points]`` vector per batch. One stack and one float64 matrix-vector
+        product per chunk, whatever the number of points and batches.
+        """
+        sizes = torch.tensor([len(x) for x, _ in batches.batches], dtype=torch.float64)
+        weights = (sizes / sizes.sum()).to(self.device)
+        values = torch.stack([torch.stack(pair) for pair in per_batch]).double()
+        if points_first:  # [points * batches, 2] -> [points, 2, batches]
+            values = values.view(n_points, len(sizes), 2).transpose(1, 2)
+        else:  # [batches, 2, points] -> [points, 2, batches]
+            values = values.permute(2, 1, 0)
+        loss, acc = (values @ weights).cpu().numpy().T
         loss[~np.isfinite(loss)] = np.nan
-        acc = accs.cpu().numpy() if self.classification else None
-        return PointValues(loss, acc)
+        return PointValues(loss, acc if self.classification else None)

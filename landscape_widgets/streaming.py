@@ -65,8 +65,9 @@ def iter_chunks(
     grid : Grid
         Must have one axis per direction.
     strategy : {"auto", "loop", "batched"}
-        ``auto`` times both strategies on the first chunks (whose results are kept, so
-        no point is computed twice) and continues with the faster one.
+        ``auto`` times both strategies on the first chunks (a few loop points, one or
+        two batched chunks; their results are kept, so no point is computed twice) and
+        continues with the faster one.
     chunk_size : int, optional
         Points per chunk (default from the evaluator's memory budget).
     order : {"coarse_to_fine", "raster"}
@@ -88,22 +89,53 @@ def iter_chunks(
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     k = evaluator.chunk_plan(chunk_size)[0]
     todo = point_order(grid, order, skip)
-    # ``auto``: loop, batched, loop, batched on the first chunks; keep the best time of each.
-    trials: list[str] = ["loop", "batched"] * 2 if strategy == "auto" else []
-    timings: dict[str, float] = {}
-    chosen = "loop" if strategy == "auto" else strategy
+    trials = _AutoTrials(k) if strategy == "auto" else None
     start = 0
     while start < len(todo):
         if cancel is not None and cancel.is_set():
             return
-        use = trials.pop(0) if trials else chosen
-        idx = todo[start : start + k]
+        use, size = trials.next() if trials is not None else (strategy, k)
+        idx = todo[start : start + size]
         values, per_point = evaluator.timed(grid.coords(idx), use)
         if evaluator.batched_failed:
             use = "loop"
-            trials = [t for t in trials if t != "batched"]
-        timings[use] = min(per_point, timings.get(use, np.inf))
-        if strategy == "auto" and not trials:
-            chosen = min(timings, key=timings.get)
+        if trials is not None:
+            trials.record(use, per_point, batched_ok=not evaluator.batched_failed)
         start += len(idx)
         yield Chunk(idx, values.loss, values.accuracy, use)
+
+
+class _AutoTrials:
+    """``auto``: time both strategies on the first chunks, then keep the faster.
+
+    The trial chunks are real work (their values are kept), so they are kept short:
+    the loop's per-point time does not depend on the chunk size, so it is timed on a
+    few points; the batched strategy is timed on full chunks, twice unless the first
+    (which pays one-off costs: vmap set-up, fresh buffers) already decides.
+    """
+
+    LOOP_POINTS = 8
+    #: a first batched chunk this much slower than the loop is not worth a second try
+    HOPELESS = 4.0
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.plan = ["loop", "batched", "batched"]
+        self.timings: dict[str, float] = {}
+        self.chosen = "loop"
+
+    def next(self) -> tuple[str, int]:
+        if not self.plan:
+            return self.chosen, self.k
+        use = self.plan.pop(0)
+        return use, min(self.k, self.LOOP_POINTS) if use == "loop" else self.k
+
+    def record(self, used: str, per_point: float, batched_ok: bool = True) -> None:
+        self.timings[used] = min(per_point, self.timings.get(used, np.inf))
+        loop, batched = self.timings.get("loop"), self.timings.get("batched")
+        decided = loop is not None and batched is not None and (
+            batched <= loop or batched > self.HOPELESS * loop
+        )
+        if decided or not batched_ok:
+            self.plan = []
+        self.chosen = min(self.timings, key=self.timings.get)

@@ -256,6 +256,10 @@ def test_vmap_fallback_warns_and_gives_loop_values():
         ds = compute_landscape(model, F.cross_entropy, data, plane(num=3), dirs, strategy="batched")
     np.testing.assert_allclose(ds["loss"].values.reshape(-1), fallback.loss, rtol=1e-6)
     assert ds.attrs["strategy"] == "loop" and "vmap_fallback" in ds.attrs
+    with pytest.warns(RuntimeWarning, match="falling back"):
+        auto = list(iter_chunks(PointEvaluator(model, F.cross_entropy, data, dirs), plane(num=7)))
+    assert {c.strategy for c in auto} == {"loop"}
+    assert sum(len(c.indices) for c in auto) == 49
 
 
 # -- streaming: order, auto, cancel, resume ------------------------------------------------
@@ -275,12 +279,15 @@ def test_iter_chunks_covers_grid_once_coarse_to_fine():
     model = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)
     ev = PointEvaluator(model, F.cross_entropy, _data((12,), classes=5), random_directions(model, 2))
     grid = plane(num=9)
-    chunks = list(iter_chunks(ev, grid, strategy="auto", chunk_size=4))
+    chunks = list(iter_chunks(ev, grid, strategy="auto", chunk_size=10))
     seen = np.concatenate([c.indices for c in chunks])
     assert np.array_equal(seen, point_order(grid))
     assert np.array_equal(np.sort(seen), np.arange(grid.size))
-    assert [c.strategy for c in chunks[:4]] == ["loop", "batched", "loop", "batched"]
-    assert len({c.strategy for c in chunks[4:]}) == 1
+    # auto: a short loop trial, then one or two batched chunks, then the faster one only
+    assert [c.strategy for c in chunks[:2]] == ["loop", "batched"]
+    assert [len(c.indices) for c in chunks[:2]] == [8, 10]
+    trial_end = 3 if chunks[2].strategy == "batched" and chunks[3].strategy == "loop" else 2
+    assert len({c.strategy for c in chunks[trial_end:]}) == 1
     reference = ev.evaluate(grid.coords(seen), "loop").loss
     np.testing.assert_allclose(np.concatenate([c.loss for c in chunks]), reference, rtol=1e-5)
     skip = np.arange(10)

@@ -1,0 +1,141 @@
+"""Points per second of the ``loop``, ``batched`` and ``auto`` evaluation strategies.
+
+In one run: the machine's float32 matrix-multiply peak, then a 2-D 21x21 landscape of the
+digits MLP 64-128-128-10 and of a small CNN (full batch, all 1797 digits), with each
+strategy. Prints points/s, the achieved GFLOP/s (2 x multiply-accumulates of the Linear and
+Conv2d layers per sample) as a fraction of the peak, auto / best, and on CUDA batched / loop.
+
+    python benchmarks/bench_strategies.py                 # CPU
+    python benchmarks/bench_strategies.py --device cuda   # GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from landscape_widgets import zoo
+from landscape_widgets.directions import random_directions
+from landscape_widgets.evaluation import PointEvaluator, resolve_device
+from landscape_widgets.grids import plane
+from landscape_widgets.streaming import iter_chunks
+
+STRATEGIES = ("loop", "batched", "auto")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, sizes=(2048, 4096), repeats: int = 5) -> float:
+    """Best float32 matmul rate in GFLOP/s over a few square sizes."""
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        c = a @ b  # warm-up
+        for _ in range(repeats):
+            sync(device)
+            t = time.perf_counter()
+            torch.matmul(a, b, out=c)
+            sync(device)
+            best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """2 x multiply-accumulates of the Linear and Conv2d layers for one forward of ``x``."""
+    total = [0]
+
+    def hook(m, inp, out):
+        if isinstance(m, nn.Linear):
+            total[0] += 2 * out.numel() * m.in_features
+        elif isinstance(m, nn.Conv2d):
+            k = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+            total[0] += 2 * out.numel() * k
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return total[0]
+
+
+def all_digits(image: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    ds = zoo.digits(image=image)
+    return torch.cat([ds.train[0], ds.test[0]]), torch.cat([ds.train[1], ds.test[1]])
+
+
+def run_strategy(model, data, dirs, grid, strategy, device) -> tuple[float, str]:
+    """Seconds for the whole grid (fresh evaluator: auto's trials and vmap's warm-up
+    are included) and the strategy the chunks used."""
+    ev = PointEvaluator(model, F.cross_entropy, data, dirs, device=device)
+    sync(ev.device)
+    t = time.perf_counter()
+    used = [c.strategy for c in iter_chunks(ev, grid, strategy)]
+    sync(ev.device)
+    return time.perf_counter() - t, used[-1]
+
+
+def bench_model(name, model, data, grid, device, peak, repeats) -> list[dict]:
+    torch.manual_seed(0)
+    dirs = random_directions(model, 2, seed=0)
+    flops_per_point = forward_flops(model, data[0])
+    rows = []
+    for strategy in STRATEGIES:
+        times, chosen = [], ""
+        for _ in range(repeats):
+            seconds, chosen = run_strategy(model, data, dirs, grid, strategy, device)
+            times.append(seconds)
+        pts = grid.size / min(times)
+        gflops = pts * flops_per_point / 1e9
+        rows.append(dict(model=name, strategy=strategy, chosen=chosen, pts=pts,
+                         gflops=gflops, frac=gflops / peak))
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--num", type=int, default=21, help="grid points per axis (default 21)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per strategy, best kept")
+    parser.add_argument("--models", default="mlp,cnn", help="comma-separated: mlp, cnn")
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    grid = plane((-1, 1), num=args.num)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
+          f"load average {load:.2f}, grid {args.num}x{args.num}")
+    peak = matmul_peak(device)
+    print(f"float32 matmul peak: {peak:.1f} GFLOP/s")
+    models = {
+        "mlp 64-128-128-10": lambda: (zoo.mlp(), all_digits(image=False)),
+        "cnn 16ch depth 2": lambda: (zoo.cnn(channels=16, depth=2), all_digits(image=True)),
+    }
+    wanted = [k for k in models if k.split()[0] in args.models.split(",")]
+    rows = []
+    for name in wanted:
+        model, data = models[name]()
+        rows += bench_model(name, model, data, grid, device, peak, args.repeats)
+    print(f"\n{'model':<19} {'strategy':<8} {'uses':<8} {'points/s':>9} {'GFLOP/s':>8} {'of peak':>8}")
+    for r in rows:
+        print(f"{r['model']:<19} {r['strategy']:<8} {r['chosen']:<8} {r['pts']:9.1f} "
+              f"{r['gflops']:8.1f} {r['frac']:8.1%}")
+    print()
+    for name in wanted:
+        by = {r["strategy"]: r["pts"] for r in rows if r["model"] == name}
+        best = max(by["loop"], by["batched"])
+        line = f"{name}: auto / best = {by['auto'] / best:.2f}"
+        line += f", batched / loop = {by['batched'] / by['loop']:.2f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
