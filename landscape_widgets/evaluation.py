@@ -11,8 +11,8 @@ Two strategies compute the same numbers:
     many points per forward with ``torch.func.functional_call`` + ``torch.vmap``.
     This pays off on a GPU, where a small model's per-point forward is bound by kernel
     launches. Chunks are sized so that no intermediate tensor exceeds a per-tensor
-    limit (on CPU below glibc's 32 MB mmap threshold, so buffers are reused rather
-    than page-faulted in afresh).
+    limit (on CPU a few MB, below glibc's 32 MB mmap threshold, so buffers are reused
+    rather than page-faulted in afresh).
 """
 
 from __future__ import annotations
@@ -36,8 +36,12 @@ Strategy = Literal["auto", "loop", "batched"]
 STRATEGIES: tuple[str, ...] = ("auto", "loop", "batched")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-#: Largest intermediate tensor a batched chunk may create on the CPU (bytes).
-CPU_TENSOR_LIMIT = 16 * 2**20
+#: Largest intermediate tensor a batched chunk may create on the CPU (bytes): small
+#: enough to stay in cache-friendly sizes, far below glibc's 32 MB mmap threshold, so
+#: buffers are reused rather than page-faulted in afresh.
+CPU_TENSOR_LIMIT = 4 * 2**20
+#: Points per batched chunk on the CPU (the data rows per forward adapt to the limit).
+CPU_CHUNK = 16
 #: Most points in one batched chunk.
 MAX_CHUNK = 1024
 
@@ -182,8 +186,9 @@ class PointEvaluator:
     def chunk_plan(self, chunk_size: int | None = None) -> tuple[int, int]:
         """Points per batched chunk and data rows per vmapped forward.
 
-        On CPU each intermediate tensor (points x rows x widest activation) stays
-        below :data:`CPU_TENSOR_LIMIT`; on GPU the chunk fills ``memory_budget``.
+        On CPU a chunk has :data:`CPU_CHUNK` points and as many data rows per forward as
+        keep each intermediate tensor (points x rows x widest activation) below
+        :data:`CPU_TENSOR_LIMIT`; on GPU the chunk fills ``memory_budget``.
         """
         rows = max(len(x) for x, _ in self.batches.batches)
         per_point_row = 4 * self.activation_floats
@@ -193,9 +198,9 @@ class PointEvaluator:
             k = chunk_size or int(np.clip(self.memory_budget // per_point, 1, MAX_CHUNK))
             return k, rows
         limit = min(CPU_TENSOR_LIMIT, self.memory_budget)
-        k = chunk_size or int(np.clip(limit // (per_point_row * rows), 4, 64))
+        k = chunk_size or CPU_CHUNK
         k = int(min(k, max(1, self.memory_budget // (2 * params_bytes))))
-        rows = int(max(1, min(rows, limit // (per_point_row * k))))
+        rows = int(np.clip(limit // (per_point_row * k), 1, rows))
         return k, rows
 
     # -- the two strategies -------------------------------------------------------------

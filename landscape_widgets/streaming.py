@@ -108,34 +108,48 @@ def iter_chunks(
 class _AutoTrials:
     """``auto``: time both strategies on the first chunks, then keep the faster.
 
-    The trial chunks are real work (their values are kept), so they are kept short:
-    the loop's per-point time does not depend on the chunk size, so it is timed on a
-    few points; the batched strategy is timed on full chunks, twice unless the first
-    (which pays one-off costs: vmap set-up, fresh buffers) already decides.
+    The trials are real work (their values are kept) and short: a 2-point batched
+    chunk pays vmap's one-off set-up and is not timed, then the loop and the batched
+    strategy are timed on a few points each; when batched is close behind, one full
+    batched chunk (more points per forward) gets the last word.
     """
 
-    LOOP_POINTS = 8
-    #: a first batched chunk this much slower than the loop is not worth a second try
-    HOPELESS = 4.0
+    TRIAL_POINTS = 8
+    WARMUP_POINTS = 2
+    #: batched per-point time up to this multiple of the loop's earns a full-chunk trial
+    CLOSE = 1.5
 
     def __init__(self, k: int) -> None:
         self.k = k
-        self.plan = ["loop", "batched", "batched"]
+        small = min(k, self.TRIAL_POINTS)
+        self.plan: list[tuple[str, int, bool]] = [
+            ("batched", min(k, self.WARMUP_POINTS), False),
+            ("loop", small, True),
+            ("batched", small, True),
+        ]
         self.timings: dict[str, float] = {}
         self.chosen = "loop"
+        self.timed = True
 
     def next(self) -> tuple[str, int]:
         if not self.plan:
+            self.timed = True
             return self.chosen, self.k
-        use = self.plan.pop(0)
-        return use, min(self.k, self.LOOP_POINTS) if use == "loop" else self.k
+        use, size, self.timed = self.plan.pop(0)
+        return use, size
 
     def record(self, used: str, per_point: float, batched_ok: bool = True) -> None:
+        if not batched_ok:  # vmap cannot run the model: nothing to compare
+            self.plan, self.chosen = [], "loop"
+            return
+        if not self.timed:
+            return
+        first = used not in self.timings
         self.timings[used] = min(per_point, self.timings.get(used, np.inf))
-        loop, batched = self.timings.get("loop"), self.timings.get("batched")
-        decided = loop is not None and batched is not None and (
-            batched <= loop or batched > self.HOPELESS * loop
-        )
-        if decided or not batched_ok:
-            self.plan = []
         self.chosen = min(self.timings, key=self.timings.get)
+        loop, batched = self.timings.get("loop"), self.timings.get("batched")
+        if (
+            first and used == "batched" and not self.plan and self.k > self.TRIAL_POINTS
+            and loop is not None and loop < batched <= self.CLOSE * loop
+        ):
+            self.plan = [("batched", self.k, True)]

@@ -283,10 +283,11 @@ def test_iter_chunks_covers_grid_once_coarse_to_fine():
     seen = np.concatenate([c.indices for c in chunks])
     assert np.array_equal(seen, point_order(grid))
     assert np.array_equal(np.sort(seen), np.arange(grid.size))
-    # auto: a short loop trial, then one or two batched chunks, then the faster one only
-    assert [c.strategy for c in chunks[:2]] == ["loop", "batched"]
-    assert [len(c.indices) for c in chunks[:2]] == [8, 10]
-    trial_end = 3 if chunks[2].strategy == "batched" and chunks[3].strategy == "loop" else 2
+    # auto: short trials (batched warm-up, loop, batched), then the faster one only
+    assert [(c.strategy, len(c.indices)) for c in chunks[:3]] == [
+        ("batched", 2), ("loop", 8), ("batched", 8)
+    ]
+    trial_end = 4 if len(chunks[3].indices) == 10 and chunks[3].strategy == "batched" else 3
     assert len({c.strategy for c in chunks[trial_end:]}) == 1
     reference = ev.evaluate(grid.coords(seen), "loop").loss
     np.testing.assert_allclose(np.concatenate([c.loss for c in chunks]), reference, rtol=1e-5)
@@ -422,3 +423,14 @@ def test_cuda_loop_and_batched_equal_cpu(make_model, shape):
         values = gpu.evaluate(coeffs, strategy)
         np.testing.assert_allclose(values.loss, cpu.loss, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(values.accuracy, cpu.accuracy, atol=1e-6)
+
+
+def test_cpu_chunk_plan_keeps_intermediates_small():
+    from landscape_widgets.evaluation import CPU_TENSOR_LIMIT
+
+    for model, shape in [(zoo.mlp(), (64,)), (zoo.cnn(channels=16, depth=2), (1, 8, 8))]:
+        ev = PointEvaluator(model, F.cross_entropy, _data(shape, n=1797), random_directions(model, 2), device="cpu")
+        k, rows = ev.chunk_plan()
+        assert k >= 4 and 1 <= rows <= 1797
+        assert k * rows * ev.activation_floats * 4 <= CPU_TENSOR_LIMIT
+        assert ev.chunk_plan(chunk_size=3)[0] == 3
