@@ -170,8 +170,8 @@ class LineView:
 class ContourView:
     """2-D landscape: heat map + contour lines + colour bar + centre marker, bqplot."""
 
-    def __init__(self, normalization: str | None = "filter", height: str = "480px",
-                 scheme: str = "viridis") -> None:
+    def __init__(self, normalization: str | None = "filter", width: str = "640px",
+                 height: str = "540px", scheme: str = "viridis") -> None:
         import bqplot as bq
 
         self.x_scale, self.y_scale = bq.LinearScale(), bq.LinearScale()
@@ -190,14 +190,14 @@ class ContourView:
         self.x_axis = bq.Axis(scale=self.x_scale, label=axis_label("alpha", normalization))
         self.y_axis = bq.Axis(scale=self.y_scale, orientation="vertical",
                               label=axis_label("beta", normalization), label_offset="45px")
-        self.color_axis = bq.ColorAxis(scale=self.color_scale, orientation="vertical",
-                                       side="right", label="loss")
+        self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label="loss",
+                                       tick_format=".3g")
         self.widget = bq.Figure(
             marks=[self.heatmap, self.contours, self.centre],
             axes=[self.x_axis, self.y_axis, self.color_axis],
             title="2-D landscape", padding_x=0, padding_y=0,
             fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 110},
-            layout={"width": "100%", "height": height},
+            layout={"width": width, "height": height},
         )
 
     def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> None:

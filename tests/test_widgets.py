@@ -1,0 +1,257 @@
+"""Widget logic without a browser: drive the controls' traits, read the marks' data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from landscape_widgets import compute_landscape, make_grid
+from landscape_widgets.app import CHECKOUT_NOTEBOOK, app_notebook, voila_command
+from landscape_widgets.grids import plane
+from landscape_widgets.results import empty_landscape, fill_chunk
+from landscape_widgets.widgets import LandscapeExplorer, Runner, format_progress
+from landscape_widgets.widgets.views import (
+    contour_levels,
+    contour_lines,
+    fill_nearest,
+    metric_values,
+)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    return model, F.cross_entropy, (x, y)
+
+
+def explorer(problem, **kwargs) -> LandscapeExplorer:
+    model, loss_fn, data = problem
+    kwargs = {"grids": {"1d": (1.0, 9), "2d": (1.0, 9), "3d": (1.0, 5)}, "debounce": 0.05, **kwargs}
+    return LandscapeExplorer(model, loss_fn, data, **kwargs)
+
+
+def reference(problem, seed: int, shape) -> np.ndarray:
+    model, loss_fn, data = problem
+    grid = make_grid([(-1.0, 1.0)] * len(shape), list(shape))
+    return compute_landscape(model, loss_fn, data, grid, seed=seed, device="cpu")["loss"].values
+
+
+# -- pure helpers ----------------------------------------------------------------------
+def test_fill_nearest_copies_the_nearest_known_cell_and_keeps_known_nan():
+    values = np.array([[1.0, 0.0, 0.0, 4.0], [0.0, 0.0, 0.0, 0.0], [7.0, 0.0, 0.0, np.nan]])
+    known = np.zeros_like(values, dtype=bool)
+    known[0, 0] = known[0, 3] = known[2, 0] = known[2, 3] = True
+    filled = fill_nearest(values, known)
+    assert filled[0, 1] == 1.0 and filled[0, 2] == 4.0 and filled[2, 1] == 7.0
+    assert np.isnan(filled[2, 3]) and np.isnan(filled[2, 2])
+    assert np.isnan(fill_nearest(values, np.zeros_like(known))).all()
+
+
+def test_contours_of_a_ramp_are_straight_lines_at_the_levels():
+    x, y = np.linspace(-1, 1, 11), np.linspace(-1, 1, 7)
+    z = np.repeat(x[:, None], len(y), axis=1)  # z = alpha
+    levels = contour_levels(z, n=3)
+    np.testing.assert_allclose(levels, [-0.5, 0.0, 0.5])
+    cx, cy = contour_lines(x, y, z, levels)
+    assert cx.shape[0] == 3
+    np.testing.assert_allclose(np.sort(cx[:, 0]), levels, atol=1e-12)
+    np.testing.assert_allclose(cx.max(axis=1) - cx.min(axis=1), 0.0, atol=1e-12)
+    assert cy.min() == -1.0 and cy.max() == 1.0
+
+
+def test_metric_values_hide_points_not_done_and_take_logs():
+    grid = plane(num=3)
+    ds = empty_landscape(grid)
+    fill_chunk(ds, np.array([0, 4]), np.array([10.0, 100.0]), np.array([0.5, 1.0]))
+    loss, label = metric_values(ds, "log-loss")
+    assert label == "log10(loss)"
+    assert loss[0, 0] == pytest.approx(1.0) and loss[1, 1] == pytest.approx(2.0)
+    assert np.isnan(loss).sum() == 7
+    acc, _ = metric_values(ds, "accuracy", "log")
+    assert acc[1, 1] == 0.0
+    with pytest.raises(ValueError, match="metric"):
+        metric_values(ds, "loss2")
+
+
+def test_format_progress():
+    assert format_progress(50, 100, 2.0, "cpu") == "50/100 points · 25 pt/s · 2 s left · device cpu"
+    assert "done in 4.00 s" in format_progress(100, 100, 4.0, "cuda")
+
+
+# -- the runner ------------------------------------------------------------------------
+def counting_work(tag, n, delay, log=None):
+    def work(cancel: threading.Event):
+        if log is not None:
+            log.append(tag)
+        for i in range(n):
+            if cancel.is_set():
+                return
+            time.sleep(delay)
+            yield (tag, i)
+    return work
+
+
+def test_runner_never_draws_a_stale_generation_after_a_restart():
+    runner = Runner(max_rate=1000, debounce=0)
+    drawn = []
+    runner.start(counting_work("old", 1000, 0.002), drawn.append)
+    time.sleep(0.1)
+    runner.start(counting_work("new", 20, 0.001), drawn.append)
+    assert runner.wait(30)
+    tags = [t for t, _ in drawn]
+    first_new = tags.index("new")
+    assert "old" in tags[:first_new] and "old" not in tags[first_new:]
+    assert drawn[-1] == ("new", 19)
+
+
+def test_runner_throttles_draws_but_always_draws_the_last_snapshot():
+    runner = Runner(max_rate=10, debounce=0)
+    drawn = []
+    start = time.monotonic()
+    runner.start(counting_work("a", 200, 0.001), drawn.append)
+    assert runner.wait(30)
+    elapsed = time.monotonic() - start
+    assert len(drawn) <= int(elapsed * 10) + 2 < 200
+    assert drawn[-1] == ("a", 199)
+
+
+def test_runner_debounce_starts_only_the_last_request_and_stop_cancels():
+    runner = Runner(debounce=0.2)
+    started, drawn = [], []
+    for tag in ("a", "b", "c"):
+        runner.request(counting_work(tag, 3, 0.0, started), drawn.append)
+    assert runner.wait(30)
+    assert started == ["c"] and drawn[-1] == ("c", 2)
+    runner.request(counting_work("d", 3, 0.0, started), drawn.append)
+    runner.stop()
+    assert runner.wait(30) and started == ["c"]
+
+
+def test_runner_reports_errors_from_the_worker():
+    errors = []
+    runner = Runner(debounce=0, on_error=errors.append)
+
+    def broken(cancel):
+        yield 1
+        raise RuntimeError("boom")
+
+    runner.start(broken, lambda s: None)
+    runner.wait(30)
+    assert isinstance(runner.error, RuntimeError) and errors == [runner.error]
+
+
+# -- the explorer ----------------------------------------------------------------------
+def test_explorer_2d_draws_the_same_values_as_compute_landscape(problem):
+    ex = explorer(problem, seed=3)
+    assert ex.wait(120)
+    heatmap, contours = ex.views[0].heatmap, ex.views[0].contours
+    expected = reference(problem, 3, (9, 9))
+    np.testing.assert_allclose(heatmap.color, expected.T, rtol=1e-5)
+    np.testing.assert_allclose(heatmap.x, np.linspace(-1, 1, 9))
+    assert contours.x.shape[0] > 0
+    assert "81/81 points" in ex.progress.text.value and "device cpu" in ex.progress.text.value
+    assert "filter-normalized" in ex.views[0].x_axis.label
+    ex.metric.value = "accuracy"  # redraw only: no new run
+    np.testing.assert_allclose(heatmap.color, ex.result["accuracy"].values.T)
+    assert not ex.runner.running
+
+
+def test_slider_change_cancels_the_run_and_only_the_new_result_is_drawn(problem):
+    ex = explorer(problem, grids={"2d": (1.0, 41)}, max_rate=1000)
+    drawn_seeds = []
+    original = ex._draw
+    ex._draw = lambda snap: (drawn_seeds.append(snap.ds.attrs["seed"]), original(snap))
+    ex.runner.wait(0.5)  # let the first run get going
+    ex.seed.value = 7
+    assert ex.wait(300)
+    assert drawn_seeds[-1] == 7 and 0 not in drawn_seeds[drawn_seeds.index(7):]
+    assert ex.result.attrs["seed"] == 7 and ex.result["done"].values.all()
+    assert list(ex.cache) == [ex.settings]  # the cancelled run was not cached
+    np.testing.assert_allclose(ex.views[0].heatmap.color, reference(problem, 7, (41, 41)).T, rtol=1e-5)
+
+
+def test_returning_to_cached_settings_redraws_without_computing(problem):
+    ex = explorer(problem)
+    ex.wait(120)
+    first = np.array(ex.views[0].heatmap.color)
+    ex.seed.value = 1
+    ex.wait(120)
+    assert not np.allclose(ex.views[0].heatmap.color, first)
+    draws = ex.runner.n_draws
+    ex.seed.value = 0
+    assert not ex.runner.running and ex.runner.n_draws == draws
+    np.testing.assert_array_equal(ex.views[0].heatmap.color, first)
+    assert "from cache" in ex.progress.text.value
+
+
+def test_explorer_1d_and_3d_views(problem):
+    ex = explorer(problem, view="1d", seed=2)
+    ex.wait(120)
+    line = ex.views[0].loss_line
+    np.testing.assert_allclose(line.y, reference(problem, 2, (9,)), rtol=1e-5)
+    assert len(ex.views[0].acc_line.y) == 9
+    ex.view.value = "3d"
+    assert ex.resolution.value == 5
+    ex.wait(120)
+    surface, volume = ex.views
+    expected = reference(problem, 2, (5, 5, 5))
+    np.testing.assert_allclose(volume.volume.data, expected.transpose(2, 1, 0), rtol=1e-5)
+    np.testing.assert_allclose(surface.mesh.y, expected[:, :, 2].ravel(), rtol=1e-5)
+    assert ex.plots.children == (surface.widget, volume.widget)
+
+
+def test_stop_keeps_the_partial_picture(problem):
+    ex = explorer(problem, grids={"2d": (1.0, 61)}, max_rate=1000)
+    while ex.result is None or not ex.result["done"].values.any():
+        time.sleep(0.01)
+    ex.stop()
+    ex.wait(60)
+    done = int(ex.result["done"].values.sum())
+    assert 0 < done < 61 * 61
+    assert "stopped" in ex.progress.text.value and not ex.cache
+
+
+def test_explorer_rejects_bad_settings(problem):
+    with pytest.raises(ValueError, match="view"):
+        explorer(problem, view="4d")
+    with pytest.raises(ValueError, match="grids"):
+        explorer(problem, grids={"2-D": (1.0, 5)})
+
+
+# -- the app ---------------------------------------------------------------------------
+def test_app_notebook_on_disk_is_app_notebook():
+    text = CHECKOUT_NOTEBOOK.read_text()
+    assert text == nbformat.writes(app_notebook()) + "\n", (
+        "notebooks/explorer_app.ipynb is out of date: run "
+        "python -c 'from landscape_widgets.app import write_app_notebook; write_app_notebook()'"
+    )
+    assert json.loads(text)["metadata"]["kernelspec"]["name"] == "python3"
+
+
+def test_voila_command_hides_sources_and_checks_the_port():
+    cmd = voila_command(Path("app.ipynb"), 8899, open_browser=False)
+    assert cmd[1:] == ["-m", "voila", "app.ipynb", "--strip_sources=True", "--port=8899", "--no-browser"]
+    with pytest.raises(ValueError, match="port"):
+        voila_command(Path("app.ipynb"), 70000)
+
+
+@pytest.mark.skipif(shutil.which("jupyter") is None, reason="jupyter is not installed")
+def test_widget_labextensions_are_installed_for_jupyterlab_and_notebook7():
+    listing = subprocess.run(["jupyter", "labextension", "list"], capture_output=True, text=True,
+                             timeout=120)
+    text = listing.stdout + listing.stderr
+    for name in ("@jupyter-widgets/jupyterlab-manager", "bqplot", "ipyvolume", "jupyter-threejs"):
+        assert name in text, f"{name} labextension missing"
