@@ -32,7 +32,7 @@ class Preset:
 
 
 _SMALL_BATCH = TrainConfig(epochs=20, batch_size=32, lr=0.05)
-_CNN = TrainConfig(epochs=15, batch_size=64, lr=0.003, optimizer="adam")
+_CNN = TrainConfig(epochs=20, batch_size=64, lr=0.005, optimizer="adam")
 
 PRESETS: dict[str, Preset] = {
     "small_batch": Preset("mlp", _SMALL_BATCH, description="MLP, SGD batch 32, 20 epochs"),
