@@ -1,0 +1,137 @@
+"""Models side by side (Li et al. 2018, Section 6): one 2-D landscape per model with the
+same direction seed and normalization, one shared colour range, test accuracy and a
+sharpness number under each; a toggle switches the normalization so one can watch the
+comparison change (without it, weight decay makes a minimum look sharper than it is)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+
+import ipywidgets as w
+from torch import nn
+
+from ..comparison import mean_loss_increase, shared_color_range
+from ..directions import NORMALIZATIONS, random_directions
+from ..evaluation import LossFn, PointEvaluator
+from ..grids import Grid, plane
+from ..training import accuracy
+from .progress import ProgressView
+from .runner import Runner, landscape_stream
+from .views import ContourView
+
+
+class ComparisonPanel:
+    """Side-by-side contour maps, computed one model after the other in the background.
+
+    Attributes
+    ----------
+    widget : ipywidgets.VBox
+    views : dict of name -> ContourView
+    normalization : ipywidgets.ToggleButtons
+        Changing it recomputes every landscape.
+    results : dict of name -> xr.Dataset
+    """
+
+    def __init__(self, models: Mapping[str, nn.Module], loss_fn: LossFn, data, grid: Grid,
+                 seed: int, test_accuracy: Mapping[str, float], max_samples: int | None,
+                 normalization: str) -> None:
+        self.models, self.loss_fn, self.data, self.grid = dict(models), loss_fn, data, grid
+        self.seed, self.max_samples = seed, max_samples
+        self.test_accuracy = dict(test_accuracy)
+        self.views = {name: ContourView(normalization=normalization, width="440px", height="400px")
+                      for name in self.models}
+        self.captions = {name: w.HTML() for name in self.models}
+        self.results: dict = {}
+        self.normalization = w.ToggleButtons(options=list(NORMALIZATIONS), value=normalization,
+                                             description="normalization")
+        self.normalization.observe(lambda _change: self.start(), names="value")
+        self.progress = ProgressView()
+        self.runner = Runner(max_rate=5.0, debounce=0.3, on_error=self._error)
+        columns = [w.VBox([self.views[n].widget, self.captions[n]]) for n in self.models]
+        self.widget = w.VBox([w.HBox([self.normalization, self.progress.widget]), w.HBox(columns)])
+        for name in self.models:
+            self._caption(name)
+
+    def start(self) -> None:
+        """(Re)compute all landscapes with the current normalization."""
+        self.results = {}
+        self.runner.request(self._work, self._draw)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until all landscapes are finished (for tests and scripts)."""
+        return self.runner.wait(timeout)
+
+    def _work(self, cancel: threading.Event) -> Iterator[tuple[str, object]]:
+        norm = self.normalization.value
+        for name, model in self.models.items():
+            dirs = random_directions(model, 2, seed=self.seed, normalization=norm)
+            evaluator = PointEvaluator(model, self.loss_fn, self.data, dirs, max_samples=self.max_samples)
+            for snap in landscape_stream(evaluator, self.grid, cancel=cancel, attrs={"normalization": norm}):
+                yield name, snap
+
+    def _draw(self, item) -> None:
+        name, snap = item
+        self.results[name] = snap.ds
+        self.views[name].update(snap.ds)
+        lo, hi = shared_color_range(self.results)
+        for view in self.views.values():
+            view.color_scale.min, view.color_scale.max = lo, max(hi, lo + 1e-12)
+        self.views[name].widget.title = name
+        for other in self.models:
+            self._caption(other)
+        self.progress.update(snap.n_done, snap.total, snap.elapsed, snap.device, f"model '{name}'")
+
+    def _caption(self, name: str) -> None:
+        parts = [f"<b>{name}</b>"]
+        if name in self.test_accuracy:
+            parts.append(f"test accuracy {100 * self.test_accuracy[name]:.1f} %")
+        ds = self.results.get(name)
+        if ds is not None and bool(ds["done"].all()):
+            parts.append(f"mean loss increase over the grid {mean_loss_increase(ds):.3f}")
+        self.captions[name].value = " · ".join(parts)
+
+    def _error(self, exc: BaseException) -> None:
+        self.progress.message(f"error: {exc}", "danger")
+
+
+def comparison_panel(
+    models: Mapping[str, nn.Module],
+    loss_fn: LossFn,
+    data,
+    grid: Grid | None = None,
+    *,
+    seed: int = 0,
+    normalization: str = "filter",
+    test_data: tuple | None = None,
+    max_samples: int | None = None,
+    autostart: bool = True,
+) -> ComparisonPanel:
+    """A live side-by-side comparison of models' landscapes (display ``.widget``).
+
+    Parameters
+    ----------
+    models : mapping of name -> nn.Module
+    loss_fn, data
+        Mean-reduced loss and the data to evaluate on.
+    grid : Grid, optional
+        Default: a 21x21 plane over [-1, 1]^2.
+    seed, normalization
+        The direction rule shared by all models (the toggle changes the normalization).
+    test_data : (X, y), optional
+        Test accuracy shown under each map.
+    max_samples : int, optional
+        Evaluate on at most this many samples.
+    autostart : bool
+        Start computing at once.
+    """
+    if not models:
+        raise ValueError("give at least one model to compare")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    acc = {} if test_data is None else {n: accuracy(m, test_data) for n, m in models.items()}
+    panel = ComparisonPanel(models, loss_fn, data, plane(num=21) if grid is None else grid, seed, acc,
+                            max_samples, normalization)
+    if autostart:
+        panel.start()
+    return panel
