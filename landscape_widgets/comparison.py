@@ -123,3 +123,34 @@ def compare_landscapes(
             ds.attrs["test_accuracy"] = accuracy(model, test_data)
         out[name] = ds
     return out
+
+
+def comparison_figure(landscapes: Mapping[str, xr.Dataset], levels: int = 20):
+    """Side-by-side filled contours of 2-D results on one shared colour range.
+
+    Each panel's title carries the ``test_accuracy`` and ``mean_loss_increase``
+    attributes when present (as set by :func:`compare_landscapes`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    lo, hi = shared_color_range(landscapes)
+    bounds = np.linspace(lo, hi if hi > lo else lo + 1, levels + 1)
+    fig = Figure(figsize=(4 * len(landscapes) + 1, 4), layout="constrained")
+    axes = fig.subplots(1, len(landscapes), squeeze=False)[0]
+    for ax, (name, ds) in zip(axes, landscapes.items()):
+        a, b = ds["loss"].dims
+        filled = ax.contourf(ds[a].values, ds[b].values, ds["loss"].values.T, levels=bounds, cmap="viridis")
+        ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=10)
+        norm = ds.attrs.get("normalization", "given")
+        ax.set_xlabel(f"{a} ({norm}-normalized direction 1)")
+        ax.set_ylabel(f"{b} ({norm}-normalized direction 2)")
+        notes = [f"test acc {100 * ds.attrs['test_accuracy']:.1f} %"] if "test_accuracy" in ds.attrs else []
+        if "mean_loss_increase" in ds.attrs:
+            notes.append(f"sharpness {ds.attrs['mean_loss_increase']:.3f}")
+        ax.set_title("\n".join([name, ", ".join(notes)]) if notes else name)
+    fig.colorbar(filled, ax=list(axes), label="loss (mean cross-entropy, shared scale)")
+    return fig

@@ -14,6 +14,7 @@ cache afterwards. Pairs differ in exactly one setting:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 
 from .training import TrainConfig, TrainResult, trained
@@ -86,3 +87,14 @@ def preset_pair(pair: str, seed: int = 0) -> dict[str, tuple[TrainResult, Datase
     if pair not in PAIRS:
         raise ValueError(f"unknown pair {pair!r}; built in: {sorted(PAIRS)}")
     return {name: preset(name, seed) for name in PAIRS[pair]}
+
+
+def small_mode() -> bool:
+    """True when ``$LANDSCAPE_WIDGETS_SMALL`` is set (to anything but ``""``/``0``):
+    notebooks then use tiny grids so CI runs them in seconds."""
+    return os.environ.get("LANDSCAPE_WIDGETS_SMALL", "") not in ("", "0")
+
+
+def demo_size(full: int, small: int) -> int:
+    """``small`` in :func:`small_mode`, else ``full`` (grid points, samples, ...)."""
+    return small if small_mode() else full

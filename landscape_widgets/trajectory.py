@@ -149,3 +149,26 @@ def trajectory_landscape(
         explained_variance_ratio=plane.explained_variance_ratio.tolist(),
     )
     return ds
+
+
+def trajectory_figure(ds: xr.Dataset, plane: TrajectoryPlane, levels: int = 25):
+    """Filled loss contours on the PCA plane with the projected path on top.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 5), layout="constrained")
+    ax = fig.add_subplot()
+    filled = ax.contourf(ds["alpha"].values, ds["beta"].values, ds["loss"].values.T, levels=levels, cmap="viridis")
+    ax.plot(plane.path[:, 0], plane.path[:, 1], "o-", color="red", markersize=3, label="optimizer path")
+    ax.plot(*plane.path[0], "s", color="orange", markeredgecolor="black", label="initialization")
+    ax.plot(0, 0, "*", color="white", markeredgecolor="black", markersize=12, label="final point")
+    x_label, y_label = plane.axis_labels()
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.legend(loc="best", fontsize="small")
+    fig.colorbar(filled, ax=ax, label="loss (mean cross-entropy)")
+    return fig
