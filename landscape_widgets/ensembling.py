@@ -135,7 +135,7 @@ def compare_averaging(
 def cyclic_lr_experiment(
     model: nn.Module,
     dataset: Dataset,
-    lr_maxes: Sequence[float] = (0.02, 0.3),
+    lr_maxes: Sequence[float] = (0.02, 0.4),
     cycles: int = 4,
     epochs_per_cycle: int = 4,
     seed: int = 0,

@@ -21,14 +21,6 @@ from landscape_widgets.params import flatten_params, load_flat_params_
 from landscape_widgets.training import TrainConfig, mean_loss, trained
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def two_solutions():
     """Two digits MLPs trained independently (different seeds, so different inits)."""
