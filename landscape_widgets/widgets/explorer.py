@@ -152,6 +152,8 @@ class LandscapeExplorer(w.VBox):
         self.metric.observe(self._on_display, "value")
         self.scale.observe(self._on_display, "value")
         self.stop_button.on_click(lambda _: self.stop())
+        for name in ("seed", "view", "resolution", "stop_button"):  # CSS hooks for browser tests
+            getattr(self, name).add_class(f"landscape-{name.replace('_', '-')}")
 
         controls = w.VBox([
             w.HBox([self.view, self.seed]),

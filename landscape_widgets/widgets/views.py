@@ -236,17 +236,26 @@ def _limits(values: np.ndarray) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
+def grid_triangles(n: int, m: int) -> np.ndarray:
+    """Triangles ``[2 (n-1)(m-1), 3]`` of an ``n x m`` vertex grid (row-major vertices)."""
+    i, j = np.meshgrid(np.arange(n - 1), np.arange(m - 1), indexing="ij")
+    a = (i * m + j).ravel()
+    b, c = a + 1, a + m
+    return np.concatenate([np.stack([a, b, c + 1], 1), np.stack([a, c + 1, c], 1)]).astype(np.uint32)
+
+
 class SurfaceView:
     """The 2-D landscape as an ipyvolume surface, height = metric (3-D mesh)."""
 
     def __init__(self, width: int = 420, height: int = 420) -> None:
         import ipyvolume as ipv
 
-        self.widget = ipv.Figure(width=width, height=height)
+        # ``ipv.figure`` (not ``ipv.Figure``) sets up the camera and lights the marks need;
+        # the figure is placed in the layout directly (``ipv.show``'s panel breaks under ipyvue 3).
+        self.widget = ipv.figure(width=width, height=height)
         a = np.linspace(-1, 1, 2)
         X, Y = np.meshgrid(a, a, indexing="ij")
-        with self.widget:
-            self.mesh = ipv.plot_surface(X, np.zeros_like(X), Y, color="steelblue")
+        self.mesh = ipv.plot_surface(X, np.zeros_like(X), Y, color="steelblue")
         self.widget.xlabel, self.widget.ylabel, self.widget.zlabel = "alpha", "loss", "beta"
 
     def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> None:
@@ -259,6 +268,8 @@ class SurfaceView:
         height = np.nan_to_num(z, nan=hi)
         X, Y = np.meshgrid(alpha, beta, indexing="ij")
         with self.widget.hold_sync(), self.mesh.hold_sync():
+            if np.size(self.mesh.x) != X.size:
+                self.mesh.triangles = grid_triangles(*X.shape)
             self.mesh.x, self.mesh.z = X.ravel(), Y.ravel()
             self.mesh.y = height.ravel()
             self.mesh.color = _rgb(height).reshape(-1, 3)
@@ -274,10 +285,10 @@ class VolumeView:
     def __init__(self, width: int = 420, height: int = 420) -> None:
         import ipyvolume as ipv
 
-        self.widget = ipv.Figure(width=width, height=height)
-        with self.widget:
-            self.volume = ipv.volshow(np.arange(8, dtype=np.float32).reshape(2, 2, 2), controls=False,
-                                      extent=[[-1, 1]] * 3)
+        self.widget = ipv.figure(width=width, height=height)
+        self.volume = ipv.volshow(np.arange(8, dtype=np.float32).reshape(2, 2, 2), controls=False,
+                                      extent=[[-1, 1]] * 3, level=[0.15, 0.5, 0.85],
+                                      opacity=[0.15, 0.1, 0.05], level_width=0.15, max_opacity=0.6)
         self.widget.xlabel, self.widget.ylabel, self.widget.zlabel = "alpha", "beta", "gamma"
 
     def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> None:

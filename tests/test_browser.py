@@ -1,0 +1,115 @@
+"""End to end: the Voila app in headless Chromium (Playwright).
+
+Screenshots go to ``test-artifacts/``. Skipped without Chromium, unless ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import numpy as np
+import pytest
+from browser_helpers import ARTIFACTS, chromium_page, require_chromium, screenshot, voila
+
+from landscape_widgets.app import write_app_notebook
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+#: Small enough for 2 busy cores, large enough that a run lasts several redraws.
+APP_GRIDS = {"1d": (1.0, 41), "2d": (1.0, 41), "3d": (1.0, 9)}
+WAIT_MS = 120_000
+PROGRESS = re.compile(r"(\d+)/(\d+) points")
+
+
+def progress(page) -> tuple[int, int]:
+    text = page.inner_text(".landscape-progress")
+    match = PROGRESS.search(text)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def heatmap_href(page) -> str:
+    return page.get_attribute("image.heatmap", "href") or ""
+
+
+def wait_until_complete(page, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, total = progress(page)
+        if total and done == total:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"the run did not finish within {timeout} s: {page.inner_text('.landscape-progress')}")
+
+
+def coloured_fraction(page, index: int) -> float:
+    """Fraction of a canvas's pixels that are coloured (not white/grey/black box lines)."""
+    from PIL import Image
+
+    png = page.locator("canvas").nth(index).screenshot()
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float).reshape(-1, 3)
+    return float(np.mean(pixels.max(axis=1) - pixels.min(axis=1) > 40))
+
+
+def test_voila_app_fills_in_restarts_on_a_slider_and_draws_every_view(tmp_path):
+    require_chromium()
+    notebook = write_app_notebook(tmp_path / "explorer_app.ipynb", grids=APP_GRIDS)
+    with voila(notebook) as url, chromium_page() as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url, timeout=WAIT_MS)
+
+        # 2-D: bqplot SVG with the heat map image, then the complete picture.
+        page.wait_for_selector(".bqplot svg", state="attached", timeout=WAIT_MS)
+        page.wait_for_selector("image.heatmap", state="attached", timeout=WAIT_MS)
+        wait_until_complete(page)
+        time.sleep(0.5)
+        before = heatmap_href(page)
+        screenshot(page, "01_2d_seed0_complete")
+
+        # Move the seed slider: the run restarts and the map fills in again.
+        page.locator(".landscape-seed .noUi-handle").focus()
+        page.keyboard.press("ArrowRight")
+        partial: list[tuple[int, int, str]] = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            done, total = progress(page)
+            href = heatmap_href(page)
+            if 0 < done < total and href != before:
+                if not partial:
+                    screenshot(page, "02_2d_seed1_partial")
+                partial.append((done, total, href))
+            if partial and done == total:
+                break
+            time.sleep(0.15)
+        wait_until_complete(page)
+        time.sleep(0.5)
+        after = heatmap_href(page)
+        screenshot(page, "03_2d_seed1_complete")
+        assert partial, "never saw a partially filled map after the slider moved"
+        assert partial[0][2] != after, "the partial picture already equals the final one"
+        assert after != before, "the heat map did not change after the seed changed"
+        assert "41x41 grid, 1681/1681 points" in page.inner_text(".bqplot")
+
+        # 1-D: two lines (loss, accuracy) with one point per grid position.
+        page.locator(".landscape-view button", has_text="1-D").click()
+        page.wait_for_selector("text=1-D landscape", timeout=WAIT_MS)
+        wait_until_complete(page)
+        time.sleep(0.5)
+        paths = page.eval_on_selector_all(".bqplot path.line", "els => els.map(e => e.getAttribute('d') || '')")
+        assert len([d for d in paths if d.count("L") >= 40]) >= 2, paths
+        screenshot(page, "04_1d")
+
+        # 3-D: ipyvolume surface and volume canvases, drawn by WebGL.
+        page.locator(".landscape-view button", has_text="3-D").click()
+        page.wait_for_function("document.querySelectorAll('canvas').length >= 2", timeout=WAIT_MS)
+        wait_until_complete(page)
+        time.sleep(3)
+        screenshot(page, "05_3d")
+        n = page.locator("canvas").count()
+        coloured = sorted(coloured_fraction(page, i) for i in range(n))
+        # the surface fills a good part of its canvas; the volume is fainter
+        assert coloured[-1] > 0.05 and coloured[-2] > 0.005, coloured
+        assert not [e for e in errors if "this.$set" in e], errors
+        (ARTIFACTS / "browser_page_errors.txt").write_text("\n".join(errors))
