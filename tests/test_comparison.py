@@ -108,3 +108,20 @@ def test_small_batch_minimum_is_flatter_with_filter_normalization(batch_pairs, t
     assert np.all(small < large), (small, large)
     assert small.mean() < 0.75 * large.mean(), (small, large)
     assert np.mean(radius["small"]) > np.mean(radius["large"]), radius
+
+
+def test_widget_shares_one_colour_range_and_toggles_normalization(batch_pairs):
+    from landscape_widgets.widgets.comparison import comparison_panel
+
+    models, data = batch_pairs[0]
+    panel = comparison_panel(models, F.cross_entropy, data.train, plane(num=3), test_data=data.test)
+    assert panel.wait(120) and panel.runner.error is None
+    lo, hi = shared_color_range(panel.results)
+    for view in panel.views.values():
+        assert (view.color_scale.min, view.color_scale.max) == pytest.approx((lo, hi))
+    assert all("test accuracy" in c.value and "mean loss increase" in c.value for c in panel.captions.values())
+    filtered = {n: ds["loss"].values.copy() for n, ds in panel.results.items()}
+    panel.normalization.value = "none"
+    assert panel.wait(120) and panel.runner.error is None
+    assert all(ds.attrs["normalization"] == "none" for ds in panel.results.values())
+    assert not np.allclose(panel.results["small"]["loss"].values, filtered["small"])

@@ -83,3 +83,20 @@ def test_landscape_on_the_plane_is_centred_on_the_final_model(run):
         mean_loss(result.model, data.train), rel=1e-4
     )
     assert ds.attrs["path_alpha"][-1] == 0.0 and len(ds.attrs["path_beta"]) == len(result.trajectory)
+
+
+def test_widget_contour_path_and_slider(run):
+    from landscape_widgets.widgets.trajectory import trajectory_panel
+
+    result, data = run
+    pl = trajectory_plane(result.trajectory)
+    grid = trajectory_grid(pl, num=4)
+    panel = trajectory_panel(result.model, F.cross_entropy, data.train, pl, grid)
+    assert panel.wait(120) and panel.runner.error is None
+    expected = trajectory_landscape(result.model, F.cross_entropy, data.train, pl, grid)
+    np.testing.assert_allclose(panel.result["loss"].values, expected["loss"].values, rtol=1e-5)
+    assert "% of variance" in panel.view.x_axis.label and "PC2" in panel.view.y_axis.label
+    np.testing.assert_allclose(panel.path.x, pl.path[:, 0])
+    panel.slider.value = 3
+    assert list(panel.current.x) == pytest.approx([pl.path[3, 0]])
+    assert list(panel.current.y) == pytest.approx([pl.path[3, 1]])
