@@ -81,3 +81,22 @@ def test_subspace_optimization_rejects_bad_d():
 def test_wedge_model_rejects_bad_sizes():
     with pytest.raises(ValueError, match="n_long"):
         WedgeModel(4, 4)
+
+
+def test_two_wedges_have_a_linear_barrier_and_a_low_tunnel():
+    from landscape_widgets.connectivity import linear_path, tunnel
+
+    dim, n = 10, 2
+    m1 = WedgeModel(dim, n, wedge_optimum(dim, n, axes=[0, 1], seed=0))
+    m2 = WedgeModel(dim, n, wedge_optimum(dim, n, axes=[2, 3], seed=1))
+    lin = linear_path(m1, m2, wedge_objective, WEDGE_DATA, num=11)
+    # the midpoint has 4 non-zero coordinates: its loss is the norm of the 2 smallest
+    mid = (m1.point + m2.point).detach()[0] / 2
+    assert float(lin["loss"].sel(alpha=0.5)) == pytest.approx(float(wedge_loss(mid, n)), rel=1e-5)
+    assert lin.attrs["barrier"] > 0.5
+    tun = tunnel(m1, m2, wedge_objective, WEDGE_DATA, n_points=5, steps=100, lr=0.02, momentum=0.0)
+    assert tun.attrs["barrier"] < 0.5 * lin.attrs["barrier"]
+    # the two-segment path through the origin, where all wedges meet, has zero loss
+    for a, b in [(m1.point, torch.zeros_like(m1.point)), (torch.zeros_like(m2.point), m2.point)]:
+        t = torch.linspace(0, 1, 7)[:, None]
+        assert float(wedge_loss(((1 - t) * a + t * b).detach(), n).max()) == 0.0
