@@ -67,9 +67,11 @@ def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
     return total[0]
 
 
-def all_digits(image: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def all_digits(image: bool, samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """All 1797 digits (train + test), or the first ``samples`` of them."""
     ds = zoo.digits(image=image)
-    return torch.cat([ds.train[0], ds.test[0]]), torch.cat([ds.train[1], ds.test[1]])
+    x, y = torch.cat([ds.train[0], ds.test[0]]), torch.cat([ds.train[1], ds.test[1]])
+    return x[:samples], y[:samples]
 
 
 def run_strategy(model, data, dirs, grid, strategy, device) -> tuple[float, str]:
@@ -97,6 +99,7 @@ def bench_model(name, model, data, grid, device, peak, repeats) -> list[dict]:
         gflops = pts * flops_per_point / 1e9
         rows.append(dict(model=name, strategy=strategy, chosen=chosen, pts=pts,
                          gflops=gflops, frac=gflops / peak))
+        print(f"  {name} {strategy}: {pts:.1f} points/s", flush=True)
     return rows
 
 
@@ -106,18 +109,26 @@ def main(argv=None) -> None:
     parser.add_argument("--num", type=int, default=21, help="grid points per axis (default 21)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per strategy, best kept")
     parser.add_argument("--models", default="mlp,cnn", help="comma-separated: mlp, cnn")
+    parser.add_argument("--cnn-samples", type=int, default=512,
+                        help="digits images per CNN forward (default 512; 1797 = all)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice, one per core)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     torch.manual_seed(0)
     grid = plane((-1, 1), num=args.num)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
-          f"load average {load:.2f}, grid {args.num}x{args.num}")
+          f"load average {load:.2f}, grid {args.num}x{args.num}, CNN on {args.cnn_samples} images")
     peak = matmul_peak(device)
-    print(f"float32 matmul peak: {peak:.1f} GFLOP/s")
+    print(f"float32 matmul peak: {peak:.1f} GFLOP/s", flush=True)
     models = {
         "mlp 64-128-128-10": lambda: (zoo.mlp(), all_digits(image=False)),
-        "cnn 16ch depth 2": lambda: (zoo.cnn(channels=16, depth=2), all_digits(image=True)),
+        "cnn 16ch depth 2": lambda: (
+            zoo.cnn(channels=16, depth=2), all_digits(image=True, samples=args.cnn_samples)
+        ),
     }
     wanted = [k for k in models if k.split()[0] in args.models.split(",")]
     rows = []
@@ -132,9 +143,8 @@ def main(argv=None) -> None:
     for name in wanted:
         by = {r["strategy"]: r["pts"] for r in rows if r["model"] == name}
         best = max(by["loop"], by["batched"])
-        line = f"{name}: auto / best = {by['auto'] / best:.2f}"
-        line += f", batched / loop = {by['batched'] / by['loop']:.2f}"
-        print(line)
+        print(f"{name}: auto / best = {by['auto'] / best:.2f}, "
+              f"batched / loop = {by['batched'] / by['loop']:.2f}")
 
 
 if __name__ == "__main__":
