@@ -23,6 +23,7 @@ from torch import nn
 from torch.func import functional_call, grad, vjp
 
 from .data import Batches, as_batches
+from .directions import random_directions
 from .evaluation import LossFn, resolve_device
 from .grids import Grid, coarse_to_fine_order, plane
 from .params import ParamLayout, flatten_params, param_layout
@@ -305,8 +306,6 @@ def iter_convexity(
     coarse-to-fine, and setting ``cancel`` stops after the point in flight. See
     :func:`convexity_map` for the arguments and the result.
     """
-    from .directions import random_directions
-
     grid = grid or plane(num=9)
     if grid.ndim != 2:
         raise ValueError(f"a convexity map needs a 2-D grid, got {grid.ndim} axes")
