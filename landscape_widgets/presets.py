@@ -6,7 +6,7 @@ cache afterwards. Pairs differ in exactly one setting:
 
 * ``small_batch`` / ``large_batch``: MLP on digits, batch 32 vs 1024, both trained to
   near-zero training loss (Keskar et al. 2017; Li et al. 2018, Section 6).
-* ``no_weight_decay`` / ``weight_decay``: the small-batch MLP without / with L2 5e-4.
+* ``no_weight_decay`` / ``weight_decay``: the small-batch MLP without / with L2 5e-3.
 * ``cnn_skip`` / ``cnn_plain``: the same-depth CNN with / without identity skips
   (Li et al. 2018, Section 5).
 * ``cnn_batchnorm``: the plain CNN with BatchNorm.
@@ -43,7 +43,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "no_weight_decay": Preset("mlp", _SMALL_BATCH, description="MLP, batch 32, no weight decay"),
     "weight_decay": Preset(
-        "mlp", replace(_SMALL_BATCH, weight_decay=5e-4), description="MLP, batch 32, weight decay 5e-4"
+        "mlp", replace(_SMALL_BATCH, weight_decay=5e-3), description="MLP, batch 32, weight decay 5e-3"
     ),
     "cnn_skip": Preset("cnn", _CNN, {"skip": True}, description="CNN, 4 blocks with identity skips"),
     "cnn_plain": Preset("cnn", _CNN, {"skip": False}, description="CNN, 4 plain blocks (same depth)"),
