@@ -37,6 +37,25 @@ def problem():
     return model, F.cross_entropy, (x, y)
 
 
+class SlowNet(nn.Sequential):
+    """Sleeps 1 ms per forward, so that a run lasts long enough to be interrupted."""
+
+    def forward(self, x):
+        time.sleep(0.001)
+        return super().forward(x)
+
+
+def slow_explorer(problem, **kwargs) -> LandscapeExplorer:
+    """A 41x41 run of at least 1.7 s (one point per forward with ``strategy="loop"``)."""
+    model, loss_fn, data = problem
+    slow = SlowNet(*model)
+    ex = LandscapeExplorer(slow, loss_fn, data, grids={"2d": (1.0, 41)}, strategy="loop",
+                           debounce=0.05, max_rate=1000, **kwargs)
+    while ex.result is None or not ex.result["done"].values.any():
+        time.sleep(0.005)
+    return ex
+
+
 def explorer(problem, **kwargs) -> LandscapeExplorer:
     model, loss_fn, data = problem
     kwargs = {"grids": {"1d": (1.0, 9), "2d": (1.0, 9), "3d": (1.0, 5)}, "debounce": 0.05, **kwargs}
@@ -170,11 +189,11 @@ def test_explorer_2d_draws_the_same_values_as_compute_landscape(problem):
 
 
 def test_slider_change_cancels_the_run_and_only_the_new_result_is_drawn(problem):
-    ex = explorer(problem, grids={"2d": (1.0, 41)}, max_rate=1000)
     drawn_seeds = []
+    ex = slow_explorer(problem)
     original = ex._draw
     ex._draw = lambda snap: (drawn_seeds.append(snap.ds.attrs["seed"]), original(snap))
-    ex.runner.wait(0.5)  # let the first run get going
+    assert not ex.result["done"].values.all()  # seed 0 is still running
     ex.seed.value = 7
     assert ex.wait(300)
     assert drawn_seeds[-1] == 7 and 0 not in drawn_seeds[drawn_seeds.index(7):]
@@ -214,13 +233,11 @@ def test_explorer_1d_and_3d_views(problem):
 
 
 def test_stop_keeps_the_partial_picture(problem):
-    ex = explorer(problem, grids={"2d": (1.0, 61)}, max_rate=1000)
-    while ex.result is None or not ex.result["done"].values.any():
-        time.sleep(0.01)
+    ex = slow_explorer(problem)
     ex.stop()
     ex.wait(60)
     done = int(ex.result["done"].values.sum())
-    assert 0 < done < 61 * 61
+    assert 0 < done < 41 * 41
     assert "stopped" in ex.progress.text.value and not ex.cache
 
 

@@ -80,6 +80,8 @@ class LandscapeExplorer(w.VBox):
         ``"cpu"``, ``"cuda"``; default CUDA when available.
     max_samples : int, optional
         Cap on the samples the loss is averaged over (faster, noisier).
+    strategy : {"auto", "loop", "batched"}
+        How points are evaluated (see :func:`landscape_widgets.streaming.iter_chunks`).
     debounce : float
         Seconds to wait after a control change before computing.
     max_rate : float
@@ -103,6 +105,7 @@ class LandscapeExplorer(w.VBox):
         scale: str = "linear",
         device: str | None = None,
         max_samples: int | None = None,
+        strategy: str = "auto",
         debounce: float = 0.3,
         max_rate: float = 10.0,
         autostart: bool = True,
@@ -117,7 +120,7 @@ class LandscapeExplorer(w.VBox):
         if unknown:
             raise ValueError(f"grids has unknown views {sorted(unknown)}; use {VIEWS}")
         self.model, self.loss_fn, self.data = model, loss_fn, data
-        self.device, self.max_samples = device, max_samples
+        self.device, self.max_samples, self.strategy = device, max_samples, strategy
         self.grids = {**DEFAULT_GRIDS, **(grids or {})}
         #: Finished results, keyed by :class:`Settings`.
         self.cache: dict[Settings, xr.Dataset] = {}
@@ -263,7 +266,7 @@ class LandscapeExplorer(w.VBox):
                                        device=self.device, max_samples=self.max_samples)
             attrs = {**asdict(settings), "device": str(evaluator.device)}
             yield from landscape_stream(evaluator, grid, cancel, chunk_size=_chunk_size(grid),
-                                        attrs=attrs)
+                                        strategy=self.strategy, attrs=attrs)
         return work
 
     def _draw(self, snap: Snapshot) -> None:
