@@ -111,7 +111,9 @@ class _AutoTrials:
     The trials are real work (their values are kept) and short: a 2-point batched
     chunk pays vmap's one-off set-up and is not timed, then the loop and the batched
     strategy are timed on a few points each; when batched is close behind, one full
-    batched chunk (more points per forward) gets the last word.
+    batched chunk (more points per forward) gets the last word. Afterwards each
+    chunk's time replaces its strategy's record, so when the machine's load changes
+    (other processes on the same cores) the choice follows within a chunk or two.
     """
 
     TRIAL_POINTS = 8
@@ -130,8 +132,11 @@ class _AutoTrials:
         self.timings: dict[str, float] = {}
         self.chosen = "loop"
         self.timed = True
+        self.trial = True
 
     def next(self) -> tuple[str, int]:
+        """Strategy and number of points of the next chunk."""
+        self.trial = bool(self.plan)
         if not self.plan:
             self.timed = True
             return self.chosen, self.k
@@ -139,13 +144,16 @@ class _AutoTrials:
         return use, size
 
     def record(self, used: str, per_point: float, batched_ok: bool = True) -> None:
+        """Note how long the chunk from :meth:`next` took (seconds per point)."""
         if not batched_ok:  # vmap cannot run the model: nothing to compare
             self.plan, self.chosen = [], "loop"
             return
         if not self.timed:
             return
         first = used not in self.timings
-        self.timings[used] = min(per_point, self.timings.get(used, np.inf))
+        self.timings[used] = (
+            min(per_point, self.timings.get(used, np.inf)) if self.trial else per_point
+        )
         self.chosen = min(self.timings, key=self.timings.get)
         loop, batched = self.timings.get("loop"), self.timings.get("batched")
         if (

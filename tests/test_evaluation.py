@@ -434,3 +434,24 @@ def test_cpu_chunk_plan_keeps_intermediates_small():
         assert k >= 4 and 1 <= rows <= 1797
         assert k * rows * ev.activation_floats * 4 <= CPU_TENSOR_LIMIT
         assert ev.chunk_plan(chunk_size=3)[0] == 3
+
+
+def test_auto_follows_a_change_of_speed():
+    from landscape_widgets.streaming import _AutoTrials
+
+    trials = _AutoTrials(k=16)
+    for expected, seconds in [(("batched", 2), 9.0), (("loop", 8), 1.0), (("batched", 8), 3.0)]:
+        assert trials.next() == expected
+        trials.record(expected[0], seconds)
+    assert trials.next() == ("loop", 16)  # batched 3x slower: no full-chunk trial
+    trials.record("loop", 5.0)  # the loop got slow (e.g. load on the cores): try batched
+    assert trials.next() == ("batched", 16)
+    trials.record("batched", 6.0)
+    assert trials.next() == ("loop", 16)
+    close = _AutoTrials(k=16)
+    for use, seconds in [("batched", 9.0), ("loop", 1.0), ("batched", 1.2)]:
+        assert close.next()[0] == use
+        close.record(use, seconds)
+    assert close.next() == ("batched", 16)  # close behind: one full batched chunk decides
+    close.record("batched", 0.8)
+    assert close.next() == ("batched", 16)
