@@ -18,10 +18,11 @@ from torch import nn
 
 from landscape_widgets import compute_landscape, make_grid
 from landscape_widgets.app import CHECKOUT_NOTEBOOK, app_notebook, voila_command
-from landscape_widgets.grids import plane
+from landscape_widgets.grids import coarse_to_fine_order, plane
 from landscape_widgets.results import empty_landscape, fill_chunk
 from landscape_widgets.widgets import LandscapeExplorer, Runner, format_progress
 from landscape_widgets.widgets.views import (
+    ContourView,
     contour_levels,
     contour_lines,
     fill_nearest,
@@ -89,6 +90,21 @@ def test_contours_of_a_ramp_are_straight_lines_at_the_levels():
     np.testing.assert_allclose(np.sort(cx[:, 0]), levels, atol=1e-12)
     np.testing.assert_allclose(cx.max(axis=1) - cx.min(axis=1), 0.0, atol=1e-12)
     assert cy.min() == -1.0 and cy.max() == 1.0
+
+
+def test_partial_contours_of_a_plane_are_exact_from_the_coarse_points():
+    grid = plane(num=17)
+    ds = empty_landscape(grid)
+    coarse = coarse_to_fine_order(grid.shape)[0][:40]
+    c = grid.coords(coarse)
+    fill_chunk(ds, coarse, 2.0 + c[:, 0] + 0.5 * c[:, 1])  # a tilted plane
+    view = ContourView()
+    view.update(ds)
+    x, y = view.contours.x, view.contours.y
+    assert x.shape[0] > 0
+    level = 2.0 + x + 0.5 * y  # constant along each contour line
+    np.testing.assert_allclose(level - level[:, :1], 0.0, atol=1e-9)
+    assert np.isfinite(view.heatmap.color).all()  # nearest fill: no gaps in the coarse picture
 
 
 def test_metric_values_hide_points_not_done_and_take_logs():

@@ -97,6 +97,25 @@ def contour_lines(
     return padded[:, :, 0], padded[:, :, 1]
 
 
+def interpolate_linear(x: np.ndarray, y: np.ndarray, values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Fill the unknown cells of ``values[len(x), len(y)]`` by linear interpolation.
+
+    Used for the contour lines of a partial picture, so they are smooth from the first
+    coarse pass on. Cells outside the known points' hull, or next to a known NaN, stay NaN.
+    """
+    from scipy.interpolate import griddata
+    from scipy.spatial import QhullError
+
+    known = np.asarray(known, dtype=bool) & np.isfinite(values)
+    if known.all() or known.sum() < 3:
+        return np.where(known, values, np.nan)
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    try:
+        return griddata((X[known], Y[known]), values[known], (X, Y), method="linear")
+    except (QhullError, ValueError):  # degenerate (e.g. collinear) points: no contours yet
+        return np.where(known, values, np.nan)
+
+
 def contour_levels(z: np.ndarray, n: int = N_CONTOURS) -> np.ndarray:
     """``n`` evenly spaced levels strictly inside the finite range of ``z``."""
     finite = z[np.isfinite(z)]
@@ -204,8 +223,11 @@ class ContourView:
         """Draw a 2-D result (``alpha`` x ``beta``); cells not computed yet show their
         nearest computed neighbour, non-finite values are grey."""
         alpha, beta = ds["alpha"].values, ds["beta"].values
-        z, label = display_field(ds, metric, scale)
-        cx, cy = contour_lines(alpha, beta, z, contour_levels(z))
+        values, label = metric_values(ds, metric, scale)
+        done = ds["done"].values
+        z = fill_nearest(values, done)
+        smooth = z if done.all() else interpolate_linear(alpha, beta, values, done)
+        cx, cy = contour_lines(alpha, beta, smooth, contour_levels(smooth))
         with self.widget.hold_sync():
             self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
             self.y_scale.min, self.y_scale.max = float(beta[0]), float(beta[-1])
