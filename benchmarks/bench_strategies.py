@@ -1,12 +1,14 @@
 """Points per second of the ``loop``, ``batched`` and ``auto`` evaluation strategies.
 
 In one run: the machine's float32 matrix-multiply peak, then a 2-D 21x21 landscape of the
-digits MLP 64-128-128-10 and of a small CNN (full batch, all 1797 digits), with each
-strategy. Prints points/s, the achieved GFLOP/s (2 x multiply-accumulates of the Linear and
+digits MLP 64-128-128-10 (full batch, all 1797 digits) and of a small CNN (16 channels,
+2 blocks; full batch of the first 512 digit images, ``--cnn-samples``), with each
+strategy (a fresh evaluator per run, so auto's trials and vmap's set-up are counted). Prints points/s, the achieved GFLOP/s (2 x multiply-accumulates of the Linear and
 Conv2d layers per sample) as a fraction of the peak, auto / best, and on CUDA batched / loop.
 
     python benchmarks/bench_strategies.py                 # CPU
     python benchmarks/bench_strategies.py --device cuda   # GPU
+    python benchmarks/bench_strategies.py --threads 1     # steadier on a busy machine
 """
 
 from __future__ import annotations
