@@ -10,6 +10,6 @@ from .runner import Runner, Snapshot, landscape_stream
 from .views import ContourView, LineView, SurfaceView, VolumeView
 
 __all__ = [
-    "ContourView", "LandscapeExplorer", "LineView", "ProgressView", "Runner", "Settings", "Snapshot", "SurfaceView",
-    "VolumeView", "format_progress", "landscape_stream",
+    "ContourView", "LandscapeExplorer", "LineView", "ProgressView", "Runner", "Settings",
+    "Snapshot", "SurfaceView", "VolumeView", "format_progress", "landscape_stream",
 ]
