@@ -25,8 +25,25 @@ from .params import (
 )
 from .results import empty_landscape, fill_chunk, load_landscape, save_landscape
 from .streaming import Chunk, iter_chunks
+from .store import compute_stored, load_cached, spec_hash
+from .trajectory import trajectory_landscape, trajectory_plane
+from .interpolation import interpolate
+from .comparison import compare_landscapes
+from .hessian import convexity_map, hessian_eigenvalues, hutchinson_trace
+from .sharpness import sharpness, tunnel_widths
+from .wedge import wedge_model
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # The widgets are imported only when asked for, so the core stays headless.
+    if name == "demo":
+        from .widgets.demo import demo
+
+        return demo
+    raise AttributeError(f"module 'landscape_widgets' has no attribute {name!r}")
+
 
 __all__ = [
     "Axis", "Batches", "Chunk", "Grid", "ParamLayout", "PointEvaluator", "PointValues",
@@ -35,4 +52,7 @@ __all__ = [
     "interpolation_direction", "iter_chunks", "line", "load_flat_params_", "load_landscape",
     "make_grid", "normalize_direction", "orthogonalize_direction", "param_layout", "plane",
     "random_directions", "resolve_device", "save_landscape", "unflatten_params", "volume",
+    "compute_stored", "load_cached", "spec_hash", "trajectory_landscape", "trajectory_plane",
+    "interpolate", "compare_landscapes", "convexity_map", "hessian_eigenvalues",
+    "hutchinson_trace", "sharpness", "tunnel_widths", "wedge_model", "demo",
 ]

@@ -24,7 +24,7 @@ _TITLE = (
 
 
 def app_notebook(**demo_kwargs) -> nbformat.NotebookNode:
-    """The app as a notebook: a title and one cell calling :func:`landscape_widgets.demo.demo`.
+    """The app as a notebook: a title and one cell calling :func:`landscape_widgets.demo`.
 
     Parameters
     ----------
@@ -33,7 +33,7 @@ def app_notebook(**demo_kwargs) -> nbformat.NotebookNode:
         e.g. ``grids={"2d": (1.0, 31)}``.
     """
     args = ", ".join(f"{k}={v!r}" for k, v in demo_kwargs.items())
-    code = f"from landscape_widgets.demo import demo\n\ndemo({args})"
+    code = f"import landscape_widgets as lw\n\nlw.demo({args})"
     nb = nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_markdown_cell(_TITLE, id="title"),

@@ -4,12 +4,13 @@ Importing this package imports ipywidgets, bqplot and ipyvolume; the numeric cor
 (:mod:`landscape_widgets`) does not.
 """
 
+from .demo import demo
 from .explorer import LandscapeExplorer, Settings
 from .progress import ProgressView, format_progress
 from .runner import Runner, Snapshot, landscape_stream
 from .views import ContourView, LineView, SurfaceView, VolumeView
 
 __all__ = [
-    "ContourView", "LandscapeExplorer", "LineView", "ProgressView", "Runner", "Settings",
+    "ContourView", "LandscapeExplorer", "demo", "LineView", "ProgressView", "Runner", "Settings",
     "Snapshot", "SurfaceView", "VolumeView", "format_progress", "landscape_stream",
 ]

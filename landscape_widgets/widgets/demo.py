@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from .training import TrainConfig, trained
+from ..training import TrainConfig, trained
 
 #: Training of the demo model (about 3 s on a CPU, then cached on disk).
 DEMO_CONFIG = TrainConfig(epochs=20)
