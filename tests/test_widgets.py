@@ -288,3 +288,21 @@ def test_widget_labextensions_are_installed_for_jupyterlab_and_notebook7():
     text = listing.stdout + listing.stderr
     for name in ("@jupyter-widgets/jupyterlab-manager", "bqplot", "ipyvolume", "jupyter-threejs"):
         assert name in text, f"{name} labextension missing"
+
+
+def test_explorer_convexity_map_of_the_current_plane(problem):
+    ex = explorer(problem)
+    assert ex.wait(60)
+    assert ex.convexity_button.layout.display is None  # offered in the 2-D view
+    panel = ex.show_convexity(num=3)
+    assert ex.convexity_box.children == (panel.widget,)
+    assert panel.wait(120)
+    ratio = panel.result["convexity"].values
+    assert ratio.shape == (3, 3) and np.isfinite(ratio).all()
+    assert ((ratio >= 0) & (ratio <= 1 + 1e-6)).all()
+    assert panel.result.attrs["seed"] == ex.seed.value
+    ex.seed.value += 1  # another plane: the map no longer applies and is removed
+    assert ex.convexity is None and ex.convexity_box.children == ()
+    ex.view.value = "1d"
+    assert ex.convexity_button.layout.display == "none"
+    assert ex.wait(60)

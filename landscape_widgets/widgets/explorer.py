@@ -19,7 +19,8 @@ from torch import nn
 
 from ..directions import random_directions
 from ..evaluation import LossFn, PointEvaluator
-from ..grids import Grid, make_grid
+from ..grids import Grid, make_grid, plane
+from .convexity import ConvexityPanel, convexity_panel
 from .progress import ProgressView
 from .runner import Runner, Snapshot, landscape_stream
 from .views import METRICS, SCALES, ContourView, LineView, SurfaceView, VolumeView
@@ -146,7 +147,14 @@ class LandscapeExplorer(w.VBox):
         self.scale = w.ToggleButtons(options=list(SCALES), value=scale, description="colour scale",
                                      style=style)
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="warning")
+        self.convexity_button = w.Button(
+            description="Convexity map", icon="th",
+            tooltip="|λmin/λmax| of the Hessian on a coarse grid of this plane (costly)",
+        )
         self.plots = w.Box(layout={"width": "100%"})
+        #: Convexity map of the current plane, shown under the plots when asked for.
+        self.convexity: ConvexityPanel | None = None
+        self.convexity_box = w.Box(layout={"width": "100%"})
 
         for control in (self.seed, self.normalization, self.include_bias_bn, self.half_range,
                         self.resolution):
@@ -155,6 +163,7 @@ class LandscapeExplorer(w.VBox):
         self.metric.observe(self._on_display, "value")
         self.scale.observe(self._on_display, "value")
         self.stop_button.on_click(lambda _: self.stop())
+        self.convexity_button.on_click(lambda _: self.show_convexity())
         for name in ("seed", "view", "resolution", "stop_button"):  # CSS hooks for browser tests
             getattr(self, name).add_class(f"landscape-{name.replace('_', '-')}")
 
@@ -162,9 +171,9 @@ class LandscapeExplorer(w.VBox):
             w.HBox([self.view, self.seed]),
             w.HBox([self.normalization, self.include_bias_bn]),
             w.HBox([self.half_range, self.resolution]),
-            w.HBox([self.metric, self.scale, self.stop_button]),
+            w.HBox([self.metric, self.scale, self.stop_button, self.convexity_button]),
         ])
-        super().__init__([controls, self.progress.widget, self.plots])
+        super().__init__([controls, self.progress.widget, self.plots, self.convexity_box])
         self.add_class("landscape-explorer")
         self._show_views()
         if autostart:
@@ -194,8 +203,33 @@ class LandscapeExplorer(w.VBox):
             done = int(self.result["done"].values.sum())
             self.progress.message(f"stopped at {done}/{self.result['done'].size} points", "warning")
 
+    def show_convexity(self, num: int = 9) -> ConvexityPanel:
+        """Compute and show the convexity map |λ_min/λ_max| (Li et al. 2018) of the
+        current 2-D plane on a coarse ``num`` x ``num`` grid, under the plots.
+
+        It uses the same directions as the contour map (same seed and normalization);
+        a control change removes it, since it then describes another plane.
+        """
+        self._drop_convexity()
+        s = self.settings
+        self.convexity = convexity_panel(
+            self.model, self.loss_fn, self.data, plane((-s.half_range, s.half_range), num=num),
+            seed=s.seed, normalization=s.normalization,
+            bias_bn="random" if s.include_bias_bn else "ignore",
+            device=self.device, max_samples=self.max_samples,
+        )
+        self.convexity_box.children = [self.convexity.widget]
+        return self.convexity
+
+    def _drop_convexity(self) -> None:
+        if self.convexity is not None:
+            self.convexity.runner.stop()
+            self.convexity = None
+            self.convexity_box.children = []
+
     def refresh(self) -> None:
         """Recompute (or redraw from the cache) for the current settings."""
+        self._drop_convexity()
         settings = self.settings
         if settings in self.cache:
             self.runner.stop()
@@ -247,6 +281,8 @@ class LandscapeExplorer(w.VBox):
 
     def _show_views(self) -> None:
         self.plots.children = [v.widget for v in self._views_for(self.view.value)]
+        # the convexity map describes a plane: offered in the 2-D view only
+        self.convexity_button.layout.display = None if self.view.value == "2d" else "none"
 
     def _redraw(self) -> None:
         ds = self.result
