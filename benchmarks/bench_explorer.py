@@ -18,7 +18,7 @@ import torch
 
 
 def measure(resolution: int, seed: int) -> dict:
-    from landscape_widgets.widgets.demo import demo
+    from landscape_widgets.widgets.builtin_demo import demo
     from landscape_widgets.grids import coarse_to_fine_order
 
     level_ends = coarse_to_fine_order((resolution, resolution))[1]

@@ -39,7 +39,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # The widgets are imported only when asked for, so the core stays headless.
     if name == "demo":
-        from .widgets.demo import demo
+        from .widgets.builtin_demo import demo
 
         return demo
     raise AttributeError(f"module 'landscape_widgets' has no attribute {name!r}")

@@ -113,3 +113,22 @@ def test_voila_app_fills_in_restarts_on_a_slider_and_draws_every_view(tmp_path):
         assert coloured[-1] > 0.05 and coloured[-2] > 0.005, coloured
         assert not [e for e in errors if "this.$set" in e], errors
         (ARTIFACTS / "browser_page_errors.txt").write_text("\n".join(errors))
+
+
+def test_quickstart_notebook_renders_under_voila(monkeypatch):
+    """A teaching notebook (small mode) as a Voila app: static figure and live explorer."""
+    from pathlib import Path
+
+    require_chromium()
+    monkeypatch.setenv("LANDSCAPE_WIDGETS_SMALL", "1")  # inherited by Voila's kernel
+    notebook = Path(__file__).resolve().parent.parent / "notebooks" / "01_quickstart.ipynb"
+    with voila(notebook) as url, chromium_page() as page:
+        page.goto(url, timeout=WAIT_MS)
+        page.wait_for_selector("img", state="visible", timeout=WAIT_MS)  # matplotlib figure
+        page.wait_for_selector(".bqplot svg", timeout=WAIT_MS)
+        page.wait_for_selector("image.heatmap", state="attached", timeout=WAIT_MS)
+        wait_until_complete(page)
+        assert heatmap_href(page).startswith("data:image")
+        assert page.locator(".landscape-seed").count() == 1
+        assert "Traceback" not in page.inner_text("body")
+        screenshot(page, "10_quickstart_notebook")

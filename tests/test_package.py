@@ -31,6 +31,6 @@ def test_core_imports_no_widget_library():
 
 
 def test_demo_is_reachable_lazily_from_the_package():
-    from landscape_widgets.widgets.demo import demo
+    from landscape_widgets.widgets.builtin_demo import demo
 
     assert landscape_widgets.demo is demo

@@ -4,7 +4,7 @@ Importing this package imports ipywidgets, bqplot and ipyvolume; the numeric cor
 (:mod:`landscape_widgets`) does not.
 """
 
-from .demo import demo
+from .builtin_demo import demo
 from .explorer import LandscapeExplorer, Settings
 from .progress import ProgressView, format_progress
 from .runner import Runner, Snapshot, landscape_stream

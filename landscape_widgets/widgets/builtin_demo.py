@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from ..training import TrainConfig, trained
+from .explorer import LandscapeExplorer
 
 #: Training of the demo model (about 3 s on a CPU, then cached on disk).
 DEMO_CONFIG = TrainConfig(epochs=20)
@@ -28,8 +29,6 @@ def demo(view: str = "2d", epochs: int = DEMO_CONFIG.epochs, max_samples: int | 
     **kwargs
         Passed to ``LandscapeExplorer`` (``seed``, ``normalization``, ``grids``, ``metric``...).
     """
-    from .widgets.explorer import LandscapeExplorer
-
     result, dataset = trained("mlp", "digits", TrainConfig(**{**DEMO_CONFIG.__dict__, "epochs": epochs}))
     return LandscapeExplorer(result.model, F.cross_entropy, dataset.train, view=view,
                              max_samples=max_samples, **kwargs)
