@@ -46,7 +46,8 @@ def voila(notebook: Path, timeout: float = 60.0) -> Iterator[str]:
     from landscape_widgets.app import voila_command
 
     port = free_port()
-    log = open(notebook.with_suffix(".voila.log"), "w")
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / f"{notebook.stem}.voila.log", "w")
     proc = subprocess.Popen(voila_command(notebook, port, open_browser=False),
                             stdout=log, stderr=subprocess.STDOUT, cwd=notebook.parent)
     url = f"http://127.0.0.1:{port}/"
