@@ -37,6 +37,7 @@ def compute_landscape(
     order: str = "coarse_to_fine",
     max_batches: int | None = None,
     max_samples: int | None = None,
+    accuracy: bool = True,
     resume: xr.Dataset | None = None,
     cancel: threading.Event | None = None,
     on_chunk: Callable[[xr.Dataset, Chunk], None] | None = None,
@@ -58,7 +59,7 @@ def compute_landscape(
         Used to draw the default directions (Li et al. 2018: ``filter``, ``ignore``).
     theta : torch.Tensor, optional
         Flat centre point (default: the model's parameters).
-    device, strategy, chunk_size, order, max_batches, max_samples
+    device, strategy, chunk_size, order, max_batches, max_samples, accuracy
         See :class:`PointEvaluator` and :func:`iter_chunks`.
     resume : xr.Dataset, optional
         A partial result of the same grid: its finished points are kept, only the
@@ -93,7 +94,7 @@ def compute_landscape(
         how = {"directions": "given"}
     evaluator = PointEvaluator(
         model, loss_fn, data, directions, theta=theta, device=device,
-        max_batches=max_batches, max_samples=max_samples,
+        max_batches=max_batches, max_samples=max_samples, accuracy=accuracy,
     )
     attrs = {
         **how,

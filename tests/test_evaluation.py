@@ -454,3 +454,13 @@ def test_auto_follows_a_change_of_speed():
     assert close.next() == ("batched", 16)  # close behind: one full batched chunk decides
     close.record("batched", 0.8)
     assert close.next() == ("batched", 16)
+
+
+def test_loss_only_gives_the_same_loss_without_accuracy():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    data = (torch.randn(32, 4), torch.randint(0, 3, (32,)))
+    full = compute_landscape(model, F.cross_entropy, data, plane(num=5))
+    loss_only = compute_landscape(model, F.cross_entropy, data, plane(num=5), accuracy=False)
+    assert "accuracy" in full and "accuracy" not in loss_only
+    np.testing.assert_allclose(loss_only["loss"].values, full["loss"].values, rtol=1e-6)
