@@ -134,6 +134,30 @@ def random_directions(
     return dirs
 
 
+def resolve_directions(
+    model: nn.Module,
+    n: int,
+    directions=None,
+    seed: int = 0,
+    normalization: Normalization = "filter",
+    bias_bn: BiasBN = "ignore",
+    theta: torch.Tensor | None = None,
+) -> tuple[list[torch.Tensor], dict]:
+    """The given directions, or ``n`` random ones, with attributes saying which.
+
+    Returns
+    -------
+    directions : list of torch.Tensor
+    how : dict
+        ``{"directions": "random", "seed", "normalization", "bias_bn"}`` or
+        ``{"directions": "given"}``, for a result's attributes.
+    """
+    if directions is not None:
+        return list(directions), {"directions": "given"}
+    dirs = random_directions(model, n, seed=seed, normalization=normalization, bias_bn=bias_bn, theta=theta)
+    return dirs, {"directions": "random", "seed": seed, "normalization": normalization, "bias_bn": bias_bn}
+
+
 def orthogonalize_direction(
     direction: torch.Tensor, against: list[torch.Tensor] | tuple[torch.Tensor, ...]
 ) -> torch.Tensor:

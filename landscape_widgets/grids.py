@@ -132,6 +132,12 @@ def volume(
     return make_grid([alpha, beta or alpha, gamma or alpha], num)
 
 
+def default_grid(n_directions: int = 2) -> Grid:
+    """The grid used when none is given: 51 points on [-1, 1] for a line or a plane
+    (the paper's figures), 21 per axis for a volume."""
+    return {1: line, 2: plane, 3: volume}[n_directions]()
+
+
 def _axis_levels(n: int, stride: int) -> np.ndarray:
     """Per-index level stride of one axis: the coarsest stride that contains it.
 

@@ -23,7 +23,7 @@ from torch import nn
 from torch.func import functional_call, grad, vjp
 
 from .data import Batches, as_batches
-from .directions import random_directions
+from .directions import resolve_directions
 from .evaluation import LossFn, resolve_device
 from .grids import Grid, coarse_to_fine_order, plane
 from .params import ParamLayout, flatten_params, param_layout
@@ -311,13 +311,9 @@ def iter_convexity(
         raise ValueError(f"a convexity map needs a 2-D grid, got {grid.ndim} axes")
     f = LossFunction(model, loss_fn, data, device, max_batches, max_samples)
     centre = f.as_point(theta)
-    if directions is None:
-        directions = random_directions(
-            model, 2, seed=seed, normalization=normalization, bias_bn=bias_bn, theta=centre.cpu()
-        )
-        how = {"directions": "random", "seed": seed, "normalization": normalization, "bias_bn": bias_bn}
-    else:
-        how = {"directions": "given"}
+    directions, how = resolve_directions(
+        model, 2, directions, seed, normalization, bias_bn, centre.cpu()
+    )
     if len(directions) != 2:
         raise ValueError(f"a convexity map needs 2 directions, got {len(directions)}")
     dirs = torch.stack([d.detach().to(f.device, f.dtype) for d in directions])

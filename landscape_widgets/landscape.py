@@ -11,13 +11,11 @@ import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
-from .directions import BiasBN, Normalization, random_directions
+from .directions import BiasBN, Normalization, resolve_directions
 from .evaluation import LossFn, PointEvaluator, Strategy
-from .grids import Grid, line, plane, volume
+from .grids import Grid, default_grid
 from .results import done_indices, empty_landscape, fill_chunk, grid_of
 from .streaming import Chunk, iter_chunks
-
-_DEFAULT_GRIDS = {1: line, 2: plane, 3: volume}
 
 
 def compute_landscape(
@@ -84,14 +82,10 @@ def compute_landscape(
         ``attrs["n_nonfinite"]``.
     """
     if grid is None:
-        grid = _DEFAULT_GRIDS[len(directions) if directions is not None else 2]()
-    if directions is None:
-        directions = random_directions(
-            model, grid.ndim, seed=seed, normalization=normalization, bias_bn=bias_bn, theta=theta
-        )
-        how = {"directions": "random", "seed": seed, "normalization": normalization, "bias_bn": bias_bn}
-    else:
-        how = {"directions": "given"}
+        grid = default_grid(len(directions) if directions is not None else 2)
+    directions, how = resolve_directions(
+        model, grid.ndim, directions, seed, normalization, bias_bn, theta
+    )
     evaluator = PointEvaluator(
         model, loss_fn, data, directions, theta=theta, device=device,
         max_batches=max_batches, max_samples=max_samples, accuracy=accuracy,

@@ -26,12 +26,11 @@ import zarr
 from torch import nn
 
 from .data import as_batches
-from .grids import Grid, line, plane, volume
+from .grids import Grid, default_grid
 from .landscape import compute_landscape
 from .results import empty_landscape, load_landscape, save_landscape
 from .streaming import Chunk
 
-_DEFAULT_GRIDS = {1: line, 2: plane, 3: volume}
 #: Finished results kept in memory by :func:`load_cached` (most recent last).
 MEMORY_CACHE_SIZE = 32
 _memory: OrderedDict[str, xr.Dataset] = OrderedDict()
@@ -217,7 +216,7 @@ def compute_stored(
         The result, with ``attrs["spec_hash"]`` and ``attrs["store"]``.
     """
     if grid is None:
-        grid = _DEFAULT_GRIDS[len(directions) if directions is not None else 2]()
+        grid = default_grid(len(directions) if directions is not None else 2)
     draw = {"seed": seed, "normalization": normalization, "bias_bn": bias_bn}
     limits = {"max_batches": max_batches, "max_samples": max_samples}
     key = spec_hash(model, loss_fn, data, grid, directions, theta=theta, **draw, **limits)

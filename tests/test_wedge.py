@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from landscape_widgets.directions import random_directions
 from landscape_widgets.grids import plane
 from landscape_widgets.landscape import compute_landscape
 from landscape_widgets.wedge import (
@@ -56,7 +57,7 @@ def test_wedge_model_works_in_compute_landscape():
     ds = compute_landscape(model, wedge_objective, WEDGE_DATA, grid=plane(num=5), device="cpu")
     assert "accuracy" not in ds
     theta = model.point.detach().reshape(-1).double()
-    dirs = compute_landscape.__globals__["random_directions"](model, 2, seed=0)
+    dirs = random_directions(model, 2, seed=0)
     a, b = 0.5, -1.0
     expected = float(wedge_loss(theta + a * dirs[0].double() + b * dirs[1].double(), 2))
     assert float(ds["loss"].sel(alpha=a, beta=b)) == pytest.approx(expected, rel=1e-5)
