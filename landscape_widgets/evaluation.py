@@ -46,6 +46,10 @@ CPU_CHUNK = 16
 MAX_CHUNK = 1024
 
 
+class LossShapeError(ValueError):
+    """``loss_fn`` returned something other than a scalar batch mean."""
+
+
 @dataclass(frozen=True)
 class PointValues:
     """Loss and accuracy at a set of points (NaN where the loss is not finite)."""
@@ -216,7 +220,7 @@ class PointEvaluator:
     def _metrics(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loss = self.loss_fn(out, y)
         if loss.dim() != 0:
-            raise ValueError(
+            raise LossShapeError(
                 f"loss_fn returned shape {tuple(loss.shape)}; it must return the mean loss "
                 "over the batch as a scalar (reduction='mean')"
             )
@@ -272,9 +276,9 @@ class PointEvaluator:
             raise ValueError(f"strategy must be 'loop' or 'batched', got {strategy!r}")
         try:
             return self.evaluate_batched(coeffs, rows=self.chunk_plan()[1])
+        except LossShapeError:
+            raise  # the user's loss is wrong, not vmap: no fallback
         except (RuntimeError, NotImplementedError, TypeError, ValueError) as err:
-            if isinstance(err, ValueError) and "loss_fn returned shape" in str(err):
-                raise
             self.batched_failed = f"{type(err).__name__}: {err}"
             warnings.warn(
                 f"{type(self.model).__name__} cannot be evaluated with torch.vmap "
