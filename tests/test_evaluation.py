@@ -448,7 +448,7 @@ def test_auto_follows_a_change_of_speed():
     trials.record("batched", 6.0)
     assert trials.next() == ("loop", 16)
     close = _AutoTrials(k=16)
-    for use, seconds in [("batched", 9.0), ("loop", 1.0), ("batched", 1.2)]:
+    for use, seconds in [("batched", 9.0), ("loop", 1.0), ("batched", 1.1)]:
         assert close.next()[0] == use
         close.record(use, seconds)
     assert close.next() == ("batched", 16)  # close behind: one full batched chunk decides
@@ -464,3 +464,27 @@ def test_loss_only_gives_the_same_loss_without_accuracy():
     loss_only = compute_landscape(model, F.cross_entropy, data, plane(num=5), accuracy=False)
     assert "accuracy" in full and "accuracy" not in loss_only
     np.testing.assert_allclose(loss_only["loss"].values, full["loss"].values, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "loss_fn",
+    [F.cross_entropy,
+     nn.CrossEntropyLoss(weight=torch.linspace(0.5, 2.0, 10), label_smoothing=0.1, ignore_index=3)],
+    ids=["F.cross_entropy", "CrossEntropyLoss-weighted-smoothed"],
+)
+@pytest.mark.parametrize("strategy", ["loop", "batched"])
+def test_cross_entropy_over_few_classes_equals_the_plain_call(loss_fn, strategy):
+    """Cross-entropy over < 16 classes is computed on logits viewed as [1, C, B] (torch's
+    log_softmax is 4x faster so): the values must be those of ``loss_fn(logits, y)``."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 10))
+    data = (torch.randn(64, 6) * 3, torch.randint(0, 10, (64,)))
+    dirs = random_directions(model, 2, seed=1)
+    coeffs = np.random.default_rng(0).uniform(-1, 1, (6, 2))
+    fast = PointEvaluator(model, loss_fn, data, dirs, device="cpu")
+    plain = PointEvaluator(model, lambda out, y: loss_fn(out, y), data, dirs, device="cpu")
+    assert fast._classes_first and not plain._classes_first
+    values = fast.evaluate(coeffs, strategy)
+    expected = plain.evaluate(coeffs, "loop")
+    np.testing.assert_allclose(values.loss, expected.loss, rtol=1e-6)
+    np.testing.assert_array_equal(values.accuracy, expected.accuracy)
