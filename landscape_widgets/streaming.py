@@ -119,7 +119,7 @@ class _AutoTrials:
     TRIAL_POINTS = 8
     WARMUP_POINTS = 2
     #: batched per-point time up to this multiple of the loop's earns a full-chunk trial
-    CLOSE = 1.5
+    CLOSE = 1.2
 
     def __init__(self, k: int) -> None:
         self.k = k
