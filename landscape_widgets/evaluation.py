@@ -21,6 +21,7 @@ activations do not page-fault in afresh at every point.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 import warnings
@@ -36,6 +37,7 @@ from torch.func import functional_call
 
 from .allocator import retain_freed_memory
 from .data import Batches, as_batches
+from .input_layer import CachedInputLayer, find_input_layer
 from .params import bind_params_to_flat_, flatten_params, param_layout
 
 Strategy = Literal["auto", "loop", "batched"]
@@ -55,6 +57,8 @@ MAX_CHUNK = 1024
 #: Linear layer). Cross-entropy over the same logits viewed as ``[1, classes, samples]``
 #: is vectorized, 4x faster and gives the same value.
 FEW_CLASSES = 16
+#: Most bytes of cached input-layer outputs (theta and each direction, all batches).
+INPUT_CACHE_BYTES = 256 * 2**20
 
 
 class LossShapeError(ValueError):
@@ -115,6 +119,10 @@ class PointEvaluator:
     memory_budget : int, optional
         Bytes a batched chunk may use (default: 64 MB on CPU, a quarter of the free
         GPU memory on CUDA).
+    cache_input_layer : bool
+        In the ``loop`` strategy, compute a Linear/Conv layer that reads the data once
+        per direction instead of once per point (see
+        :mod:`landscape_widgets.input_layer`; up to :data:`INPUT_CACHE_BYTES`).
     """
 
     def __init__(
@@ -130,6 +138,7 @@ class PointEvaluator:
         max_batches: int | None = None,
         max_samples: int | None = None,
         memory_budget: int | None = None,
+        cache_input_layer: bool = True,
     ) -> None:
         self.layout = param_layout(model)
         self.device = resolve_device(device)
@@ -166,6 +175,8 @@ class PointEvaluator:
         self.activation_floats = self._largest_activation_per_sample()
         self.memory_budget = memory_budget or self._default_budget()
         self.batched_failed: str | None = None
+        self._input_layer: CachedInputLayer | None = None
+        self._input_layer_tried = not cache_input_layer
 
     @property
     def n_directions(self) -> int:
@@ -257,11 +268,41 @@ class PointEvaluator:
         """One forward per point on the private model copy."""
         coeffs = self._as_coeffs(coeffs)
         per_batch: list[tuple[torch.Tensor, torch.Tensor]] = []
-        with torch.inference_mode():
+        cached = self.cached_input_layer()
+        with torch.inference_mode(), (
+            cached.standing_in(self.model) if cached else contextlib.nullcontext()
+        ):
             for c in coeffs.unbind(0):
                 torch.addmv(self.theta, self.directions.T, c, out=self._flat)
-                per_batch += [self._metrics(self.model(x), y) for x, y in self.batches.batches]
+                for b, (x, y) in enumerate(self.batches.batches):
+                    if cached:
+                        cached.at(c, b)
+                    per_batch.append(self._metrics(self.model(x), y))
         return self._finish(per_batch, self.batches, len(coeffs))
+
+    def cached_input_layer(self) -> CachedInputLayer | None:
+        """The loop's stand-in for the layer that reads the data, built on first use;
+        ``None`` when the model has no such layer worth caching or it would not fit."""
+        if self._input_layer_tried:
+            return self._input_layer
+        self._input_layer_tried = True
+        inputs = [x for x, _ in self.batches.batches]
+        name = find_input_layer(self.model, inputs[0][:2])
+        if name is None:
+            return None
+        module = self.model.get_submodule(name)
+        own = [f"{name}.{p}" for p, _ in module.named_parameters(recurse=False)]
+        if not own or not set(own) <= set(self.layout.names):  # shared (tied) weights
+            return None
+        with torch.inference_mode():
+            per_sample = module(inputs[0][:1]).numel()
+        size = 4 * (1 + self.n_directions) * per_sample * self.batches.n_samples
+        if size > INPUT_CACHE_BYTES:
+            return None
+        self._input_layer = CachedInputLayer.build(
+            module, name, self.layout, self.theta, self.directions, inputs
+        )
+        return self._input_layer
 
     def evaluate_batched(self, coeffs: torch.Tensor, rows: int | None = None) -> PointValues:
         """All points of ``coeffs`` through one vmapped forward per data batch."""
