@@ -271,7 +271,8 @@ def summary(report: dict) -> str:
     lines.append(f"first picture {ours['seconds'] / ours['first_picture_s']:.1f}x sooner than the complete run "
                  f"({ours['first_picture_points']} points); throughput {ours['points_per_s'] / best_other:.2f}x "
                  f"the best other tool (loss only, like for like: {lean['points_per_s'] / best_other:.2f}x)")
-    lines.append(f"forward pass: {ours['forward_flops_per_s'] / 1e9:.1f} GFLOP/s = "
+    lines.append(f"forward-equivalent rate (a plain forward's FLOPs per point; the loop computes the "
+                 f"input layer once per direction): {ours['forward_flops_per_s'] / 1e9:.1f} GFLOP/s = "
                  f"{100 * ours['fraction_of_matmul_peak']:.0f}% of the measured fp32 matmul rate "
                  f"({report['matmul_fp32_flops_per_s'] / 1e9:.1f} GFLOP/s)")
     dask = report.get("dask")
