@@ -248,7 +248,7 @@ class PointEvaluator:
         """Parameter vectors ``theta + coeffs @ directions`` as a ``[k, n]`` matrix."""
         return torch.addmm(self.theta, coeffs, self.directions)
 
-    def _metrics(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self._classes_first and out.dim() == 2 and out.shape[1] < FEW_CLASSES and y.dim() == 1:
             loss = self.loss_fn(out.t().unsqueeze(0), y.unsqueeze(0))  # see FEW_CLASSES
         else:
@@ -258,16 +258,24 @@ class PointEvaluator:
                 f"loss_fn returned shape {tuple(loss.shape)}; it must return the mean loss "
                 "over the batch as a scalar (reduction='mean')"
             )
-        if self.classification:
-            acc = (out.argmax(-1) == y).to(loss.dtype).mean()
-        else:
-            acc = torch.zeros((), dtype=loss.dtype, device=loss.device)
-        return loss, acc
+        return loss
+
+    def _metrics(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and accuracy (0 unless classification) of one point's outputs."""
+        loss = self._loss(out, y)
+        if not self.classification:
+            return loss, torch.zeros((), dtype=loss.dtype, device=loss.device)
+        return loss, _fraction_correct(_predictions(out), y)
 
     def evaluate_loop(self, coeffs: torch.Tensor) -> PointValues:
-        """One forward per point on the private model copy."""
+        """One forward per point on the private model copy.
+
+        Per point and batch only the loss and the predicted classes are computed; each
+        batch's accuracies are compared with the targets once per chunk, for all points.
+        """
         coeffs = self._as_coeffs(coeffs)
-        per_batch: list[tuple[torch.Tensor, torch.Tensor]] = []
+        losses: list[torch.Tensor] = []
+        predictions: list[torch.Tensor] = []
         cached = self.cached_input_layer()
         with torch.inference_mode(), (
             cached.standing_in(self.model) if cached else contextlib.nullcontext()
@@ -277,8 +285,20 @@ class PointEvaluator:
                 for b, (x, y) in enumerate(self.batches.batches):
                     if cached:
                         cached.at(c, b)
-                    per_batch.append(self._metrics(self.model(x), y))
-        return self._finish(per_batch, self.batches, len(coeffs))
+                    out = self.model(x)
+                    losses.append(self._loss(out, y))
+                    if self.classification:
+                        predictions.append(_predictions(out))
+            n_batches = len(self.batches.batches)
+            loss = torch.stack(losses).view(len(coeffs), n_batches)
+            acc = None
+            if self.classification:  # [points, batches]
+                acc = torch.stack(
+                    [_fraction_correct(torch.stack(predictions[b::n_batches]), y)
+                     for b, (_x, y) in enumerate(self.batches.batches)],
+                    dim=1,
+                )
+        return self._finish(loss, acc, self.batches)
 
     def cached_input_layer(self) -> CachedInputLayer | None:
         """The loop's stand-in for the layer that reads the data, built on first use;
@@ -316,7 +336,9 @@ class PointEvaluator:
         with torch.inference_mode():
             params = self.layout.split(self.points(coeffs))
             per_batch = [self._batched_metrics(vmapped(params, x), y) for x, y in batches.batches]
-        return self._finish(per_batch, batches, len(coeffs), points_first=False)
+            loss = torch.stack([loss for loss, _acc in per_batch], dim=1)  # [points, batches]
+            acc = torch.stack([acc for _loss, acc in per_batch], dim=1)
+        return self._finish(loss, acc if self.classification else None, batches)
 
     def _batched_metrics(self, outs: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and accuracy of each point's outputs ``outs[k]``.
@@ -367,25 +389,25 @@ class PointEvaluator:
         return c
 
     def _finish(
-        self,
-        per_batch: list[tuple[torch.Tensor, torch.Tensor]],
-        batches: Batches,
-        n_points: int,
-        points_first: bool = True,
+        self, loss: torch.Tensor, acc: torch.Tensor | None, batches: Batches
     ) -> PointValues:
-        """Sample-weighted mean over the batches of each point's (loss, accuracy).
-
-        ``per_batch`` holds scalars ordered point by point (``points_first``), or one
-        ``[n_points]`` vector per batch. One stack and one float64 matrix-vector
-        product per chunk, whatever the number of points and batches.
-        """
+        """Sample-weighted mean over the batches of each point's loss and accuracy
+        (``[points, batches]`` each): one float64 matrix-vector product and one transfer
+        to the host per chunk, whatever the number of points and batches."""
         sizes = torch.tensor([len(x) for x, _ in batches.batches], dtype=torch.float64)
         weights = (sizes / sizes.sum()).to(self.device)
-        values = torch.stack([torch.stack(pair) for pair in per_batch]).double()
-        if points_first:  # [points * batches, 2] -> [points, 2, batches]
-            values = values.view(n_points, len(sizes), 2).transpose(1, 2)
-        else:  # [batches, 2, points] -> [points, 2, batches]
-            values = values.permute(2, 1, 0)
-        loss, acc = (values @ weights).cpu().numpy().T
-        loss[~np.isfinite(loss)] = np.nan
-        return PointValues(loss, acc if self.classification else None)
+        values = torch.stack([loss] if acc is None else [loss, acc]).double()
+        means = (values @ weights).cpu().numpy()
+        means[0][~np.isfinite(means[0])] = np.nan
+        return PointValues(means[0], None if acc is None else means[1])
+
+
+def _predictions(out: torch.Tensor) -> torch.Tensor:
+    """Predicted classes of logits ``[..., C]``: the first largest, as ``argmax`` picks
+    (``max(-1).indices`` is the same and, for few classes, twice as fast on the CPU)."""
+    return out.max(-1).indices
+
+
+def _fraction_correct(predictions: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Share of ``predictions[..., i] == y[i]`` over the last dimension."""
+    return (predictions == y).sum(-1) / y.shape[-1]
