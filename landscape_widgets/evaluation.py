@@ -316,7 +316,7 @@ class PointEvaluator:
             return None
         with torch.inference_mode():
             per_sample = module(inputs[0][:1]).numel()
-        size = 4 * (1 + self.n_directions) * per_sample * self.batches.n_samples
+        size = self.theta.element_size() * (1 + self.n_directions) * per_sample * self.batches.n_samples
         if size > INPUT_CACHE_BYTES:
             return None
         self._input_layer = CachedInputLayer.build(
