@@ -49,7 +49,9 @@ def _conv():
 
 
 CASES = {
-    "sequential-mlp": (lambda: nn.Sequential(nn.Linear(40, 16), nn.ReLU(), nn.Linear(16, 5)), (40,), "0"),
+    # an in-place ReLU on the layer's output must not alter the cache
+    "sequential-mlp": (lambda: nn.Sequential(nn.Linear(40, 16), nn.ReLU(inplace=True), nn.Linear(16, 5)),
+                       (40,), "0"),
     "custom-forward": (Wide, (40,), "inp"),
     "conv-fan-in-36": (_conv, (4, 6, 6), "0"),
 }
