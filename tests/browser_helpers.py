@@ -1,13 +1,15 @@
-"""Start Voila on a free localhost port and open it in headless Chromium (Playwright)."""
+"""Serve a notebook (Voila, JupyterLab, Notebook 7) on a free localhost port and open it
+in headless Chromium (Playwright)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
-
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -46,24 +48,55 @@ def voila(notebook: Path, timeout: float = 60.0) -> Iterator[str]:
     from landscape_widgets.app import voila_command
 
     port = free_port()
+    with _served(voila_command(notebook, port, open_browser=False), port, notebook,
+                 "voila", timeout) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def jupyter(app: str, notebook: Path, timeout: float = 60.0) -> Iterator[str]:
+    """Serve ``notebook``'s folder with JupyterLab (``app="lab"``) or Notebook 7
+    (``"notebook"``), no token (nor XSRF check), the front-end app exposed as
+    ``window.jupyterapp``, the notebook's kernel started; yields the notebook's URL."""
+    port = free_port()
+    expose = {"lab": "LabApp", "notebook": "JupyterNotebookApp"}[app]
+    cmd = [sys.executable, "-m", "jupyter", app, "--no-browser", "--allow-root",
+           f"--port={port}", "--IdentityProvider.token=", "--ServerApp.password=",
+           f"--ServerApp.root_dir={notebook.parent}", f"--{expose}.expose_app_in_browser=True",
+           "--ServerApp.disable_check_xsrf=True"]
+    with _served(cmd, port, notebook, f"jupyter-{app}", timeout) as url:
+        # Start the notebook's kernel before the page opens: when the page creates the
+        # session itself, its first kernel websocket often fails with a 500
+        # (jupyter_server issue 1265) and the cells never run.
+        session = {"path": notebook.name, "type": "notebook", "name": notebook.name,
+                   "kernel": {"name": "python3"}}
+        urllib.request.urlopen(urllib.request.Request(
+            url + "api/sessions", data=json.dumps(session).encode(), method="POST",
+            headers={"Content-Type": "application/json"}), timeout=30)
+        yield url + ("lab/tree/" if app == "lab" else "notebooks/") + notebook.name
+
+
+@contextlib.contextmanager
+def _served(cmd: list[str], port: int, notebook: Path, server: str, timeout: float) -> Iterator[str]:
+    """Run a notebook server until it answers on ``port``; its log goes to
+    ``test-artifacts/<notebook>.<server>.log``."""
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / f"{notebook.stem}.voila.log", "w")
-    proc = subprocess.Popen(voila_command(notebook, port, open_browser=False),
-                            stdout=log, stderr=subprocess.STDOUT, cwd=notebook.parent)
+    log = open(ARTIFACTS / f"{notebook.stem}.{server}.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=notebook.parent)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"voila exited with {proc.returncode}; see {log.name}")
-            try:  # any HTTP answer (this path is refused with 403) means the server is up
+                raise RuntimeError(f"{server} exited with {proc.returncode}; see {log.name}")
+            try:  # any HTTP answer (Voila refuses this path with 403) means the server is up
                 urllib.request.urlopen(url + "api/status", timeout=2)
                 break
             except urllib.error.HTTPError:
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"voila did not answer on {url} within {timeout} s") from None
+                    raise RuntimeError(f"{server} did not answer on {url} within {timeout} s") from None
                 time.sleep(0.3)
         yield url
     finally:

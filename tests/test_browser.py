@@ -11,7 +11,9 @@ import time
 
 import numpy as np
 import pytest
-from browser_helpers import ARTIFACTS, chromium_page, require_chromium, screenshot, voila
+from browser_helpers import ARTIFACTS, chromium_page, jupyter, require_chromium, screenshot, voila
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from landscape_widgets.app import write_app_notebook
 
@@ -21,6 +23,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 APP_GRIDS = {"1d": (1.0, 41), "2d": (1.0, 41), "3d": (1.0, 9)}
 WAIT_MS = 120_000
 PROGRESS = re.compile(r"(\d+)/(\d+) points")
+#: The notebook's kernel is connected and idle, as JupyterLab's front end sees it.
+KERNEL_READY = """() => {
+    const kernel = window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel;
+    return kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
+}"""
 
 
 def progress(page) -> tuple[int, int]:
@@ -132,3 +139,34 @@ def test_quickstart_notebook_renders_under_voila(monkeypatch):
         assert page.locator(".landscape-seed").count() == 1
         assert "Traceback" not in page.inner_text("body")
         screenshot(page, "10_quickstart_notebook")
+
+
+@pytest.mark.parametrize("app", ["lab", "notebook"])
+def test_explorer_runs_in_jupyterlab_and_notebook7(app, tmp_path):
+    """The explorer as a notebook cell in JupyterLab 4 and Notebook 7: the widget
+    labextensions load, the map fills in, and the Stop button is off once it is done."""
+    require_chromium()
+    notebook = write_app_notebook(tmp_path / "explorer.ipynb", grids={"2d": (1.0, 21)})
+    with jupyter(app, notebook) as url, chromium_page() as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # Cells run only once the front end's kernel is connected and idle (earlier, about
+        # one page in three waited forever); one reload and re-run is still allowed.
+        for attempt in range(2):
+            page.goto(url, timeout=WAIT_MS)
+            page.wait_for_function(KERNEL_READY, timeout=WAIT_MS)
+            page.evaluate("() => { void window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+            try:
+                page.wait_for_selector(".jp-OutputArea image.heatmap", state="attached", timeout=60_000)
+                break
+            except PlaywrightTimeout:
+                if attempt:
+                    raise
+        wait_until_complete(page)
+        time.sleep(0.5)
+        assert heatmap_href(page).startswith("data:image")
+        assert "21x21 grid, 441/441 points" in page.inner_text(".jp-OutputArea .bqplot")
+        assert page.locator(".landscape-stop-button").is_disabled()
+        assert "Traceback" not in page.inner_text(".jp-OutputArea")
+        screenshot(page, f"20_explorer_in_{app}")
+        (ARTIFACTS / f"{app}_page_errors.txt").write_text("\n".join(errors))

@@ -250,11 +250,25 @@ def test_explorer_1d_and_3d_views(problem):
 
 def test_stop_keeps_the_partial_picture(problem):
     ex = slow_explorer(problem)
+    assert not ex.stop_button.disabled  # offered while the run is in flight
     ex.stop()
     ex.wait(60)
     done = int(ex.result["done"].values.sum())
     assert 0 < done < 41 * 41
     assert "stopped" in ex.progress.text.value and not ex.cache
+    assert ex.stop_button.disabled
+
+
+def test_stop_button_is_offered_only_while_a_run_is_pending_or_in_flight(problem):
+    ex = explorer(problem)
+    ex.wait(120)
+    assert ex.stop_button.disabled  # finished
+    ex.seed.value = 1
+    assert not ex.stop_button.disabled  # pending (debounce), then running
+    ex.wait(120)
+    assert ex.stop_button.disabled
+    ex.seed.value = 0  # from the cache: nothing runs
+    assert ex.stop_button.disabled
 
 
 def test_explorer_rejects_bad_settings(problem):

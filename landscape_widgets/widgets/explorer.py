@@ -176,7 +176,9 @@ class LandscapeExplorer(w.VBox):
         super().__init__([controls, self.progress.widget, self.plots, self.convexity_box])
         self.add_class("landscape-explorer")
         self._show_views()
+        self._set_running(False)
         if autostart:
+            self._set_running(True)
             self.runner.start(self._work(self.settings), self._draw, self._finished(self.settings))
 
     # -- state ---------------------------------------------------------------------
@@ -199,6 +201,7 @@ class LandscapeExplorer(w.VBox):
     def stop(self) -> None:
         """Cancel the computation; the partial picture stays on screen."""
         self.runner.stop()
+        self._set_running(False)
         if self.result is not None:
             done = int(self.result["done"].values.sum())
             self.progress.message(f"stopped at {done}/{self.result['done'].size} points", "warning")
@@ -233,6 +236,7 @@ class LandscapeExplorer(w.VBox):
         settings = self.settings
         if settings in self.cache:
             self.runner.stop()
+            self._set_running(False)
             ds = self.cache[settings]
             with self.runner.lock:
                 self.result = ds
@@ -242,6 +246,7 @@ class LandscapeExplorer(w.VBox):
                                  str(ds.attrs.get("device", "?")), "from cache")
             return
         self.progress.message("waiting for the controls to settle...")
+        self._set_running(True)
         self.runner.request(self._work(settings), self._draw, self._finished(settings))
 
     # -- control callbacks (kernel's main thread) ------------------------------------
@@ -266,7 +271,12 @@ class LandscapeExplorer(w.VBox):
                 self._redraw()
 
     def _show_error(self, exc: BaseException) -> None:
+        self._set_running(False)
         self.progress.message(f"error: {type(exc).__name__}: {exc}", "danger")
+
+    def _set_running(self, running: bool) -> None:
+        """Stop is offered only while a run is pending or in flight."""
+        self.stop_button.disabled = not running
 
     # -- views -----------------------------------------------------------------------
     def _views_for(self, view: str) -> list:
@@ -313,6 +323,7 @@ class LandscapeExplorer(w.VBox):
 
     def _finished(self, settings: Settings):
         def done(completed: bool) -> None:
+            self._set_running(False)
             if completed and self.result is not None:
                 self.cache[settings] = self.result
         return done
