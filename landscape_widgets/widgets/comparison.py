@@ -47,7 +47,7 @@ class ComparisonPanel:
                                              description="normalization")
         self.normalization.observe(lambda _change: self.start(), names="value")
         self.progress = ProgressView()
-        self.runner = Runner(max_rate=5.0, debounce=0.3, on_error=self._error)
+        self.runner = Runner(max_rate=5.0, debounce=0.3, on_error=self.progress.error)
         columns = [w.VBox([self.views[n].widget, self.captions[n]]) for n in self.models]
         self.widget = w.VBox([w.HBox([self.normalization, self.progress.widget]), w.HBox(columns)])
         for name in self.models:
@@ -90,9 +90,6 @@ class ComparisonPanel:
         if ds is not None and bool(ds["done"].all()):
             parts.append(f"mean loss increase over the grid {mean_loss_increase(ds):.3f}")
         self.captions[name].value = " · ".join(parts)
-
-    def _error(self, exc: BaseException) -> None:
-        self.progress.message(f"error: {exc}", "danger")
 
 
 def comparison_panel(

@@ -68,7 +68,7 @@ class ConvexityPanel:
         self._compute = compute
         self.view = ConvexityView(normalization=normalization)
         self.progress = ProgressView()
-        self.runner = Runner(max_rate=5.0, debounce=0.0, on_error=self._error)
+        self.runner = Runner(max_rate=5.0, debounce=0.0, on_error=self.progress.error)
         self.result: xr.Dataset | None = None
         self.widget = w.VBox([self.progress.widget, self.view.widget])
 
@@ -95,9 +95,6 @@ class ConvexityPanel:
         self.result = snap.ds
         self.view.update(snap.ds)
         self.progress.update(snap.n_done, snap.total, snap.elapsed, snap.device, "Hessian Lanczos")
-
-    def _error(self, exc: BaseException) -> None:
-        self.progress.message(f"error: {exc}", "danger")
 
 
 def convexity_panel(

@@ -39,7 +39,7 @@ class InterpolationPanel:
         self.title = title
         self.view = LineView(normalization=None)
         self.progress = ProgressView()
-        self.runner = Runner(max_rate=10.0, debounce=0.0, on_error=self._error)
+        self.runner = Runner(max_rate=10.0, debounce=0.0, on_error=self.progress.error)
         self.result = None
         self.widget = w.VBox([self.progress.widget, self.view.widget])
 
@@ -61,9 +61,6 @@ class InterpolationPanel:
             self.view.x_axis.label = self.x_label
             self.view.widget.title = f"{self.title} ({snap.n_done}/{snap.total} points)"
         self.progress.update(snap.n_done, snap.total, snap.elapsed, snap.device)
-
-    def _error(self, exc: BaseException) -> None:
-        self.progress.message(f"error: {exc}", "danger")
 
 
 def interpolation_panel(

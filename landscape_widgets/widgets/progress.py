@@ -44,3 +44,7 @@ class ProgressView:
         """Show a status message (e.g. ``'stopped'`` or an error) next to the bar."""
         self.bar.bar_style = style
         self.text.value = text
+
+    def error(self, exc: BaseException) -> None:
+        """Show a worker's exception (a :class:`Runner`'s ``on_error``)."""
+        self.message(f"error: {exc}", "danger")

@@ -49,7 +49,7 @@ class TrajectoryPanel:
         self.slider.observe(self._scrub, names="value")
         self.readout = w.HTML()
         self.progress = ProgressView()
-        self.runner = Runner(max_rate=5.0, debounce=0.0, on_error=self._error)
+        self.runner = Runner(max_rate=5.0, debounce=0.0, on_error=self.progress.error)
         self.result = None
         self._scrub({"new": 0})
         self.widget = w.VBox([self.progress.widget, self.view.widget,
@@ -81,9 +81,6 @@ class TrajectoryPanel:
         with self.current.hold_sync():
             self.current.x, self.current.y = [float(x)], [float(y)]
         self.readout.value = f"checkpoint {i} of {len(self.plane.path) - 1}: ({x:.3f}, {y:.3f})"
-
-    def _error(self, exc: BaseException) -> None:
-        self.progress.message(f"error: {exc}", "danger")
 
 
 def trajectory_panel(
