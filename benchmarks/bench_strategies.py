@@ -5,9 +5,9 @@ digits MLP 64-128-128-10 (full batch, all 1797 digits) and of a small CNN (16 ch
 2 blocks; full batch of the first 512 digit images, ``--cnn-samples``), with each
 strategy (a fresh evaluator per run, so auto's trials and vmap's set-up are counted).
 ``plain`` is the loop without the input-layer cache (every layer of every point computed).
-Prints points/s, the achieved GFLOP/s (2 x multiply-accumulates of the Linear and Conv2d
-layers of one forward, per point) as a fraction of the peak, auto / best, and on CUDA
-batched / loop. For ``plain`` and ``batched`` that is the arithmetic done; the cached loop
+Prints points/s, the achieved GFLOP/s (torch's FLOP counter: 2 x multiply-accumulates
+of the matrix products and convolutions of one forward, per point) as a fraction of the
+peak, auto / best, and on CUDA batched / loop. For ``plain`` and ``batched`` that is the arithmetic done; the cached loop
 skips the first layer's product, so its figure is the forward-equivalent rate.
 
     python benchmarks/bench_strategies.py                 # CPU
@@ -23,7 +23,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from common import best_of_interleaved, forward_flops, matmul_peak, sync
 
 from landscape_widgets import zoo
 from landscape_widgets.directions import random_directions
@@ -37,45 +38,6 @@ from landscape_widgets.streaming import iter_chunks
 STRATEGIES = ("plain", "loop", "batched", "auto")
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_peak(device: torch.device, sizes=(2048, 4096), repeats: int = 5) -> float:
-    """Best float32 matmul rate in GFLOP/s over a few square sizes."""
-    best = 0.0
-    for n in sizes:
-        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-        c = a @ b  # warm-up
-        for _ in range(repeats):
-            sync(device)
-            t = time.perf_counter()
-            torch.matmul(a, b, out=c)
-            sync(device)
-            best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
-    return best
-
-
-def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
-    """2 x multiply-accumulates of the Linear and Conv2d layers for one forward of ``x``."""
-    total = [0]
-
-    def hook(m, inp, out):
-        if isinstance(m, nn.Linear):
-            total[0] += 2 * out.numel() * m.in_features
-        elif isinstance(m, nn.Conv2d):
-            k = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-            total[0] += 2 * out.numel() * k
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    with torch.no_grad():
-        model(x)
-    for h in handles:
-        h.remove()
-    return total[0]
-
-
 def all_digits(image: bool, samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """All 1797 digits (train + test), or the first ``samples`` of them."""
     ds = zoo.digits(image=image)
@@ -83,7 +45,7 @@ def all_digits(image: bool, samples: int | None = None) -> tuple[torch.Tensor, t
     return x[:samples], y[:samples]
 
 
-def run_strategy(model, data, dirs, grid, strategy, device) -> tuple[float, str]:
+def run_strategy(model, data, dirs, grid, strategy, device) -> dict:
     """Seconds for the whole grid (fresh evaluator: auto's trials and vmap's warm-up
     are included) and the strategy the chunks used."""
     ev = PointEvaluator(model, F.cross_entropy, data, dirs, device=device,
@@ -92,25 +54,21 @@ def run_strategy(model, data, dirs, grid, strategy, device) -> tuple[float, str]
     t = time.perf_counter()
     used = [c.strategy for c in iter_chunks(ev, grid, "loop" if strategy == "plain" else strategy)]
     sync(ev.device)
-    return time.perf_counter() - t, used[-1]
+    return {"seconds": time.perf_counter() - t, "uses": used[-1]}
 
 
 def bench_model(name, model, data, grid, device, repeats) -> list[dict]:
-    """Best of ``repeats`` runs of each strategy, interleaved (loop, batched, auto, loop,
-    ...) so that a slow spell of a shared machine falls on all strategies alike."""
+    """Best of ``repeats`` interleaved runs of each strategy."""
     torch.manual_seed(0)
     dirs = random_directions(model, 2, seed=0)
     flops_per_point = forward_flops(model, data[0])
-    times: dict[str, list[float]] = {s: [] for s in STRATEGIES}
-    chosen: dict[str, str] = {}
-    for _ in range(repeats):
-        for strategy in STRATEGIES:
-            seconds, chosen[strategy] = run_strategy(model, data, dirs, grid, strategy, device)
-            times[strategy].append(seconds)
+    best = best_of_interleaved(repeats, {
+        s: lambda s=s: run_strategy(model, data, dirs, grid, s, device) for s in STRATEGIES
+    })
     rows = []
-    for strategy in STRATEGIES:
-        pts = grid.size / min(times[strategy])
-        rows.append(dict(model=name, strategy=strategy, chosen=chosen[strategy], pts=pts,
+    for strategy, run in best.items():
+        pts = grid.size / run["seconds"]
+        rows.append(dict(model=name, strategy=strategy, chosen=run["uses"], pts=pts,
                          gflops=pts * flops_per_point / 1e9))
         print(f"  {name} {strategy}: {pts:.1f} points/s", flush=True)
     return rows
@@ -136,7 +94,7 @@ def main(argv=None) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
           f"load average {load:.2f}, grid {args.num}x{args.num}, CNN on {args.cnn_samples} images")
-    peak = matmul_peak(device)
+    peak = matmul_peak(device) / 1e9
     print(f"float32 matmul peak: {peak:.1f} GFLOP/s", flush=True)
     models = {
         "mlp 64-128-128-10": lambda: (zoo.mlp(), all_digits(image=False)),
@@ -149,7 +107,7 @@ def main(argv=None) -> None:
     for name in wanted:
         model, data = models[name]()
         rows += bench_model(name, model, data, grid, device, args.repeats)
-    peak = max(peak, matmul_peak(device))  # again at the end: the higher one is the bar
+    peak = max(peak, matmul_peak(device) / 1e9)  # again at the end: the higher one is the bar
     print(f"float32 matmul peak, best of start and end: {peak:.1f} GFLOP/s")
     print(f"\n{'model':<19} {'strategy':<8} {'uses':<8} {'points/s':>9} {'GFLOP/s':>8} {'of peak':>8}")
     for r in rows:

@@ -38,7 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
-from torch.utils.flop_counter import FlopCounterMode
+
+from common import best_of_interleaved, forward_flops, matmul_peak
 
 from landscape_widgets import coarse_to_fine_order, compute_landscape, plane, random_directions
 from landscape_widgets.params import param_layout
@@ -51,32 +52,6 @@ def digits_problem() -> tuple[torch.nn.Module, tuple[torch.Tensor, torch.Tensor]
     x = torch.cat([dataset.train[0], dataset.test[0]])
     y = torch.cat([dataset.train[1], dataset.test[1]])
     return result.model.eval(), (x, y)
-
-
-def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of one forward pass over ``x`` (torch's FLOP counter)."""
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x)
-    return int(counter.get_total_flops())
-
-
-def matmul_flops_per_s(device: str, n: int = 2048, repeats: int = 5) -> float:
-    """Measured dense fp32 matmul rate of ``device`` (the practical FLOP limit)."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    best = np.inf
-    for _ in range(repeats + 1):
-        _sync(device)
-        start = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def bench_package(model, data, grid, directions, device: str = "cpu", strategy: str = "auto",
@@ -186,16 +161,6 @@ def bench_dask(model, data, grid, directions, workers: tuple[int, ...] = (1, 2))
     return out
 
 
-def best_of_interleaved(repeats: int, benches: dict) -> dict:
-    """The fastest of ``repeats`` runs of each ``benches[name]()``, run in turn (a, b, a,
-    b, ...) so that a slow spell of a shared machine falls on every tool alike."""
-    runs: dict[str, list[dict]] = {name: [] for name in benches}
-    for _ in range(repeats):
-        for name, bench in benches.items():
-            runs[name].append(bench())
-    return {name: min(r, key=lambda x: x.get("seconds", np.inf)) for name, r in runs.items()}
-
-
 def run(num: int = 51, device: str = "cpu", dask: bool = True, others: bool = True, repeats: int = 3) -> dict:
     """All measurements; returns a JSON-ready dict."""
     model, data = digits_problem()
@@ -223,9 +188,9 @@ def run(num: int = 51, device: str = "cpu", dask: bool = True, others: bool = Tr
     if others and device == "cpu":
         bench_loss_landscapes(model, data, 5)  # warm-up, like ours
         benches["loss_landscapes"] = lambda: bench_loss_landscapes(model, data, num)
-    peak = matmul_flops_per_s(device)
+    peak = matmul_peak(device)
     report.update(best_of_interleaved(repeats, benches))
-    peak = max(peak, matmul_flops_per_s(device))  # again at the end: the higher one is the bar
+    peak = max(peak, matmul_peak(device))  # again at the end: the higher one is the bar
     ours = report["landscape_widgets"]
     ours["forward_flops_per_s"] = ours["points_per_s"] * flops_point
     ours["fraction_of_matmul_peak"] = ours["forward_flops_per_s"] / peak

@@ -1,0 +1,52 @@
+"""Measurement helpers shared by the benchmark scripts (run them from any directory:
+each script's own folder is on ``sys.path``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def sync(device: str | torch.device) -> None:
+    """Wait for queued CUDA work, so that a timer reads the device's time."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: str | torch.device, sizes=(2048, 4096), repeats: int = 5) -> float:
+    """Best dense float32 matmul rate in FLOP/s over a few square sizes (the practical
+    FLOP limit of ``device``)."""
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        c = a @ b  # warm-up
+        for _ in range(repeats):
+            sync(device)
+            t = time.perf_counter()
+            torch.matmul(a, b, out=c)
+            sync(device)
+            best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward pass over ``x`` (torch's FLOP counter: 2 x the
+    multiply-accumulates of the matrix products and convolutions)."""
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return int(counter.get_total_flops())
+
+
+def best_of_interleaved(repeats: int, benches: dict[str, Callable[[], dict]]) -> dict[str, dict]:
+    """The fastest (least ``"seconds"``) of ``repeats`` runs of each ``benches[name]()``,
+    run in turn (a, b, a, b, ...) so that a slow spell of a shared machine falls on every
+    contender alike."""
+    runs: dict[str, list[dict]] = {name: [] for name in benches}
+    for _ in range(repeats):
+        for name, bench in benches.items():
+            runs[name].append(bench())
+    return {name: min(r, key=lambda x: x.get("seconds", np.inf)) for name, r in runs.items()}
