@@ -4,6 +4,7 @@ import platform
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from landscape_widgets.allocator import retain_freed_memory
@@ -33,17 +34,21 @@ for _ in range(10):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     ev.evaluate_loop(coeffs)
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(sum(faults))
+print(*faults)
 """
 
 
 @glibc
 def test_evaluation_loop_does_not_page_fault_its_activations():
-    """Without retained memory this loop keeps faulting, chunk after chunk (2,800 to
-    20,000 faults in three runs on the CI machine); with it, the heap is reused."""
+    """With memory kept, the median chunk takes 0-1 faults. Without it, in about half of
+    the runs on the CI machine (it depends on where the heap's long-lived blocks land), most
+    chunks fault thousands of pages and this fails; in the other half no chunk faults."""
     out = subprocess.run([sys.executable, "-c", FAULTS], capture_output=True, text=True,
                          check=True)
-    assert int(out.stdout.split()[-1]) < 100
+    faults = [int(n) for n in out.stdout.split()[-10:]]
+    # the median chunk: an occasional burst (the host reclaiming pages) is not the
+    # allocator's doing; without kept memory most chunks fault
+    assert np.median(faults) < 50, faults
 
 
 @glibc
