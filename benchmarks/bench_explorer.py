@@ -1,6 +1,6 @@
 """Time the demo explorer on a 51x51 filter-normalized plane: first coarse picture and full map.
 
-    python benchmarks/bench_explorer.py [--threads 2] [--resolution 51] [--repeats 3]
+    python benchmarks/bench_explorer.py [--threads 2] [--num 51] [--repeats 3]
 
 "First picture" is the time from starting the run (directions drawn, evaluator built,
 as the explorer does on every control change) to the first redraw that shows the
@@ -17,12 +17,12 @@ import time
 import torch
 
 
-def measure(resolution: int, seed: int) -> dict:
+def measure(num: int, seed: int) -> dict:
     from landscape_widgets.widgets.builtin_demo import demo
-    from landscape_widgets.grids import coarse_to_fine_order
+    from landscape_widgets.core.grids import coarse_to_fine_order
 
-    level_ends = coarse_to_fine_order((resolution, resolution))[1]
-    ex = demo(view="2d", seed=seed, grids={"2d": (1.0, resolution)}, autostart=False)
+    level_ends = coarse_to_fine_order((num, num))[1]
+    ex = demo(view="2d", seed=seed, grids={"2d": (1.0, num)}, autostart=False)
     marks: dict[str, float] = {}
     original = ex._draw
 
@@ -46,12 +46,12 @@ def measure(resolution: int, seed: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--resolution", type=int, default=51)
+    parser.add_argument("--num", type=int, default=51)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    runs = [measure(args.resolution, seed) for seed in range(args.repeats)]
-    print(json.dumps({"threads": args.threads, "resolution": args.resolution, "runs": runs}, indent=1))
+    runs = [measure(args.num, seed) for seed in range(args.repeats)]
+    print(json.dumps({"threads": args.threads, "num": args.num, "runs": runs}, indent=1))
 
 
 if __name__ == "__main__":

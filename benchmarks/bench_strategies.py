@@ -26,11 +26,11 @@ import torch.nn.functional as F
 
 from common import best_of_interleaved, forward_flops, matmul_peak, sync
 
-from landscape_widgets import zoo
-from landscape_widgets.directions import random_directions
-from landscape_widgets.evaluation import PointEvaluator, resolve_device
-from landscape_widgets.grids import plane
-from landscape_widgets.streaming import iter_chunks
+from landscape_widgets.builtin import zoo
+from landscape_widgets.core.directions import random_directions
+from landscape_widgets.core.evaluation import PointEvaluator, resolve_device
+from landscape_widgets.core.grids import plane
+from landscape_widgets.core.streaming import iter_chunks
 
 #: ``plain``: the loop without the input-layer cache, every layer of every point computed
 #: (its GFLOP/s are the arithmetic actually done; the others count the same forward

@@ -41,9 +41,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from common import best_of_interleaved, forward_flops, matmul_peak
 
-from landscape_widgets import coarse_to_fine_order, compute_landscape, plane, random_directions
-from landscape_widgets.params import param_layout
-from landscape_widgets.training import trained
+from landscape_widgets import compute_landscape, plane, random_directions
+from landscape_widgets.core.grids import coarse_to_fine_order
+from landscape_widgets.core.params import param_layout
+from landscape_widgets.builtin.training import trained
 
 
 def digits_problem() -> tuple[torch.nn.Module, tuple[torch.Tensor, torch.Tensor]]:
@@ -143,7 +144,7 @@ def bench_dask(model, data, grid, directions, workers: tuple[int, ...] = (1, 2))
         from distributed import Client, LocalCluster
     except ImportError as err:
         return {"available": False, "reason": f"dask.distributed not importable ({err})"}
-    from landscape_widgets.distributed import compute_landscape_dask
+    from landscape_widgets.runs.distributed import compute_landscape_dask
 
     out = {"available": True}
     for n in workers:

@@ -1,37 +1,29 @@
 """landscape-widgets: see the loss landscape of a neural network, live.
 
-The numeric core (this namespace) imports no widget library, so it runs headless,
-in tests and on Dask workers. The widgets live in :mod:`landscape_widgets.widgets`.
+The top level holds the one-call functions and the objects a user holds. Architecture:
+:mod:`~landscape_widgets.core` (objective, parameters, directions, grids, data,
+evaluation, streaming, results), :mod:`~landscape_widgets.analysis` (interpolation,
+trajectories, comparison, curvature, sharpness, connectivity, ensembling),
+:mod:`~landscape_widgets.builtin` (built-in data, models, training, presets, wedge model),
+:mod:`~landscape_widgets.runs` (resumable stores, Dask), :mod:`~landscape_widgets.plotting`,
+:mod:`~landscape_widgets.widgets` and :mod:`~landscape_widgets.app` (Voila app, CLI).
+Importing this package imports no widget library; ``lw.demo`` loads the widgets on first use.
 """
 
-from .data import Batches, as_batches
-from .directions import (
-    direction_cosine,
-    interpolation_direction,
-    normalize_direction,
-    orthogonalize_direction,
-    random_directions,
-)
-from .evaluation import PointEvaluator, PointValues, resolve_device
-from .grids import Axis, Grid, coarse_to_fine_order, line, make_grid, plane, volume
-from .landscape import compute_landscape
-from .params import (
-    ParamLayout,
-    check_same_architecture,
-    flatten_params,
-    load_flat_params_,
-    param_layout,
-    unflatten_params,
-)
-from .results import empty_landscape, fill_chunk, load_landscape, save_landscape
-from .streaming import Chunk, iter_chunks
-from .store import compute_stored, load_cached, spec_hash
-from .trajectory import trajectory_landscape, trajectory_plane
-from .interpolation import interpolate
-from .comparison import compare_landscapes
-from .hessian import convexity_map, hessian_eigenvalues, hutchinson_trace
-from .sharpness import sharpness, tunnel_widths
-from .wedge import wedge_model
+from .core.directions import interpolation_direction, random_directions
+from .core.evaluation import PointEvaluator
+from .core.grids import Axis, Grid, line, make_grid, plane, volume
+from .core.landscape import compute_landscape
+from .core.objective import Objective
+from .core.params import select_params
+from .core.results import load_landscape, save_landscape
+from .core.streaming import Chunk, iter_chunks
+from .analysis.comparison import compare_landscapes
+from .analysis.curvature import convexity_map, hessian_eigenvalues, hutchinson_trace
+from .analysis.interpolation import interpolate
+from .analysis.sharpness import sharpness, tunnel_widths
+from .analysis.trajectory import trajectory_landscape, trajectory_plane
+from .runs.store import compute_stored, load_cached
 
 __version__ = "0.1.0"
 
@@ -46,13 +38,10 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Axis", "Batches", "Chunk", "Grid", "ParamLayout", "PointEvaluator", "PointValues",
-    "as_batches", "check_same_architecture", "coarse_to_fine_order", "compute_landscape",
-    "direction_cosine", "empty_landscape", "fill_chunk", "flatten_params",
-    "interpolation_direction", "iter_chunks", "line", "load_flat_params_", "load_landscape",
-    "make_grid", "normalize_direction", "orthogonalize_direction", "param_layout", "plane",
-    "random_directions", "resolve_device", "save_landscape", "unflatten_params", "volume",
-    "compute_stored", "load_cached", "spec_hash", "trajectory_landscape", "trajectory_plane",
-    "interpolate", "compare_landscapes", "convexity_map", "hessian_eigenvalues",
-    "hutchinson_trace", "sharpness", "tunnel_widths", "wedge_model", "demo",
+    "Axis", "Chunk", "Grid", "Objective", "PointEvaluator",
+    "compare_landscapes", "compute_landscape", "compute_stored", "convexity_map",
+    "hessian_eigenvalues", "hutchinson_trace", "interpolate", "interpolation_direction",
+    "iter_chunks", "line", "load_cached", "load_landscape", "make_grid", "plane",
+    "random_directions", "save_landscape", "select_params", "sharpness", "trajectory_landscape",
+    "trajectory_plane", "tunnel_widths", "volume",
 ]

@@ -45,7 +45,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def voila(notebook: Path, timeout: float = 60.0) -> Iterator[str]:
     """Serve ``notebook`` with Voila; yields its URL; stops the server afterwards."""
-    from landscape_widgets.app import voila_command
+    from landscape_widgets.app.serve import voila_command
 
     port = free_port()
     with _served(voila_command(notebook, port, open_browser=False), port, notebook,

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from landscape_widgets.allocator import retain_freed_memory
+from landscape_widgets.core.allocator import retain_freed_memory
 
 glibc = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
@@ -19,8 +19,9 @@ glibc = pytest.mark.skipif(
 FAULTS = """
 import resource
 import numpy as np, torch, torch.nn.functional as F
-from landscape_widgets import zoo, random_directions
-from landscape_widgets.evaluation import PointEvaluator
+from landscape_widgets import random_directions
+from landscape_widgets.builtin import zoo
+from landscape_widgets.core.evaluation import PointEvaluator
 torch.manual_seed(0)
 ds = zoo.digits()
 data = (torch.cat([ds.train[0], ds.test[0]]), torch.cat([ds.train[1], ds.test[1]]))
@@ -28,11 +29,11 @@ model = zoo.mlp()
 ev = PointEvaluator(model, F.cross_entropy, data, random_directions(model, 2, seed=0), device="cpu")
 coeffs = np.random.default_rng(0).uniform(-1, 1, (16, 2))
 for _ in range(3):
-    ev.evaluate_loop(coeffs)
+    ev.evaluate(coeffs, "loop")
 faults = []
 for _ in range(10):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    ev.evaluate_loop(coeffs)
+    ev.evaluate(coeffs, "loop")
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 print(*faults)
 """

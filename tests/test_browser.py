@@ -15,7 +15,7 @@ from browser_helpers import ARTIFACTS, chromium_page, jupyter, require_chromium,
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from landscape_widgets.app import write_app_notebook
+from landscape_widgets.app.serve import write_app_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -8,13 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape_widgets import compute_landscape, empty_landscape, line, load_landscape, make_grid, save_landscape
-from landscape_widgets.cli import main
-from landscape_widgets.store import open_partial, spec_hash, store_path
+from landscape_widgets import compute_landscape, line, load_landscape, make_grid, save_landscape
+from landscape_widgets.core.results import empty_landscape
+from landscape_widgets.app.cli import main
+from landscape_widgets.runs.store import open_partial, spec_hash, store_path
 
 MODULE = """
 import torch
-from landscape_widgets import zoo
+from landscape_widgets.builtin import zoo
 
 def make():
     return zoo.mlp(width=8)
@@ -163,7 +164,7 @@ def test_usage_errors(tmp_path, capsys):
 
 
 def test_app_passes_its_options_to_serve(monkeypatch):
-    import landscape_widgets.app as app
+    import landscape_widgets.app.serve as app
 
     calls = []
     monkeypatch.setattr(app, "serve", lambda **kw: calls.append(kw) or 0)

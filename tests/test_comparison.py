@@ -21,24 +21,24 @@ import numpy as np
 import pytest
 import torch.nn.functional as F
 
-from landscape_widgets.comparison import (
+from landscape_widgets.analysis.comparison import (
     centre_loss,
     compare_landscapes,
     mean_loss_increase,
     radius_to_loss,
     shared_color_range,
 )
-from landscape_widgets.grids import plane
-from landscape_widgets.landscape import compute_landscape
-from landscape_widgets.presets import PAIRS, preset
-from landscape_widgets.results import empty_landscape, fill_chunk
+from landscape_widgets.core.grids import plane
+from landscape_widgets.core.landscape import compute_landscape
+from landscape_widgets.builtin.presets import PAIRS, preset
+from landscape_widgets.core.results import empty_landscape, fill_chunk
 
 
 def quadratic_landscape(num=11, shift=0.0):
     grid = plane(num=num)
-    ds = empty_landscape(grid, accuracy=False)
+    ds = empty_landscape(grid, ("loss",))
     coords = grid.coords(np.arange(grid.size))
-    fill_chunk(ds, np.arange(grid.size), (coords**2).sum(axis=1) + shift)
+    fill_chunk(ds, np.arange(grid.size), {"loss": (coords**2).sum(axis=1) + shift})
     return ds
 
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape_widgets.connectivity import (
+from landscape_widgets.analysis.connectivity import (
     bezier_coefficients,
     connectivity_plane,
     curve_path,
@@ -17,8 +17,8 @@ from landscape_widgets.connectivity import (
     train_bezier,
     tunnel,
 )
-from landscape_widgets.params import flatten_params, load_flat_params_
-from landscape_widgets.training import TrainConfig, mean_loss, trained
+from landscape_widgets.core.params import flatten_params, load_flat_params_
+from landscape_widgets.builtin.training import TrainConfig, mean_loss, trained
 
 
 @pytest.fixture(scope="module")

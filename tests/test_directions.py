@@ -3,15 +3,15 @@
 import pytest
 import torch
 
-from landscape_widgets import zoo
-from landscape_widgets.directions import (
+from landscape_widgets.builtin import zoo
+from landscape_widgets.core.directions import (
     direction_cosine,
     interpolation_direction,
     normalize_direction,
     orthogonalize_direction,
     random_directions,
 )
-from landscape_widgets.params import flatten_params, param_layout
+from landscape_widgets.core.params import flatten_params, param_layout
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape_widgets import PointEvaluator, compute_landscape, line, plane, random_directions, zoo
-from landscape_widgets.distributed import compute_landscape_dask, iter_chunks_dask
+from landscape_widgets import PointEvaluator, compute_landscape, line, plane, random_directions
+from landscape_widgets.builtin import zoo
+from landscape_widgets.runs.distributed import compute_landscape_dask, iter_chunks_dask
 
 distributed = pytest.importorskip("distributed")
 

@@ -5,14 +5,14 @@ import pytest
 import torch
 from torch import nn
 
-from landscape_widgets.ensembling import compare_averaging, cyclic_lr_experiment, prediction_average, weight_average
-from landscape_widgets.params import flatten_params
-from landscape_widgets.training import TrainConfig, trained
+from landscape_widgets.analysis.ensembling import compare_averaging, cyclic_lr_experiment, prediction_average, weight_average
+from landscape_widgets.core.params import flatten_params
+from landscape_widgets.builtin.training import TrainConfig, trained
 
 
 def test_high_peak_lr_breaks_weight_averaging_but_not_prediction_averaging():
     result, data = trained("mlp", "digits", TrainConfig(seed=0))
-    ds = cyclic_lr_experiment(result.model, data, lr_maxes=(0.02, 0.4), cycles=4, epochs_per_cycle=4)
+    ds = cyclic_lr_experiment(result.model, data.train, data.test, lr_maxes=(0.02, 0.4), cycles=4, epochs_per_cycle=4)
     low, high = ds.sel(lr_max=0.02), ds.sel(lr_max=0.4)
     # low peak LR: the snapshots stay together, both averages agree
     assert abs(float(low["loss"].sel(member="swa")) - float(low["loss"].sel(member="ensemble"))) < 0.005

@@ -9,13 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape_widgets import zoo
-from landscape_widgets.directions import random_directions
-from landscape_widgets.evaluation import PointEvaluator
-from landscape_widgets.grids import line, plane
-from landscape_widgets.landscape import compute_landscape
-from landscape_widgets.params import flatten_params
-from landscape_widgets.streaming import iter_chunks, point_order
+from landscape_widgets.builtin import zoo
+from landscape_widgets.core.directions import random_directions
+from landscape_widgets.core.evaluation import PointEvaluator
+from landscape_widgets.core.grids import line, plane
+from landscape_widgets.core.landscape import compute_landscape
+from landscape_widgets.core.params import flatten_params
+from landscape_widgets.core.streaming import iter_chunks, point_order
 
 
 def _data(shape, n=40, classes=10, seed=0):
@@ -121,7 +121,7 @@ def test_batched_equals_loop(make_model, shape, classes):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no vmap fallback here
         batched = ev.evaluate(coeffs, "batched")
-        split_rows = ev.evaluate_batched(coeffs, rows=7)  # several data slices per point
+        split_rows = ev.evaluate(coeffs, "batched", rows=7)  # several data slices per point
     loop = ev.evaluate(coeffs, "loop")
     for values in (batched, split_rows):
         np.testing.assert_allclose(values.loss, loop.loss, rtol=1e-5, atol=1e-6)
@@ -153,10 +153,10 @@ def test_dataloader_batches_and_caps():
     batched = PointEvaluator(model, F.cross_entropy, loader, dirs).evaluate([[0.3]], "batched")
     np.testing.assert_allclose(batched.loss, full.loss, rtol=1e-5)
     capped = PointEvaluator(model, F.cross_entropy, loader, dirs, max_samples=20)
-    assert capped.batches.n_samples == 20
+    assert capped.objective.data.n_samples == 20
     expected = PointEvaluator(model, F.cross_entropy, (x[:20], y[:20]), dirs).evaluate([[0.3]])
     np.testing.assert_allclose(capped.evaluate([[0.3]]).loss, expected.loss, rtol=1e-5)
-    assert PointEvaluator(model, F.cross_entropy, loader, dirs, max_batches=2).batches.n_samples == 16
+    assert PointEvaluator(model, F.cross_entropy, loader, dirs, max_batches=2).objective.data.n_samples == 16
 
 
 # -- filter normalization invariance (Li et al. 2018, section 4) ---------------------------
@@ -300,7 +300,7 @@ def test_cancel_from_another_thread_stops_within_one_chunk():
     loss_fn, calls = _counting_loss()
 
     def cancelling_loss(out, y):
-        if not calls:  # first point: another thread asks to stop
+        if len(calls) == 1:  # first point (after the check at construction): another thread asks to stop
             t = threading.Thread(target=cancel.set)
             t.start()
             t.join()
@@ -313,7 +313,7 @@ def test_cancel_from_another_thread_stops_within_one_chunk():
     )
     assert cancel.is_set()
     assert ds.attrs["n_done"] == 5 and ds.attrs["complete"] == 0
-    assert len(calls) == 5  # only the chunk in flight was computed
+    assert len(calls) == 1 + 5  # the loss check at construction, then only the chunk in flight
     assert int(np.isfinite(ds["loss"].values).sum()) == 5
 
 
@@ -347,7 +347,7 @@ def test_resume_computes_only_missing_points():
     resumed = compute_landscape(
         model, loss_fn, data, grid, strategy="loop", resume=partial
     )
-    assert len(calls) == grid.size - 6
+    assert len(calls) == 1 + grid.size - 6  # the check at construction, then the missing points
     assert resumed.attrs["complete"] == 1
     full = compute_landscape(model, F.cross_entropy, data, grid, strategy="loop")
     np.testing.assert_allclose(resumed["loss"].values, full["loss"].values, rtol=1e-6)
@@ -375,8 +375,8 @@ def test_clear_errors():
     model = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)
     data = _data((12,), classes=5)
     dirs = random_directions(model, 2)
-    with pytest.raises(ValueError, match="1, 2 or 3 directions"):
-        PointEvaluator(model, F.cross_entropy, data, dirs * 2)
+    with pytest.raises(ValueError, match="at least one direction"):
+        PointEvaluator(model, F.cross_entropy, data, [])
     with pytest.raises(ValueError, match="flat vector"):
         PointEvaluator(model, F.cross_entropy, data, [dirs[0][:-1]])
     with pytest.raises(ValueError, match="no samples"):
@@ -425,18 +425,18 @@ def test_cuda_loop_and_batched_equal_cpu(make_model, shape):
 
 
 def test_cpu_chunk_plan_keeps_intermediates_small():
-    from landscape_widgets.evaluation import CPU_TENSOR_LIMIT
+    from landscape_widgets.core.memory import CPU_TENSOR_LIMIT
 
     for model, shape in [(zoo.mlp(), (64,)), (zoo.cnn(channels=16, depth=2), (1, 8, 8))]:
         ev = PointEvaluator(model, F.cross_entropy, _data(shape, n=1797), random_directions(model, 2), device="cpu")
         k, rows = ev.chunk_plan()
         assert k >= 4 and 1 <= rows <= 1797
-        assert k * rows * ev.activation_floats * 4 <= CPU_TENSOR_LIMIT
+        assert k * rows * ev.activation * 4 <= CPU_TENSOR_LIMIT
         assert ev.chunk_plan(chunk_size=3)[0] == 3
 
 
 def test_auto_follows_a_change_of_speed():
-    from landscape_widgets.streaming import _AutoTrials
+    from landscape_widgets.core.streaming import _AutoTrials
 
     trials = _AutoTrials(k=16)
     for expected, seconds in [(("batched", 2), 9.0), (("loop", 8), 1.0), (("batched", 8), 3.0)]:
@@ -483,7 +483,7 @@ def test_cross_entropy_over_few_classes_equals_the_plain_call(loss_fn, strategy)
     coeffs = np.random.default_rng(0).uniform(-1, 1, (6, 2))
     fast = PointEvaluator(model, loss_fn, data, dirs, device="cpu")
     plain = PointEvaluator(model, lambda out, y: loss_fn(out, y), data, dirs, device="cpu")
-    assert fast._classes_first and not plain._classes_first
+    assert fast.objective._classes_first and not plain.objective._classes_first
     values = fast.evaluate(coeffs, strategy)
     expected = plain.evaluate(coeffs, "loop")
     np.testing.assert_allclose(values.loss, expected.loss, rtol=1e-6)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from landscape_widgets.grids import Axis, Grid, coarse_to_fine_order, line, make_grid, plane, volume
+from landscape_widgets.core.grids import Axis, Grid, coarse_to_fine_order, line, make_grid, plane, volume
 
 
 def test_line_plane_volume_shapes_and_coords():
@@ -27,7 +27,7 @@ def test_line_plane_volume_shapes_and_coords():
         (lambda: line(1, 1, 5), "start != stop"),
         (lambda: make_grid([(0, 1)] * 4, 3), "1, 2 or 3"),
         (lambda: make_grid([], 3), "1, 2 or 3"),
-        (lambda: make_grid([(0, 1), (0, 1)], [3, 3, 3]), "resolutions"),
+        (lambda: make_grid([(0, 1), (0, 1)], [3, 3, 3]), "point counts"),
         (lambda: make_grid([(0, 1, 2)], 3), "start, stop"),
         (lambda: Grid(()), "1, 2 or 3"),
     ],

@@ -7,10 +7,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-import landscape_widgets.evaluation as evaluation
-from landscape_widgets.directions import random_directions
-from landscape_widgets.evaluation import PointEvaluator
-from landscape_widgets.input_layer import find_input_layer
+import landscape_widgets.core.evaluation as evaluation
+from landscape_widgets.core.directions import random_directions
+from landscape_widgets.core.evaluation import PointEvaluator
+from landscape_widgets.core.input_layer import find_input_layer
+from landscape_widgets.core.params import flatten_params, model_at
 
 
 class Wide(nn.Module):
@@ -70,13 +71,14 @@ def test_cached_input_layer_gives_the_plain_forward_values(case, n_dirs):
     coeffs = np.random.default_rng(0).uniform(-1, 1, (7, n_dirs))
     cached = PointEvaluator(model, F.cross_entropy, loader, dirs, device="cpu")
     plain = PointEvaluator(model, F.cross_entropy, loader, dirs, device="cpu", cache_input_layer=False)
-    a, b = cached.evaluate_loop(coeffs), plain.evaluate_loop(coeffs)
-    assert cached.cached_input_layer().name == layer
+    a, b = cached.evaluate(coeffs, "loop"), plain.evaluate(coeffs, "loop")
+    assert cached.cached_input_layer().module is cached.objective.model.get_submodule(layer)
     assert plain.cached_input_layer() is None
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-5)
     np.testing.assert_array_equal(a.accuracy, b.accuracy)
-    # the stand-in is gone afterwards: the model is the caller's architecture again
-    assert type(cached.model.get_submodule(layer)) is type(model.get_submodule(layer))
+    # only the layer's forward was stood in for, and only while the loop ran
+    module = cached.objective.model.get_submodule(layer)
+    assert type(module) is type(model.get_submodule(layer)) and "forward" not in vars(module)
 
 
 @pytest.mark.parametrize(
@@ -89,7 +91,8 @@ def test_no_input_layer_is_cached_where_the_identity_does_not_hold(make, why):
     torch.manual_seed(0)
     model = make()
     n_in = next(model.parameters()).shape[1]
-    assert find_input_layer(model, torch.randn(4, n_in)) is None, why
+    x = torch.randn(4, n_in)
+    assert find_input_layer(model, lambda: model(x), [x]) is None, why
     ev = PointEvaluator(model, F.cross_entropy, (torch.randn(20, n_in), torch.randint(0, 5, (20,))),
                         random_directions(model, 2, seed=0), device="cpu")
     assert ev.cached_input_layer() is None
@@ -101,4 +104,46 @@ def test_input_layer_cache_respects_its_memory_cap(monkeypatch):
     data = (torch.randn(50, 40), torch.randint(0, 5, (50,)))  # 3 x 16 x 50 floats > 1000 B
     ev = PointEvaluator(model, F.cross_entropy, data, random_directions(model, 2, seed=0), device="cpu")
     assert ev.cached_input_layer() is None
-    assert np.isfinite(ev.evaluate_loop([[0.1, 0.2]]).loss).all()
+    assert np.isfinite(ev.evaluate([[0.1, 0.2]], "loop").loss).all()
+
+
+class TiedReadout(nn.Module):
+    """The data-reading layer's weight is read again directly (a tied decoder)."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(40, 16)
+
+    def forward(self, x):
+        h = torch.tanh(self.inp(x))
+        return F.linear(h, self.inp.weight[:5, :16])  # reads inp.weight itself
+
+
+def test_a_model_that_reads_the_cached_layers_weight_gets_the_points_weight():
+    torch.manual_seed(0)
+    model = TiedReadout()
+    x, y = torch.randn(30, 40), torch.randint(0, 5, (30,))
+    dirs = random_directions(model, 2, seed=4)
+    coeffs = np.array([[0.0, 0.0], [0.5, -0.3], [-1.0, 0.8]])
+    ev = PointEvaluator(model, F.cross_entropy, (x, y), dirs, device="cpu")
+    got = ev.evaluate(coeffs, "loop").loss
+    assert ev.cached_input_layer() is not None  # the cache is active on this model
+    theta = flatten_params(model)
+    for c, value in zip(coeffs, got):  # independent perturb-and-forward
+        net = model_at(model, theta + c[0] * dirs[0] + c[1] * dirs[1])
+        with torch.no_grad():
+            assert value == pytest.approx(float(F.cross_entropy(net(x), y)), rel=1e-5)
+
+
+def test_the_cache_covers_a_layer_whose_parameters_only_partly_move():
+    torch.manual_seed(0)
+    model = CASES["custom-forward"][0]()
+    x, y = torch.randn(30, 40), torch.randint(0, 5, (30,))
+    dirs = random_directions(model, 1, seed=1, params=["inp.weight", "out.*"])
+    coeffs = np.array([[0.7], [-0.4]])
+    cached = PointEvaluator(model, F.cross_entropy, (x, y), dirs, params=["inp.weight", "out.*"])
+    plain = PointEvaluator(model, F.cross_entropy, (x, y), dirs, params=["inp.weight", "out.*"],
+                           cache_input_layer=False)
+    assert cached.cached_input_layer() is not None
+    np.testing.assert_allclose(cached.evaluate(coeffs, "loop").loss, plain.evaluate(coeffs, "loop").loss,
+                               rtol=1e-6)

@@ -3,10 +3,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape_widgets.interpolation import interpolate, interpolate_from_init, model_at
-from landscape_widgets.params import flatten_params
-from landscape_widgets.training import TrainConfig, build_model, mean_loss, train
-from landscape_widgets.zoo import moons
+from landscape_widgets.analysis.interpolation import interpolate, interpolate_from_init
+from landscape_widgets.core.params import model_at
+from landscape_widgets.core.params import flatten_params
+from landscape_widgets.builtin.training import TrainConfig, build_model, mean_loss, train
+from landscape_widgets.builtin.zoo import moons
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_end_points_and_midpoint_match_the_models(runs):
 
 def test_from_initialization_goes_downhill_to_the_solution(runs):
     (r0, _), data = runs
-    ds = interpolate_from_init(r0, F.cross_entropy, data.train, start=0.0, stop=1.0, num=5)
+    ds = interpolate_from_init(r0.model, r0.trajectory[0], F.cross_entropy, data.train, start=0.0, stop=1.0, num=5)
     init = model_at(r0.model, r0.trajectory[0])
     assert float(ds["loss"][0]) == pytest.approx(mean_loss(init, data.train), rel=1e-5)
     assert float(ds["loss"][-1]) < float(ds["loss"][0])

@@ -4,14 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from landscape_widgets import zoo
-from landscape_widgets.params import (
+from landscape_widgets.builtin import zoo
+from landscape_widgets.core.params import (
     bind_params_to_flat_,
     check_same_architecture,
     flatten_params,
     load_flat_params_,
     param_layout,
-    unflatten_params,
+    select_params,
 )
 
 
@@ -20,14 +20,13 @@ def test_layout_names_shapes_offsets():
     layout = param_layout(model)
     assert layout.names == ("0.weight", "0.bias", "2.weight", "2.bias")
     assert [tuple(s) for s in layout.shapes] == [(4, 3), (4,), (2, 4), (2,)]
-    assert layout.offsets == (0, 12, 16, 24)
     assert layout.size == 26 == sum(p.numel() for p in model.parameters())
 
 
 def test_flatten_unflatten_round_trip():
     model = zoo.cnn(channels=4, depth=1, batchnorm=True)
     flat = flatten_params(model)
-    parts = unflatten_params(flat, param_layout(model))
+    parts = param_layout(model).split(flat)
     for (name, p), (name2, v) in zip(model.named_parameters(), parts.items()):
         assert name == name2
         torch.testing.assert_close(p.detach(), v, rtol=0, atol=0)
@@ -57,7 +56,7 @@ def test_load_flat_params_leaves_buffers():
 def test_bind_params_to_flat_makes_views():
     model = zoo.mlp(in_features=3, width=4, depth=1, n_classes=2)
     x = torch.randn(7, 3)
-    flat = bind_params_to_flat_(model)
+    flat = bind_params_to_flat_(model, param_layout(model))
     target = torch.randn_like(flat)
     flat.copy_(target)
     torch.testing.assert_close(flatten_params(model), target)
@@ -80,3 +79,41 @@ def test_check_same_architecture():
         check_same_architecture(a, zoo.mlp(3, 5, 1, 2))
     with pytest.raises(ValueError, match="only in the second"):
         check_same_architecture(a, zoo.mlp(3, 4, 2, 2))
+
+
+class Tied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Linear(6, 4)
+        self.dec = nn.Linear(4, 6)
+        self.dec.weight = nn.Parameter(torch.randn(6, 4))
+        self.head = nn.Linear(6, 6)
+        self.head.weight = self.dec.weight  # tied
+
+
+def test_select_params_by_glob_trainable_predicate_and_module():
+    model = zoo.mlp(in_features=3, width=4, depth=2, n_classes=2)
+    assert select_params(model) == tuple(n for n, _ in model.named_parameters())
+    assert select_params(model, "2.*") == ("2.weight", "2.bias")
+    assert select_params(model, ["0.weight", "4.*"]) == ("0.weight", "4.weight", "4.bias")
+    assert select_params(model, lambda name, p: p.dim() == 1) == ("0.bias", "2.bias", "4.bias")
+    assert select_params(model, model[2]) == ("2.weight", "2.bias")
+    assert select_params(model, [model[0], model[4]]) == ("0.weight", "0.bias", "4.weight", "4.bias")
+    model[0].requires_grad_(False)
+    assert select_params(model, "trainable") == ("2.weight", "2.bias", "4.weight", "4.bias")
+    layout = param_layout(model, "trainable")
+    assert layout.size == 4 * 4 + 4 + 2 * 4 + 2
+    assert flatten_params(model, layout).shape == (layout.size,)
+    with pytest.raises(ValueError, match="selects none"):
+        select_params(model, "encoder.*")
+    with pytest.raises(TypeError, match="params must be"):
+        select_params(model, 3)
+
+
+def test_tied_parameters_appear_once_and_load_into_both_modules():
+    model = Tied()
+    names = select_params(model)
+    assert "dec.weight" in names and "head.weight" not in names
+    layout = param_layout(model)
+    load_flat_params_(model, torch.zeros(layout.size), layout)
+    assert torch.all(model.head.weight == 0) and model.head.weight is model.dec.weight

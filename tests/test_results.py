@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from landscape_widgets.grids import line, plane, volume
-from landscape_widgets.results import (
+from landscape_widgets.core.grids import line, plane, volume
+from landscape_widgets.core.results import (
     done_indices,
     empty_landscape,
     fill_chunk,
@@ -16,10 +16,10 @@ from landscape_widgets.results import (
 
 
 def _partial(grid, accuracy=True):
-    ds = empty_landscape(grid, accuracy, attrs={"seed": 3, "grid": grid.to_dict(), "gone": None, "flag": True})
+    ds = empty_landscape(grid, ("loss", "accuracy") if accuracy else ("loss",), attrs={"seed": 3, "grid": grid.to_dict(), "gone": None, "flag": True})
     idx = np.array([0, 5, grid.size - 1])
     loss = np.array([1.5, np.nan, 0.25])
-    fill_chunk(ds, idx, loss, np.array([0.1, 0.2, 0.3]) if accuracy else None)
+    fill_chunk(ds, idx, {"loss": loss, "accuracy": np.array([0.1, 0.2, 0.3])} if accuracy else {"loss": loss})
     return ds, idx, loss
 
 

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape_widgets.directions import random_directions
-from landscape_widgets.sharpness import sharpness, tunnel_widths
-from landscape_widgets.wedge import WEDGE_DATA, wedge_model, wedge_objective
+from landscape_widgets.core.directions import random_directions
+from landscape_widgets.analysis.sharpness import sharpness, tunnel_widths
+from landscape_widgets.builtin.wedge import WEDGE_DATA, wedge_model, wedge_objective
 
 
 def bowl():
@@ -66,3 +66,43 @@ def test_threshold_below_base_loss_is_an_error():
         model.weight.fill_(1.0)
     with pytest.raises(ValueError, match="already above the threshold"):
         tunnel_widths(model, F.mse_loss, (x, y), threshold=0.1, device="cpu")
+
+
+def _perturbed_loss(model, loss_fn, data, point):
+    from landscape_widgets.core.params import model_at
+
+    with torch.no_grad():
+        return float(loss_fn(model_at(model, point).eval()(data[0]), data[1]))
+
+
+@pytest.mark.parametrize("fan_in", [4, 64], ids=["below-cache-threshold", "cached-input-layer"])
+def test_every_direction_gets_its_own_values_whatever_the_input_layer(fan_in):
+    """Regression: with the input-layer cache active (fan-in >= 32, like the demo MLP),
+    sharpness used to re-aim one evaluator whose cache still held the first direction."""
+    from landscape_widgets.core.params import flatten_params
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(fan_in, 32), nn.ReLU(), nn.Linear(32, 10))
+    data = (torch.randn(200, fan_in), torch.randint(0, 10, (200,)))
+    ds = sharpness(model, F.cross_entropy, data, radius=0.5, n_directions=3, seed=0)
+    theta = flatten_params(model)
+    base = _perturbed_loss(model, F.cross_entropy, data, theta)
+    dirs = random_directions(model, 3, seed=0)
+    expected = [_perturbed_loss(model, F.cross_entropy, data, theta + 0.5 * d) - base for d in dirs]
+    np.testing.assert_allclose(ds["increase"].values, expected, rtol=1e-4, atol=1e-6)
+    assert len(set(np.round(ds["increase"].values, 6))) == 3
+
+
+def test_tunnel_widths_with_the_cached_input_layer_match_a_fresh_evaluator_per_direction():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    data = (torch.randn(100, 64), torch.randint(0, 10, (100,)))
+    ds = tunnel_widths(model, F.cross_entropy, data, n_directions=3, max_radius=40.0, seed=1)
+    from landscape_widgets.core.evaluation import PointEvaluator
+
+    for i, d in enumerate(random_directions(model, 3, seed=1, normalization="none", bias_bn="random")):
+        ev = PointEvaluator(model, F.cross_entropy, data, [d / d.norm()], cache_input_layer=False)
+        w = ds["width"].values[i]
+        assert np.isfinite(w)
+        below, above = ev.evaluate([[w * 0.99]]).loss[0], ev.evaluate([[w * 1.01]]).loss[0]
+        assert below <= ds.attrs["threshold"] <= above

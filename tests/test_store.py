@@ -11,9 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape_widgets import compute_landscape, plane, zoo
-from landscape_widgets.results import done_indices
-from landscape_widgets.store import (
+from landscape_widgets import compute_landscape, plane
+from landscape_widgets.builtin import zoo
+from landscape_widgets.core.results import done_indices
+from landscape_widgets.runs.store import (
     compute_stored,
     load_cached,
     open_partial,
@@ -23,7 +24,8 @@ from landscape_widgets.store import (
 
 SETUP = """
 import torch, torch.nn.functional as F
-from landscape_widgets import plane, zoo
+from landscape_widgets import plane
+from landscape_widgets.builtin import zoo
 torch.manual_seed(0)
 model = zoo.mlp(width=16)
 data = tuple(t[:200] for t in zoo.digits().test)
@@ -35,7 +37,7 @@ CHUNK = 4
 @pytest.fixture(autouse=True)
 def empty_memory_cache(monkeypatch):
     """Each test starts with an empty in-memory cache (its store root is its own)."""
-    import landscape_widgets.store as store
+    import landscape_widgets.runs.store as store
 
     monkeypatch.setattr(store, "_memory", type(store._memory)())
 
@@ -49,7 +51,7 @@ def _setup():
 def test_killed_run_resumes_with_only_missing_points(tmp_path):
     script = SETUP + textwrap.dedent(f"""
         import sys, time
-        from landscape_widgets.store import compute_stored
+        from landscape_widgets.runs.store import compute_stored
         def report(ds, chunk):
             print("chunk", flush=True)
             time.sleep(0.05)
@@ -102,12 +104,16 @@ def test_finished_run_is_served_from_the_cache_without_evaluation(tmp_path):
         model, F.cross_entropy, data, grid, root=tmp_path, on_chunk=lambda *a: calls.append(a)
     )
     assert calls == []
-    assert again is load_cached(first.attrs["spec_hash"], tmp_path)
     np.testing.assert_array_equal(again["loss"].values, first["loss"].values)
+    # a copy each time: changing what was handed out changes neither the cache nor the next result
+    again["loss"].values[:] = -1.0
+    served = load_cached(first.attrs["spec_hash"], tmp_path)
+    assert served is not again
+    np.testing.assert_array_equal(served["loss"].values, first["loss"].values)
 
 
 def test_cache_on_disk_survives_a_new_process(tmp_path, monkeypatch):
-    import landscape_widgets.store as store
+    import landscape_widgets.runs.store as store
 
     model, data, _ = _setup()
     grid = plane(num=5)
@@ -138,6 +144,57 @@ def test_spec_hash_changes_with_anything_that_changes_the_numbers():
         spec_hash(model, F.cross_entropy, data, grid, directions=[torch.ones(1482), torch.ones(1482)]),
     ]
     assert len(set(variants + [base])) == len(variants) + 1
+
+
+def _sum_of_squares(outputs, targets):
+    return ((outputs - 0) ** 2).mean()
+
+
+def test_spec_hash_tells_loss_configurations_architectures_and_subsets_apart():
+    """Regression: the loss was identified by module and qualname only, so these collided."""
+    import functools
+
+    from torch import nn
+
+    model, data, grid = _setup()
+    keys = [
+        spec_hash(model, nn.CrossEntropyLoss(), data, grid),
+        spec_hash(model, nn.CrossEntropyLoss(label_smoothing=0.3), data, grid),
+        spec_hash(model, nn.CrossEntropyLoss(weight=torch.linspace(0.5, 1.5, 10)), data, grid),
+        spec_hash(model, functools.partial(F.cross_entropy, label_smoothing=0.1), data, grid),
+        spec_hash(model, functools.partial(F.cross_entropy, label_smoothing=0.2), data, grid),
+        spec_hash(model, F.cross_entropy, data, grid, params="0.*"),
+        spec_hash(model, F.cross_entropy, data, grid, metrics={"sq": _sum_of_squares}),
+        spec_hash(model, F.cross_entropy, data, grid, max_samples=100),
+    ]
+    assert len(set(keys)) == len(keys)
+    assert spec_hash(model, nn.CrossEntropyLoss(label_smoothing=0.3), data, grid) == keys[1]
+    # same parameters, different computation: ReLU vs Tanh
+    tanh = zoo.mlp(width=16)
+    tanh.load_state_dict(model.state_dict())
+    tanh[1] = nn.Tanh()
+    assert spec_hash(tanh, F.cross_entropy, data, grid) != spec_hash(model, F.cross_entropy, data, grid)
+
+
+def test_a_loss_that_cannot_be_hashed_is_never_served_from_another_run(tmp_path):
+    from landscape_widgets.runs.store import UncacheableError
+
+    model, data, _ = _setup()
+    grid = plane(num=3)
+    smooth = lambda out, y: F.cross_entropy(out, y, label_smoothing=0.5)  # noqa: E731
+    plain = lambda out, y: F.cross_entropy(out, y)  # noqa: E731
+    with pytest.raises(UncacheableError, match="lambda"):
+        spec_hash(model, smooth, data, grid)
+    first = compute_stored(model, plain, data, grid, root=tmp_path, cache_key="plain-ce")
+    assert "spec_hash" in first.attrs
+    with pytest.warns(UserWarning, match="cache_key"):
+        second = compute_stored(model, smooth, data, grid, root=tmp_path)
+    assert "spec_hash" not in second.attrs  # computed, not stored, not served
+    assert not np.allclose(second["loss"].values, first["loss"].values)
+    reference = compute_landscape(model, smooth, data, grid)
+    np.testing.assert_allclose(second["loss"].values, reference["loss"].values, rtol=1e-6)
+    again = compute_stored(model, plain, data, grid, root=tmp_path, cache_key="plain-ce")
+    np.testing.assert_array_equal(again["loss"].values, first["loss"].values)
 
 
 def test_spec_hash_covers_buffers():

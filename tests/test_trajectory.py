@@ -3,11 +3,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape_widgets.grids import plane
-from landscape_widgets.params import param_layout
-from landscape_widgets.training import TrainConfig, build_model, mean_loss, train
-from landscape_widgets.trajectory import project, trajectory_grid, trajectory_landscape, trajectory_plane
-from landscape_widgets.zoo import moons
+from landscape_widgets.core.grids import plane
+from landscape_widgets.core.params import param_layout
+from landscape_widgets.builtin.training import TrainConfig, build_model, mean_loss, train
+from landscape_widgets.analysis.trajectory import project, trajectory_grid, trajectory_landscape, trajectory_plane
+from landscape_widgets.builtin.zoo import moons
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +54,15 @@ def test_planar_trajectory_is_explained_completely_and_recovered():
     assert abs(float(pl.directions[0].double() @ u) ** 2 + float(pl.directions[0].double() @ v) ** 2 - 1) < 1e-5
 
 
-def test_ignore_bias_bn_zeroes_one_dimensional_tensors(run):
+def test_bias_bn_ignore_zeroes_one_dimensional_tensors(run):
     result, _ = run
     layout = param_layout(result.model)
-    pl = trajectory_plane(result.trajectory, layout, ignore_bias_bn=True)
+    pl = trajectory_plane(result.trajectory, layout, bias_bn="ignore")
     for name, shape in zip(layout.names, layout.shapes):
         if len(shape) == 1:
             assert torch.count_nonzero(layout.split(pl.directions[0])[name]) == 0
     with pytest.raises(ValueError, match="layout"):
-        trajectory_plane(result.trajectory, ignore_bias_bn=True)
+        trajectory_plane(result.trajectory, bias_bn="ignore")
 
 
 def test_too_short_trajectory_is_rejected(run):

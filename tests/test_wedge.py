@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from landscape_widgets.directions import random_directions
-from landscape_widgets.grids import plane
-from landscape_widgets.landscape import compute_landscape
-from landscape_widgets.wedge import (
+from landscape_widgets.core.directions import random_directions
+from landscape_widgets.core.grids import plane
+from landscape_widgets.core.landscape import compute_landscape
+from landscape_widgets.builtin.wedge import (
     WEDGE_DATA,
     WedgeModel,
     hyperplane_experiment,
@@ -85,7 +85,7 @@ def test_wedge_model_rejects_bad_sizes():
 
 
 def test_two_wedges_have_a_linear_barrier_and_a_low_tunnel():
-    from landscape_widgets.connectivity import linear_path, tunnel
+    from landscape_widgets.analysis.connectivity import linear_path, tunnel
 
     dim, n = 10, 2
     m1 = WedgeModel(dim, n, wedge_optimum(dim, n, axes=[0, 1], seed=0))

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape_widgets import compute_landscape, make_grid
-from landscape_widgets.app import CHECKOUT_NOTEBOOK, app_notebook, voila_command
-from landscape_widgets.grids import coarse_to_fine_order, plane
-from landscape_widgets.results import empty_landscape, fill_chunk
+from landscape_widgets.app.serve import CHECKOUT_NOTEBOOK, app_notebook, voila_command
+from landscape_widgets.core.grids import coarse_to_fine_order, plane
+from landscape_widgets.core.results import empty_landscape, fill_chunk
 from landscape_widgets.widgets import LandscapeExplorer, Runner, format_progress
 from landscape_widgets.widgets.views import (
     ContourView,
@@ -97,7 +97,7 @@ def test_partial_contours_of_a_plane_are_exact_from_the_coarse_points():
     ds = empty_landscape(grid)
     coarse = coarse_to_fine_order(grid.shape)[0][:40]
     c = grid.coords(coarse)
-    fill_chunk(ds, coarse, 2.0 + c[:, 0] + 0.5 * c[:, 1])  # a tilted plane
+    fill_chunk(ds, coarse, {"loss": 2.0 + c[:, 0] + 0.5 * c[:, 1]})  # a tilted plane
     view = ContourView()
     view.update(ds)
     x, y = view.contours.x, view.contours.y
@@ -110,7 +110,7 @@ def test_partial_contours_of_a_plane_are_exact_from_the_coarse_points():
 def test_metric_values_hide_points_not_done_and_take_logs():
     grid = plane(num=3)
     ds = empty_landscape(grid)
-    fill_chunk(ds, np.array([0, 4]), np.array([10.0, 100.0]), np.array([0.5, 1.0]))
+    fill_chunk(ds, np.array([0, 4]), {"loss": np.array([10.0, 100.0]), "accuracy": np.array([0.5, 1.0])})
     loss, label = metric_values(ds, "log-loss")
     assert label == "log10(loss)"
     assert loss[0, 0] == pytest.approx(1.0) and loss[1, 1] == pytest.approx(2.0)
@@ -239,7 +239,7 @@ def test_explorer_1d_and_3d_views(problem):
     np.testing.assert_allclose(line.y, reference(problem, 2, (9,)), rtol=1e-5)
     assert len(ex.views[0].acc_line.y) == 9
     ex.view.value = "3d"
-    assert ex.resolution.value == 5
+    assert ex.num.value == 5
     ex.wait(120)
     surface, volume = ex.views
     expected = reference(problem, 2, (5, 5, 5))
@@ -283,7 +283,7 @@ def test_app_notebook_on_disk_is_app_notebook():
     text = CHECKOUT_NOTEBOOK.read_text()
     assert text == nbformat.writes(app_notebook()) + "\n", (
         "notebooks/explorer_app.ipynb is out of date: run "
-        "python -c 'from landscape_widgets.app import write_app_notebook; write_app_notebook()'"
+        "python -c 'from landscape_widgets.app.serve import write_app_notebook; write_app_notebook()'"
     )
     assert json.loads(text)["metadata"]["kernelspec"]["name"] == "python3"
 

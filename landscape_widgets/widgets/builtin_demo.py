@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from ..training import TrainConfig, trained
+from ..builtin.training import TrainConfig, trained
 from .explorer import LandscapeExplorer
 
 #: Training of the demo model (about 3 s on a CPU, then cached on disk).
@@ -27,7 +27,8 @@ def demo(view: str = "2d", epochs: int = DEMO_CONFIG.epochs, max_samples: int | 
     max_samples : int, optional
         Average the loss over fewer training samples (faster, noisier).
     **kwargs
-        Passed to ``LandscapeExplorer`` (``seed``, ``normalization``, ``grids``, ``metric``...).
+        Passed to ``LandscapeExplorer`` (``seed``, ``normalization``, ``bias_bn``, ``grids``,
+        ``metric``...).
     """
     result, dataset = trained("mlp", "digits", TrainConfig(**{**DEMO_CONFIG.__dict__, "epochs": epochs}))
     return LandscapeExplorer(result.model, F.cross_entropy, dataset.train, view=view,

@@ -11,11 +11,11 @@ from collections.abc import Iterator, Mapping
 import ipywidgets as w
 from torch import nn
 
-from ..comparison import mean_loss_increase, shared_color_range
-from ..directions import NORMALIZATIONS, random_directions
-from ..evaluation import LossFn, PointEvaluator
-from ..grids import Grid, plane
-from ..training import accuracy
+from ..analysis.comparison import accuracy_on, mean_loss_increase, shared_color_range
+from ..core.directions import NORMALIZATIONS
+from ..core.grids import Grid, plane
+from ..core.landscape import prepare_evaluator
+from ..core.objective import LossFn, Objective
 from .progress import ProgressView
 from .runner import Runner, landscape_stream
 from .views import ContourView
@@ -33,11 +33,10 @@ class ComparisonPanel:
     results : dict of name -> xr.Dataset
     """
 
-    def __init__(self, models: Mapping[str, nn.Module], loss_fn: LossFn, data, grid: Grid,
-                 seed: int, test_accuracy: Mapping[str, float], max_samples: int | None,
-                 normalization: str) -> None:
-        self.models, self.loss_fn, self.data, self.grid = dict(models), loss_fn, data, grid
-        self.seed, self.max_samples = seed, max_samples
+    def __init__(self, objectives: Mapping[str, Objective], grid: Grid, seed: int,
+                 test_accuracy: Mapping[str, float], normalization: str) -> None:
+        self.models = dict(objectives)
+        self.grid, self.seed = grid, seed
         self.test_accuracy = dict(test_accuracy)
         self.views = {name: ContourView(normalization=normalization, width="440px", height="400px")
                       for name in self.models}
@@ -64,10 +63,9 @@ class ComparisonPanel:
 
     def _work(self, cancel: threading.Event) -> Iterator[tuple[str, object]]:
         norm = self.normalization.value
-        for name, model in self.models.items():
-            dirs = random_directions(model, 2, seed=self.seed, normalization=norm)
-            evaluator = PointEvaluator(model, self.loss_fn, self.data, dirs, max_samples=self.max_samples)
-            for snap in landscape_stream(evaluator, self.grid, cancel=cancel, attrs={"normalization": norm}):
+        for name, objective in self.models.items():
+            evaluator, how = prepare_evaluator(objective, n_directions=2, seed=self.seed, normalization=norm)
+            for snap in landscape_stream(evaluator, self.grid, cancel=cancel, attrs=how):
                 yield name, snap
 
     def _draw(self, item) -> None:
@@ -94,15 +92,15 @@ class ComparisonPanel:
 
 def comparison_panel(
     models: Mapping[str, nn.Module],
-    loss_fn: LossFn,
-    data,
+    loss_fn: LossFn | None = None,
+    data=None,
     grid: Grid | None = None,
     *,
     seed: int = 0,
     normalization: str = "filter",
     test_data: tuple | None = None,
-    max_samples: int | None = None,
     autostart: bool = True,
+    **objective_kwargs,
 ) -> ComparisonPanel:
     """A live side-by-side comparison of models' landscapes (display ``.widget``).
 
@@ -115,10 +113,11 @@ def comparison_panel(
         Default: a 21x21 plane over [-1, 1]^2.
     seed, normalization
         The direction rule shared by all models (the toggle changes the normalization).
-    test_data : (X, y), optional
+    test_data : optional
         Test accuracy shown under each map.
-    max_samples : int, optional
-        Evaluate on at most this many samples.
+    **objective_kwargs
+        ``max_samples``, ``device``, ``params``... for each model's
+        :class:`~landscape_widgets.core.objective.Objective` (prepared once).
     autostart : bool
         Start computing at once.
     """
@@ -126,9 +125,9 @@ def comparison_panel(
         raise ValueError("give at least one model to compare")
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    acc = {} if test_data is None else {n: accuracy(m, test_data) for n, m in models.items()}
-    panel = ComparisonPanel(models, loss_fn, data, plane(num=21) if grid is None else grid, seed, acc,
-                            max_samples, normalization)
+    acc = {} if test_data is None else {n: accuracy_on(m, loss_fn, test_data) for n, m in models.items()}
+    objectives = {n: Objective(m, loss_fn, data, **objective_kwargs) for n, m in models.items()}
+    panel = ComparisonPanel(objectives, plane(num=21) if grid is None else grid, seed, acc, normalization)
     if autostart:
         panel.start()
     return panel

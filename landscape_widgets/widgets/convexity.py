@@ -1,6 +1,6 @@
 """The convexity map (Li et al. 2018) as a live heat map: |λ_min / λ_max| over a plane.
 
-:class:`ConvexityView` draws a result of :func:`landscape_widgets.hessian.convexity_map`
+:class:`ConvexityView` draws a result of :func:`landscape_widgets.analysis.curvature.convexity_map`
 with H-widgets' :class:`~landscape_widgets.widgets.views.ContourView` (heat map, contour
 lines, colour bar); :func:`convexity_panel` computes the map in a background
 :class:`~landscape_widgets.widgets.runner.Runner`, coarse to fine, with a progress bar.
@@ -16,11 +16,10 @@ from collections.abc import Iterator, Sequence
 import ipywidgets as w
 import torch
 import xarray as xr
-from torch import nn
 
-from ..evaluation import LossFn
-from ..grids import Grid
-from ..hessian import iter_convexity
+from ..core.objective import LossFn
+from ..core.grids import Grid
+from ..analysis.curvature import iter_convexity
 from .progress import ProgressView
 from .runner import Runner, Snapshot
 from .views import ContourView
@@ -98,9 +97,9 @@ class ConvexityPanel:
 
 
 def convexity_panel(
-    model: nn.Module,
-    loss_fn: LossFn,
-    data,
+    model,
+    loss_fn: LossFn | None = None,
+    data=None,
     grid: Grid | None = None,
     directions: Sequence[torch.Tensor] | None = None,
     *,
@@ -109,21 +108,21 @@ def convexity_panel(
     bias_bn: str = "ignore",
     theta: torch.Tensor | None = None,
     steps: int = 20,
-    device: str | torch.device | None = None,
-    max_samples: int | None = None,
     start: bool = True,
+    **objective_kwargs,
 ) -> ConvexityPanel:
     """A live convexity-map widget for ``model`` (display ``panel.widget``).
 
-    Arguments as for :func:`landscape_widgets.hessian.convexity_map`; pass the
-    explorer's ``directions`` so the map lines up with its loss plot. ``start=False``
+    Arguments as for :func:`landscape_widgets.analysis.curvature.convexity_map` (``model``
+    may be a prepared Objective, as the explorer passes); the same seed and
+    normalization give the same plane as the loss plot. ``start=False``
     builds it without computing (call ``panel.start()``).
     """
 
     def compute(cancel: threading.Event):
         return iter_convexity(
             model, loss_fn, data, grid, directions, seed=seed, normalization=normalization, bias_bn=bias_bn,
-            theta=theta, steps=steps, device=device, max_samples=max_samples, cancel=cancel,
+            theta=theta, steps=steps, cancel=cancel, **objective_kwargs,
         )
 
     panel = ConvexityPanel(compute, None if directions is not None else normalization)

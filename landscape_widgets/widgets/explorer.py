@@ -1,10 +1,12 @@
 """``LandscapeExplorer``: controls + live views of a model's loss landscape.
 
-Every control that changes *what is computed* (seed, normalization, bias/BN, view,
-range, resolution) cancels the run in flight and, after a short debounce, starts the
+Every control that changes *what is computed* (seed, normalization, bias/BN rule,
+moved parameters, view, range, points per axis) cancels the run in flight and, after a short debounce, starts the
 new one in a worker thread; finished results are cached by their settings, so going
 back to earlier settings redraws at once. Controls that change only *how it is drawn*
-(metric, colour scale) redraw without computing.
+(metric, colour scale) redraw without computing. The model copy and the data are
+prepared once per choice of moved parameters (an
+:class:`~landscape_widgets.core.objective.Objective`), not at every control change.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import ipywidgets as w
 import xarray as xr
 from torch import nn
 
-from ..directions import random_directions
-from ..evaluation import LossFn, PointEvaluator
-from ..grids import Grid, make_grid, plane
+from ..core.directions import BIAS_BN_RULES, NORMALIZATIONS
+from ..core.grids import Grid, make_grid, plane
+from ..core.landscape import prepare_evaluator
+from ..core.objective import LossFn, Objective
+from ..core.params import select_params
 from .convexity import ConvexityPanel, convexity_panel
 from .progress import ProgressView
 from .runner import Runner, Snapshot, landscape_stream
@@ -27,7 +31,7 @@ from .views import METRICS, SCALES, ContourView, LineView, SurfaceView, VolumeVi
 
 VIEWS: tuple[str, ...] = ("1d", "2d", "3d")
 _VIEW_LABELS = {"1-D": "1d", "2-D": "2d", "3-D": "3d"}
-#: Default (half-range, resolution) per view: the grid is ``[-r, r]`` per axis.
+#: Default (half-range, points per axis) per view: the grid is ``[-r, r]`` per axis.
 DEFAULT_GRIDS: dict[str, tuple[float, int]] = {"1d": (1.0, 51), "2d": (1.0, 51), "3d": (1.0, 15)}
 
 
@@ -38,9 +42,10 @@ class Settings:
     view: str = "2d"
     seed: int = 0
     normalization: str = "filter"
-    include_bias_bn: bool = False
+    bias_bn: str = "ignore"
+    params: str = "all"
     half_range: float = 1.0
-    resolution: int = 51
+    num: int = 51
 
     @property
     def ndim(self) -> int:
@@ -49,7 +54,26 @@ class Settings:
     @property
     def grid(self) -> Grid:
         r = float(self.half_range)
-        return make_grid([(-r, r)] * self.ndim, int(self.resolution))
+        return make_grid([(-r, r)] * self.ndim, int(self.num))
+
+
+def param_groups(model: nn.Module) -> list[tuple[str, str]]:
+    """The explorer's choices of moved parameters: ``(label, selection)`` pairs for all
+    parameters, the trainable ones (when some are frozen) and each top-level layer."""
+    named = list(model.named_parameters())
+    count = lambda sel: sum(p.numel() for n, p in named if n in set(select_params(model, _spec(sel))))
+    groups = [("all", "all")]
+    if any(not p.requires_grad for _, p in named) and any(p.requires_grad for _, p in named):
+        groups.append(("trainable", "trainable"))
+    for child, module in model.named_children():
+        if any(True for _ in module.parameters()):
+            groups.append((f"layer {child}", f"{child}.*"))
+    return [(f"{label} ({count(sel):,})", sel) for label, sel in groups]
+
+
+def _spec(selection: str):
+    """A :class:`Settings` ``params`` value as a ``params=`` selection."""
+    return None if selection == "all" else selection
 
 
 def _chunk_size(grid: Grid) -> int:
@@ -64,25 +88,32 @@ class LandscapeExplorer(w.VBox):
     ----------
     model : nn.Module
         The trained network (it is copied, never modified).
-    loss_fn : callable
-        ``loss_fn(outputs, targets)`` returning the batch mean, e.g. ``F.cross_entropy``.
-    data : (inputs, targets) or iterable of batches
-        Data the loss is averaged over.
+    loss_fn : callable, optional
+        ``loss_fn(outputs, targets)`` returning the batch mean, e.g. ``F.cross_entropy``;
+        default the model's own ``outputs.loss``.
+    data
+        Data the loss is averaged over: ``(X, y)``, a dict, or a DataLoader.
     view : {"1d", "2d", "3d"}
         Initial view.
-    seed, normalization, include_bias_bn
+    seed, normalization, bias_bn
         Random directions (Li et al. 2018: filter normalization, bias/BN ignored).
+    params : str
+        Moved parameters: ``"all"``, ``"trainable"`` or a name glob (the "parameters"
+        menu offers these and each top-level layer).
     grids : dict, optional
-        ``{view: (half_range, resolution)}`` overriding :data:`DEFAULT_GRIDS`.
+        ``{view: (half_range, num)}`` overriding :data:`DEFAULT_GRIDS`.
     metric : {"loss", "accuracy", "log-loss"}
     scale : {"linear", "log"}
         Colour (and height) scale.
     device : str, optional
-        ``"cpu"``, ``"cuda"``; default CUDA when available.
+        ``"cpu"``, ``"cuda"``; default the model's device.
     max_samples : int, optional
         Cap on the samples the loss is averaged over (faster, noisier).
     strategy : {"auto", "loop", "batched"}
-        How points are evaluated (see :func:`landscape_widgets.streaming.iter_chunks`).
+        How points are evaluated (see :func:`landscape_widgets.core.streaming.iter_chunks`).
+    **objective_kwargs
+        ``forward``, ``pass_batch``, ``metrics``, ``dtype``... for the
+        :class:`~landscape_widgets.core.objective.Objective`.
     debounce : float
         Seconds to wait after a control change before computing.
     max_rate : float
@@ -94,13 +125,14 @@ class LandscapeExplorer(w.VBox):
     def __init__(
         self,
         model: nn.Module,
-        loss_fn: LossFn,
-        data,
+        loss_fn: LossFn | None = None,
+        data=None,
         *,
         view: str = "2d",
         seed: int = 0,
         normalization: str = "filter",
-        include_bias_bn: bool = False,
+        bias_bn: str = "ignore",
+        params: str = "all",
         grids: dict[str, tuple[float, int]] | None = None,
         metric: str = "loss",
         scale: str = "linear",
@@ -110,6 +142,7 @@ class LandscapeExplorer(w.VBox):
         debounce: float = 0.3,
         max_rate: float = 10.0,
         autostart: bool = True,
+        **objective_kwargs,
     ) -> None:
         if view not in VIEWS:
             raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
@@ -121,7 +154,10 @@ class LandscapeExplorer(w.VBox):
         if unknown:
             raise ValueError(f"grids has unknown views {sorted(unknown)}; use {VIEWS}")
         self.model, self.loss_fn, self.data = model, loss_fn, data
-        self.device, self.max_samples, self.strategy = device, max_samples, strategy
+        self.strategy = strategy
+        self.objective_kwargs = {**objective_kwargs, "device": device, "max_samples": max_samples}
+        #: Prepared objectives (model copy + data), one per choice of moved parameters.
+        self.objectives: dict[str, Objective] = {}
         self.grids = {**DEFAULT_GRIDS, **(grids or {})}
         #: Finished results, keyed by :class:`Settings`.
         self.cache: dict[Settings, xr.Dataset] = {}
@@ -132,17 +168,21 @@ class LandscapeExplorer(w.VBox):
         self._views: dict[str, list] = {}
         self._syncing = False
 
-        half, res = self.grids[view]
+        half, num = self.grids[view]
         style = {"description_width": "initial"}
         self.seed = w.IntSlider(value=seed, min=0, max=99, description="direction seed", style=style)
-        self.normalization = w.ToggleButtons(options=["none", "layer", "filter"], value=normalization,
+        self.normalization = w.ToggleButtons(options=list(NORMALIZATIONS), value=normalization,
                                              description="normalization", style=style)
-        self.include_bias_bn = w.Checkbox(value=include_bias_bn, description="include bias/BN",
-                                          indent=False)
+        self.bias_bn = w.Dropdown(options=list(BIAS_BN_RULES), value=bias_bn, description="bias/BN",
+                                  tooltip="1-D parameters: ignore (not moved), theta (d = θ), random")
+        groups = param_groups(model)
+        if params not in [sel for _, sel in groups]:
+            groups.append((params, params))
+        self.params = w.Dropdown(options=groups, value=params, description="parameters", style=style)
         self.view = w.ToggleButtons(options=list(_VIEW_LABELS.items()), value=view, description="view")
         self.half_range = w.FloatSlider(value=half, min=0.05, max=5.0, step=0.05,
                                         description="range ±", style=style)
-        self.resolution = w.IntSlider(value=res, min=3, max=101, description="resolution", style=style)
+        self.num = w.IntSlider(value=num, min=3, max=101, description="points per axis", style=style)
         self.metric = w.Dropdown(options=list(METRICS), value=metric, description="metric")
         self.scale = w.ToggleButtons(options=list(SCALES), value=scale, description="colour scale",
                                      style=style)
@@ -156,21 +196,20 @@ class LandscapeExplorer(w.VBox):
         self.convexity: ConvexityPanel | None = None
         self.convexity_box = w.Box(layout={"width": "100%"})
 
-        for control in (self.seed, self.normalization, self.include_bias_bn, self.half_range,
-                        self.resolution):
+        for control in (self.seed, self.normalization, self.bias_bn, self.params, self.half_range, self.num):
             control.observe(self._on_settings, "value")
         self.view.observe(self._on_view, "value")
         self.metric.observe(self._on_display, "value")
         self.scale.observe(self._on_display, "value")
         self.stop_button.on_click(lambda _: self.stop())
         self.convexity_button.on_click(lambda _: self.show_convexity())
-        for name in ("seed", "view", "resolution", "stop_button"):  # CSS hooks for browser tests
+        for name in ("seed", "view", "num", "stop_button"):  # CSS hooks for browser tests
             getattr(self, name).add_class(f"landscape-{name.replace('_', '-')}")
 
         controls = w.VBox([
             w.HBox([self.view, self.seed]),
-            w.HBox([self.normalization, self.include_bias_bn]),
-            w.HBox([self.half_range, self.resolution]),
+            w.HBox([self.normalization, self.bias_bn, self.params]),
+            w.HBox([self.half_range, self.num]),
             w.HBox([self.metric, self.scale, self.stop_button, self.convexity_button]),
         ])
         super().__init__([controls, self.progress.widget, self.plots, self.convexity_box])
@@ -185,9 +224,15 @@ class LandscapeExplorer(w.VBox):
     @property
     def settings(self) -> Settings:
         """The settings the controls show now."""
-        return Settings(self.view.value, int(self.seed.value), self.normalization.value,
-                        bool(self.include_bias_bn.value), float(self.half_range.value),
-                        int(self.resolution.value))
+        return Settings(self.view.value, int(self.seed.value), self.normalization.value, self.bias_bn.value,
+                        self.params.value, float(self.half_range.value), int(self.num.value))
+
+    def objective(self, params: str) -> Objective:
+        """The prepared objective for a choice of moved parameters (built on first use)."""
+        if params not in self.objectives:
+            self.objectives[params] = Objective(self.model, self.loss_fn, self.data, params=_spec(params),
+                                                **self.objective_kwargs)
+        return self.objectives[params]
 
     @property
     def views(self) -> list:
@@ -216,10 +261,8 @@ class LandscapeExplorer(w.VBox):
         self._drop_convexity()
         s = self.settings
         self.convexity = convexity_panel(
-            self.model, self.loss_fn, self.data, plane((-s.half_range, s.half_range), num=num),
-            seed=s.seed, normalization=s.normalization,
-            bias_bn="random" if s.include_bias_bn else "ignore",
-            device=self.device, max_samples=self.max_samples,
+            self.objective(s.params), grid=plane((-s.half_range, s.half_range), num=num),
+            seed=s.seed, normalization=s.normalization, bias_bn=s.bias_bn,
         )
         self.convexity_box.children = [self.convexity.widget]
         return self.convexity
@@ -252,14 +295,14 @@ class LandscapeExplorer(w.VBox):
     # -- control callbacks (kernel's main thread) ------------------------------------
     def _on_settings(self, _change) -> None:
         if not self._syncing:
-            self.grids[self.view.value] = (float(self.half_range.value), int(self.resolution.value))
+            self.grids[self.view.value] = (float(self.half_range.value), int(self.num.value))
             self.refresh()
 
     def _on_view(self, _change) -> None:
-        half, res = self.grids[self.view.value]
+        half, num = self.grids[self.view.value]
         self._syncing = True
         try:
-            self.half_range.value, self.resolution.value = half, res
+            self.half_range.value, self.num.value = half, num
         finally:
             self._syncing = False
         self._show_views()
@@ -304,13 +347,11 @@ class LandscapeExplorer(w.VBox):
     def _work(self, settings: Settings):
         def work(cancel: threading.Event) -> Iterator[Snapshot]:
             grid = settings.grid
-            directions = random_directions(
-                self.model, grid.ndim, seed=settings.seed, normalization=settings.normalization,
-                bias_bn="random" if settings.include_bias_bn else "ignore",
+            evaluator, how = prepare_evaluator(
+                self.objective(settings.params), n_directions=grid.ndim, seed=settings.seed,
+                normalization=settings.normalization, bias_bn=settings.bias_bn,
             )
-            evaluator = PointEvaluator(self.model, self.loss_fn, self.data, directions,
-                                       device=self.device, max_samples=self.max_samples)
-            attrs = {**asdict(settings), "device": str(evaluator.device)}
+            attrs = {**asdict(settings), **how}
             yield from landscape_stream(evaluator, grid, cancel, chunk_size=_chunk_size(grid),
                                         strategy=self.strategy, attrs=attrs)
         return work

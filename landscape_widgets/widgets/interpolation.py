@@ -1,5 +1,5 @@
 """Live 1-D interpolation plot (Goodfellow et al. 2015): loss and accuracy along
-``(1 - a) * theta0 + a * theta1``, drawn point by point (coarse to fine) with H-widgets'
+``(1 - a) * theta1 + a * theta2``, drawn point by point (coarse to fine) with H-widgets'
 :class:`LineView` and :class:`Runner`."""
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from collections.abc import Iterator
 import ipywidgets as w
 from torch import nn
 
-from ..directions import interpolation_direction
-from ..evaluation import LossFn, PointEvaluator
-from ..grids import line
-from ..params import check_same_architecture, flatten_params
+from ..core.directions import interpolation_direction
+from ..core.evaluation import PointEvaluator
+from ..core.grids import line
+from ..core.objective import LossFn, Objective
+from ..core.params import check_same_architecture
 from .progress import ProgressView
 from .runner import Runner, Snapshot, landscape_stream
 from .views import LineView
@@ -64,26 +65,25 @@ class InterpolationPanel:
 
 
 def interpolation_panel(
-    model0: nn.Module,
     model1: nn.Module,
-    loss_fn: LossFn,
-    data,
+    model2: nn.Module,
+    loss_fn: LossFn | None = None,
+    data=None,
     start: float = -0.5,
     stop: float = 1.5,
     num: int = 41,
     *,
-    labels: tuple[str, str] = ("θ0", "θ1"),
+    labels: tuple[str, str] = ("θ1", "θ2"),
     title: str = "1-D linear interpolation",
-    device=None,
-    max_samples: int | None = None,
     autostart: bool = True,
+    **objective_kwargs,
 ) -> InterpolationPanel:
-    """A live plot of :func:`landscape_widgets.interpolation.interpolate` (display ``.widget``).
+    """A live plot of :func:`landscape_widgets.analysis.interpolation.interpolate` (display ``.widget``).
 
     Parameters
     ----------
-    model0, model1 : nn.Module
-        Same architecture; ``a = 0`` is ``model0``, ``a = 1`` is ``model1``.
+    model1, model2 : nn.Module
+        Same architecture; ``a = 0`` is ``model1``, ``a = 1`` is ``model2``.
     loss_fn, data
         Mean-reduced loss and the data to evaluate on.
     start, stop, num
@@ -91,16 +91,16 @@ def interpolation_panel(
     labels : (str, str)
         Names of the two end points for the axis label.
     title : str
-    device, max_samples
-        See :class:`PointEvaluator`.
     autostart : bool
         Start computing at once.
+    **objective_kwargs
+        ``device``, ``max_samples``, ``params``... (see
+        :class:`~landscape_widgets.core.objective.Objective`).
     """
-    check_same_architecture(model0, model1)
-    evaluator = PointEvaluator(
-        model0, loss_fn, data, [interpolation_direction(model0, model1)], theta=flatten_params(model0),
-        device=device, max_samples=max_samples,
-    )
+    check_same_architecture(model1, model2)
+    objective = Objective(model1, loss_fn, data, **objective_kwargs)
+    direction = interpolation_direction(model1, model2, objective.layout)
+    evaluator = PointEvaluator(objective, directions=[direction])
     panel = InterpolationPanel(evaluator, start, stop, num, labels, title)
     if autostart:
         panel.start()

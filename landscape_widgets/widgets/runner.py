@@ -36,10 +36,9 @@ from typing import Any
 
 import xarray as xr
 
-from ..evaluation import PointEvaluator
-from ..grids import Grid
-from ..results import empty_landscape, fill_chunk
-from ..streaming import iter_chunks
+from ..core.evaluation import PointEvaluator
+from ..core.grids import Grid
+from ..core.streaming import fill_landscape, iter_chunks, new_landscape
 
 Work = Callable[[threading.Event], Iterable[Any]]
 Draw = Callable[[Any], None]
@@ -99,7 +98,7 @@ def landscape_stream(
     Parameters
     ----------
     evaluator : PointEvaluator
-        Model, loss, data and directions (one per grid axis).
+        Objective and directions (one per grid axis).
     grid : Grid
         The points to compute.
     cancel : threading.Event, optional
@@ -107,17 +106,17 @@ def landscape_stream(
     chunk_size : int, optional
         Points per chunk: smaller chunks give more frequent, smaller updates.
     strategy : {"auto", "loop", "batched"}
-        See :func:`landscape_widgets.streaming.iter_chunks`.
+        See :func:`landscape_widgets.core.streaming.iter_chunks`.
     attrs : dict, optional
         Attributes stored on the dataset.
     """
     start = time.perf_counter()
-    ds = empty_landscape(grid, accuracy=evaluator.classification, attrs=attrs)
+    ds = new_landscape(evaluator, grid, attrs)
     device = str(evaluator.device)
     n_done = 0
     yield Snapshot(ds, 0, grid.size, 0.0, False, device)
-    for chunk in iter_chunks(evaluator, grid, strategy, chunk_size=chunk_size, cancel=cancel):
-        fill_chunk(ds, chunk.indices, chunk.loss, chunk.accuracy)
+    chunks = iter_chunks(evaluator, grid, strategy, chunk_size=chunk_size, cancel=cancel)
+    for chunk in fill_landscape(ds, chunks):
         n_done += len(chunk.indices)
         final = n_done == grid.size
         yield Snapshot(ds, n_done, grid.size, time.perf_counter() - start, final, device)

@@ -11,9 +11,10 @@ import bqplot as bq
 import ipywidgets as w
 from torch import nn
 
-from ..evaluation import LossFn, PointEvaluator
-from ..grids import Grid
-from ..trajectory import TrajectoryPlane, trajectory_grid
+from ..core.evaluation import PointEvaluator
+from ..core.grids import Grid
+from ..core.objective import LossFn
+from ..analysis.trajectory import TrajectoryPlane, trajectory_grid
 from .progress import ProgressView
 from .runner import Runner, Snapshot, landscape_stream
 from .views import ContourView
@@ -85,14 +86,13 @@ class TrajectoryPanel:
 
 def trajectory_panel(
     model: nn.Module,
-    loss_fn: LossFn,
+    loss_fn: LossFn | None,
     data,
     plane: TrajectoryPlane,
     grid: Grid | None = None,
     *,
-    device=None,
-    max_samples: int | None = None,
     autostart: bool = True,
+    **objective_kwargs,
 ) -> TrajectoryPanel:
     """A live trajectory plot (display ``.widget``).
 
@@ -101,16 +101,15 @@ def trajectory_panel(
     model, loss_fn, data
         The network (its architecture), a mean-reduced loss and the data.
     plane : TrajectoryPlane
-        From :func:`landscape_widgets.trajectory.trajectory_plane`.
+        From :func:`landscape_widgets.analysis.trajectory.trajectory_plane`.
     grid : Grid, optional
-        Default: :func:`landscape_widgets.trajectory.trajectory_grid` (21x21).
-    device, max_samples
-        See :class:`PointEvaluator`.
+        Default: :func:`landscape_widgets.analysis.trajectory.trajectory_grid` (21x21).
+    **objective_kwargs
+        ``device``, ``max_samples``... (see :class:`~landscape_widgets.core.objective.Objective`).
     autostart : bool
         Start computing at once.
     """
-    evaluator = PointEvaluator(model, loss_fn, data, plane.directions, theta=plane.theta,
-                               device=device, max_samples=max_samples)
+    evaluator = PointEvaluator(model, loss_fn, data, plane.directions, theta=plane.theta, **objective_kwargs)
     panel = TrajectoryPanel(evaluator, plane, trajectory_grid(plane) if grid is None else grid)
     if autostart:
         panel.start()

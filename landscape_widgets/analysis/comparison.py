@@ -15,12 +15,12 @@ import numpy as np
 import xarray as xr
 from torch import nn
 
-from .directions import BiasBN, Normalization
-from .evaluation import LossFn
-from .grids import Grid, plane
-from .landscape import compute_landscape
-from .streaming import Chunk
-from .training import accuracy
+from ..core.directions import BiasBN, Normalization
+from ..core.evaluation import values_at
+from ..core.grids import Grid, plane
+from ..core.landscape import compute_landscape
+from ..core.objective import Objective
+from ..core.streaming import Chunk
 
 
 def centre_loss(ds: xr.Dataset) -> float:
@@ -71,8 +71,8 @@ def shared_color_range(landscapes: Mapping[str, xr.Dataset], quantile: float = 1
 
 def compare_landscapes(
     models: Mapping[str, nn.Module],
-    loss_fn: LossFn,
-    data,
+    loss_fn=None,
+    data=None,
     grid: Grid | None = None,
     *,
     seed: int = 0,
@@ -94,12 +94,14 @@ def compare_landscapes(
         Default: an 11x11 plane over [-1, 1]^2.
     seed, normalization, bias_bn
         The direction rule shared by all models.
-    test_data : (X, y), optional
-        If given, each result's ``attrs["test_accuracy"]`` holds the model's accuracy.
+    test_data : optional
+        Data like ``data``; if given, each result's ``attrs["test_accuracy"]`` holds the
+        model's accuracy on it (classification).
     on_chunk : callable, optional
         Called as ``on_chunk(name, dataset, chunk)`` while a landscape fills.
     **landscape_kwargs
-        Passed to :func:`compute_landscape` (device, strategy, cancel, ...).
+        Passed to :func:`~landscape_widgets.core.landscape.compute_landscape` (device,
+        strategy, cancel, params, max_samples, ...).
 
     Returns
     -------
@@ -120,37 +122,11 @@ def compare_landscapes(
             ds.attrs["mean_loss_increase"] = mean_loss_increase(ds)
             ds.attrs["radius_to_loss"] = radius_to_loss(ds)
         if test_data is not None:
-            ds.attrs["test_accuracy"] = accuracy(model, test_data)
+            ds.attrs["test_accuracy"] = accuracy_on(model, loss_fn, test_data)
         out[name] = ds
     return out
 
 
-def comparison_figure(landscapes: Mapping[str, xr.Dataset], levels: int = 20):
-    """Side-by-side filled contours of 2-D results on one shared colour range.
-
-    Each panel's title carries the ``test_accuracy`` and ``mean_loss_increase``
-    attributes when present (as set by :func:`compare_landscapes`).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    from matplotlib.figure import Figure
-
-    lo, hi = shared_color_range(landscapes)
-    bounds = np.linspace(lo, hi if hi > lo else lo + 1, levels + 1)
-    fig = Figure(figsize=(4 * len(landscapes) + 1, 4), layout="constrained")
-    axes = fig.subplots(1, len(landscapes), squeeze=False)[0]
-    for ax, (name, ds) in zip(axes, landscapes.items()):
-        a, b = ds["loss"].dims
-        filled = ax.contourf(ds[a].values, ds[b].values, ds["loss"].values.T, levels=bounds, cmap="viridis")
-        ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=10)
-        norm = ds.attrs.get("normalization", "given")
-        ax.set_xlabel(f"{a} ({norm}-normalized direction 1)")
-        ax.set_ylabel(f"{b} ({norm}-normalized direction 2)")
-        notes = [f"test acc {100 * ds.attrs['test_accuracy']:.1f} %"] if "test_accuracy" in ds.attrs else []
-        if "mean_loss_increase" in ds.attrs:
-            notes.append(f"sharpness {ds.attrs['mean_loss_increase']:.3f}")
-        ax.set_title("\n".join([name, ", ".join(notes)]) if notes else name)
-    fig.colorbar(filled, ax=list(axes), label="loss (mean cross-entropy, shared scale)")
-    return fig
+def accuracy_on(model: nn.Module, loss_fn, test_data, **objective_kwargs) -> float:
+    """Accuracy of ``model`` on ``test_data`` (NaN when the task is not classification)."""
+    return values_at(Objective(model, loss_fn, test_data, **objective_kwargs)).get("accuracy", float("nan"))

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .params import flatten_params
+from ..core.params import flatten_params
+from ..runs.paths import cache_dir
 from .zoo import Dataset, cnn, load_dataset, mlp
 
 OPTIMIZERS = ("sgd", "adam")
@@ -103,14 +102,6 @@ def build_model(kind: str, dataset: Dataset, seed: int = 0, **kwargs) -> nn.Modu
     if kind == "mlp":
         return mlp(in_features=dataset.input_shape[0], n_classes=dataset.n_classes, **kwargs)
     return cnn(n_classes=dataset.n_classes, **kwargs)
-
-
-def cache_dir() -> Path:
-    """``$LANDSCAPE_WIDGETS_CACHE``, else ``~/.cache/landscape_widgets``."""
-    root = os.environ.get("LANDSCAPE_WIDGETS_CACHE") or Path.home() / ".cache" / "landscape_widgets"
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def trained(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import xarray as xr
 
 from .evaluation import STRATEGIES, PointEvaluator, Strategy
 from .grids import Grid, coarse_to_fine_order
+from .results import empty_landscape, fill_chunk
 
 
 @dataclass(frozen=True)
@@ -20,18 +22,24 @@ class Chunk:
     ----------
     indices : np.ndarray
         Flat indices into the grid (``np.unravel_index(indices, grid.shape)``).
-    loss : np.ndarray
-        Mean loss at each point; NaN where it was not finite.
-    accuracy : np.ndarray or None
-        Accuracy at each point (classification only).
+    values : dict of str -> np.ndarray
+        ``loss`` (NaN where it was not finite), ``accuracy`` (classification) and the
+        user metrics at each point.
     strategy : str
         ``"loop"`` or ``"batched"``: how this chunk was computed.
     """
 
     indices: np.ndarray
-    loss: np.ndarray
-    accuracy: np.ndarray | None
+    values: dict[str, np.ndarray]
     strategy: str
+
+    @property
+    def loss(self) -> np.ndarray:
+        return self.values["loss"]
+
+    @property
+    def accuracy(self) -> np.ndarray | None:
+        return self.values.get("accuracy")
 
 
 def point_order(grid: Grid, order: str = "coarse_to_fine", skip=None) -> np.ndarray:
@@ -102,7 +110,7 @@ def iter_chunks(
         if trials is not None:
             trials.record(use, per_point, batched_ok=not evaluator.batched_failed)
         start += len(idx)
-        yield Chunk(idx, values.loss, values.accuracy, use)
+        yield Chunk(idx, values.values, use)
 
 
 class _AutoTrials:
@@ -161,3 +169,20 @@ class _AutoTrials:
             and loop is not None and loop < batched <= self.CLOSE * loop
         ):
             self.plan = [("batched", self.k, True)]
+
+
+def fill_landscape(
+    ds: xr.Dataset,
+    chunks: Iterable[Chunk],
+) -> Iterator[Chunk]:
+    """Write each chunk into ``ds`` as it arrives and pass it on: the one loop that turns a
+    stream of chunks into a growing result, for every caller (one-call functions, the
+    widgets, stored and distributed runs)."""
+    for chunk in chunks:
+        fill_chunk(ds, chunk.indices, chunk.values)
+        yield chunk
+
+
+def new_landscape(evaluator: PointEvaluator, grid: Grid, attrs: dict | None = None) -> xr.Dataset:
+    """An empty result for ``evaluator``'s metrics on ``grid``, with the objective's attributes."""
+    return empty_landscape(grid, evaluator.metric_names, {**evaluator.objective.attrs(), **(attrs or {})})

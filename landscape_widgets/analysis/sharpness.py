@@ -1,44 +1,46 @@
 """Sharpness around a solution: the loss increase at a filter-normalized radius, and the
-radial "tunnel width" of Fort & Jastrzebski 2019 as a distribution over directions."""
+radial "tunnel width" of Fort & Jastrzebski 2019 as a distribution over directions.
+
+All directions go into one evaluator: the point at radius ``r`` along direction ``i``
+has the coefficients ``r * e_i``, so the model copy and the data are shared and every
+point is computed exactly as a landscape point would be.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 import xarray as xr
-from torch import nn
 
-from .directions import BiasBN, Normalization, random_directions
-from .evaluation import LossFn, PointEvaluator
+from ..core.directions import BiasBN, Normalization, random_directions
+from ..core.evaluation import PointEvaluator
+from ..core.objective import as_objective
 
 
-def _evaluator_and_directions(model, loss_fn, data, n_directions, seed, normalization, bias_bn, unit, device,
-                max_samples):
+def _radial(model, loss_fn, data, n_directions, seed, normalization, bias_bn, unit, objective_kwargs):
     if n_directions < 1:
         raise ValueError(f"need at least one direction, got n_directions={n_directions}")
-    dirs = random_directions(model, n_directions, seed=seed, normalization=normalization, bias_bn=bias_bn)
-    if unit:
-        dirs = [d / d.norm() for d in dirs]
-    # one evaluator, re-aimed per direction: the model copy and the data are shared
-    ev = PointEvaluator(model, loss_fn, data, dirs[:1], device=device, max_samples=max_samples)
-    return ev, dirs
+    ob = as_objective(model, loss_fn, data, **objective_kwargs)
+    dirs = random_directions(ob.model, n_directions, seed, normalization, bias_bn, theta=ob.theta, params=ob.layout)
+    return PointEvaluator(ob, directions=[d / d.norm() for d in dirs] if unit else dirs)
 
 
-def _aim(ev: PointEvaluator, direction: torch.Tensor) -> None:
-    ev.directions = direction.to(ev.device, ev.theta.dtype)[None]
+def _loss_along(ev: PointEvaluator, i: int, radii: np.ndarray) -> np.ndarray:
+    """Loss at ``theta + r * d_i`` for each radius ``r``."""
+    coeffs = np.zeros((len(radii), ev.n_directions))
+    coeffs[:, i] = radii
+    return ev.evaluate(coeffs).loss
 
 
 def sharpness(
-    model: nn.Module,
-    loss_fn: LossFn,
-    data,
+    model,
+    loss_fn=None,
+    data=None,
     radius: float = 0.1,
     n_directions: int = 10,
     seed: int = 0,
     normalization: Normalization = "filter",
     bias_bn: BiasBN = "ignore",
-    device=None,
-    max_samples: int | None = None,
+    **objective_kwargs,
 ) -> xr.Dataset:
     """Loss increase at distance ``radius`` along random normalized directions.
 
@@ -46,6 +48,12 @@ def sharpness(
     normalized like the landscape plots (Li et al. 2018: ``filter``), so ``radius`` is
     in the same units as the plot axes and the number is comparable across models of
     different scale.
+
+    Parameters
+    ----------
+    model, loss_fn, data, **objective_kwargs
+        As for :func:`~landscape_widgets.core.landscape.compute_landscape` (``params``,
+        ``device``, ``max_samples``...).
 
     Returns
     -------
@@ -55,14 +63,9 @@ def sharpness(
     """
     if radius <= 0:
         raise ValueError(f"radius must be > 0, got {radius}")
-    ev, dirs = _evaluator_and_directions(model, loss_fn, data, n_directions, seed, normalization, bias_bn, False,
-                           device, max_samples)
-    base = float(ev.evaluate(np.zeros((1, 1))).loss[0])
-    increase = []
-    for d in dirs:
-        _aim(ev, d)
-        increase.append(float(ev.evaluate(np.array([[radius]])).loss[0]) - base)
-    inc = np.array(increase)
+    ev = _radial(model, loss_fn, data, n_directions, seed, normalization, bias_bn, False, objective_kwargs)
+    values = ev.evaluate(np.vstack([np.zeros(n_directions), radius * np.eye(n_directions)])).loss
+    base, inc = float(values[0]), values[1:] - values[0]
     ds = xr.Dataset({"increase": ("direction", inc)}, coords={"direction": np.arange(n_directions)})
     ds["increase"].attrs.update(long_name=f"loss increase at radius {radius}", units="loss")
     ds.attrs.update(base_loss=base, mean_increase=float(np.nanmean(inc)), radius=radius, seed=seed,
@@ -89,9 +92,9 @@ def _first_crossing(loss_at, threshold: float, max_radius: float, scan: int, tol
 
 
 def tunnel_widths(
-    model: nn.Module,
-    loss_fn: LossFn,
-    data,
+    model,
+    loss_fn=None,
+    data=None,
     threshold: float | None = None,
     n_directions: int = 20,
     max_radius: float = 10.0,
@@ -100,8 +103,7 @@ def tunnel_widths(
     bias_bn: BiasBN = "random",
     scan: int = 8,
     tol: float = 1e-3,
-    device=None,
-    max_samples: int | None = None,
+    **objective_kwargs,
 ) -> xr.Dataset:
     """Radial tunnel widths (Fort & Jastrzebski 2019) as a distribution over directions.
 
@@ -118,6 +120,8 @@ def tunnel_widths(
         With the default ``"none"`` (all parameters, biases included, moved) each
         direction is scaled to unit Euclidean norm, so widths are distances in
         parameter space; with ``"filter"``/``"layer"`` they are in plot units.
+    **objective_kwargs
+        As for :func:`~landscape_widgets.core.landscape.compute_landscape`.
 
     Returns
     -------
@@ -127,17 +131,16 @@ def tunnel_widths(
     """
     if max_radius <= 0 or scan < 1:
         raise ValueError("max_radius must be > 0 and scan >= 1")
-    ev, dirs = _evaluator_and_directions(model, loss_fn, data, n_directions, seed, normalization, bias_bn,
-                           normalization == "none", device, max_samples)
-    base = float(ev.evaluate(np.zeros((1, 1))).loss[0])
+    ev = _radial(model, loss_fn, data, n_directions, seed, normalization, bias_bn, normalization == "none",
+                 objective_kwargs)
+    base = float(_loss_along(ev, 0, np.zeros(1))[0])
     threshold = 2 * base + 0.1 if threshold is None else float(threshold)
     if not base <= threshold:
         raise ValueError(f"the loss at theta ({base:.4g}) is already above the threshold {threshold:.4g}")
-    widths = []
-    for d in dirs:
-        _aim(ev, d)
-        widths.append(_first_crossing(lambda r: ev.evaluate(r[:, None]).loss, threshold, max_radius, scan, tol))
-    w = np.array(widths)
+    w = np.array([
+        _first_crossing(lambda r, i=i: _loss_along(ev, i, r), threshold, max_radius, scan, tol)
+        for i in range(n_directions)
+    ])
     ds = xr.Dataset({"width": ("direction", w)}, coords={"direction": np.arange(n_directions)})
     units = "parameter-space distance" if normalization == "none" else f"{normalization}-normalized units"
     ds["width"].attrs.update(long_name="radial tunnel width", units=units)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import xarray as xr
 
-from .results import METRICS
+from ..analysis.comparison import shared_color_range
+from ..analysis.trajectory import TrajectoryPlane
+from ..core.results import METRICS
 
 
 def _values(ds: xr.Dataset, metric: str, log: bool) -> tuple[xr.DataArray, str]:
@@ -90,4 +94,58 @@ def landscape_figure(ds: xr.Dataset, metric: str = "loss", log: bool = False, sl
         if title:
             ax.set_title(title)
     fig.colorbar(filled, ax=list(axes), label=label)
+    return fig
+
+
+def comparison_figure(landscapes: Mapping[str, xr.Dataset], levels: int = 20):
+    """Side-by-side filled contours of 2-D results on one shared colour range.
+
+    Each panel's title carries the ``test_accuracy`` and ``mean_loss_increase``
+    attributes when present (as set by :func:`compare_landscapes`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    lo, hi = shared_color_range(landscapes)
+    bounds = np.linspace(lo, hi if hi > lo else lo + 1, levels + 1)
+    fig = Figure(figsize=(4 * len(landscapes) + 1, 4), layout="constrained")
+    axes = fig.subplots(1, len(landscapes), squeeze=False)[0]
+    for ax, (name, ds) in zip(axes, landscapes.items()):
+        a, b = ds["loss"].dims
+        filled = ax.contourf(ds[a].values, ds[b].values, ds["loss"].values.T, levels=bounds, cmap="viridis")
+        ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=10)
+        norm = ds.attrs.get("normalization", "given")
+        ax.set_xlabel(f"{a} ({norm}-normalized direction 1)")
+        ax.set_ylabel(f"{b} ({norm}-normalized direction 2)")
+        notes = [f"test acc {100 * ds.attrs['test_accuracy']:.1f} %"] if "test_accuracy" in ds.attrs else []
+        if "mean_loss_increase" in ds.attrs:
+            notes.append(f"sharpness {ds.attrs['mean_loss_increase']:.3f}")
+        ax.set_title("\n".join([name, ", ".join(notes)]) if notes else name)
+    fig.colorbar(filled, ax=list(axes), label="loss (mean cross-entropy, shared scale)")
+    return fig
+
+
+def trajectory_figure(ds: xr.Dataset, plane: TrajectoryPlane, levels: int = 25):
+    """Filled loss contours on the PCA plane with the projected path on top.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 5), layout="constrained")
+    ax = fig.add_subplot()
+    filled = ax.contourf(ds["alpha"].values, ds["beta"].values, ds["loss"].values.T, levels=levels, cmap="viridis")
+    ax.plot(plane.path[:, 0], plane.path[:, 1], "o-", color="red", markersize=3, label="optimizer path")
+    ax.plot(*plane.path[0], "s", color="orange", markeredgecolor="black", label="initialization")
+    ax.plot(0, 0, "*", color="white", markeredgecolor="black", markersize=12, label="final point")
+    x_label, y_label = plane.axis_labels()
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.legend(loc="best", fontsize="small")
+    fig.colorbar(filled, ax=ax, label="loss (mean cross-entropy)")
     return fig

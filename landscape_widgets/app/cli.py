@@ -79,7 +79,7 @@ def load_weights(model, path: str) -> None:
 
 def load_data(spec: str, split: str, image: bool):
     """A built-in dataset's split, or ``package.module:function`` returning data."""
-    from .zoo import DATASETS, load_dataset
+    from ..builtin.zoo import DATASETS, load_dataset
 
     if spec in DATASETS:
         kwargs = {"image": True} if image and spec == "digits" else {}
@@ -90,7 +90,7 @@ def load_data(spec: str, split: str, image: bool):
 def build_model(args):
     """The model of ``--demo`` or ``--model/--weights``, and the default data's shape."""
     if args.demo:
-        from .training import trained
+        from ..builtin.training import trained
 
         kind, dataset = DEMOS[args.demo]
         result, _ = trained(kind, dataset)
@@ -111,7 +111,7 @@ def build_model(args):
 
 
 def make_grid_from_args(args):
-    from .grids import make_grid
+    from ..core.grids import make_grid
 
     try:
         return make_grid([tuple(args.range)] * args.dims, args.num)
@@ -130,7 +130,7 @@ def check_suffix(path: str, allowed: tuple[str, ...], flag: str) -> Path:
 
 
 def cmd_app(args) -> int:
-    from .app import serve
+    from .serve import serve
 
     return int(serve(port=args.port, open_browser=not args.no_browser, notebook=args.notebook) or 0)
 
@@ -138,8 +138,8 @@ def cmd_app(args) -> int:
 def cmd_compute(args) -> int:
     import torch.nn.functional as F
 
-    from .results import save_landscape
-    from .store import compute_stored
+    from ..core.results import save_landscape
+    from ..runs.store import compute_stored
 
     out = check_suffix(args.out, RESULT_SUFFIXES, "--out")
     grid = make_grid_from_args(args)
@@ -153,7 +153,7 @@ def cmd_compute(args) -> int:
         strategy=args.strategy, max_samples=args.max_samples, progress=not args.quiet,
     )
     if args.dask or args.scheduler:
-        from .distributed import dask_backend
+        from ..runs.distributed import dask_backend
 
         options["backend"] = dask_backend(scheduler_address=args.scheduler, n_workers=args.workers,
                                           device=args.device)
@@ -162,7 +162,7 @@ def cmd_compute(args) -> int:
         options["device"] = args.device
     try:
         if args.no_store:
-            from .landscape import compute_landscape
+            from ..core.landscape import compute_landscape
 
             ds = compute_landscape(model, loss_fn, data, grid, **options)
         else:
@@ -176,7 +176,7 @@ def cmd_compute(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .figures import landscape_figure
+    from ..plotting.figures import landscape_figure
 
     out = check_suffix(args.out, PLOT_SUFFIXES, "--out")
     ds = _load(args.result)
@@ -225,7 +225,7 @@ def cmd_info(args) -> int:
 
 
 def _load(path: str):
-    from .results import load_landscape
+    from ..core.results import load_landscape
 
     try:
         return load_landscape(path)

@@ -90,7 +90,7 @@ def make_grid(
     ranges: list[tuple[float, float]] | tuple[tuple[float, float], ...],
     num: int | list[int] | tuple[int, ...],
 ) -> Grid:
-    """A grid with one ``(start, stop)`` range and one resolution per axis.
+    """A grid with one ``(start, stop)`` range and one number of points per axis.
 
     ``num`` may be one integer for all axes.
     """
@@ -99,7 +99,7 @@ def make_grid(
         raise ValueError(f"give 1, 2 or 3 axis ranges, got {len(ranges)}")
     nums = [num] * len(ranges) if isinstance(num, (int, np.integer)) else list(num)
     if len(nums) != len(ranges):
-        raise ValueError(f"{len(ranges)} ranges but {len(nums)} resolutions")
+        raise ValueError(f"{len(ranges)} ranges but {len(nums)} point counts")
     return Grid(
         tuple(
             Axis(name, *_range(r, f"range of {name}"), n)

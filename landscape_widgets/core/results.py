@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,36 +12,42 @@ import xarray as xr
 from .grids import Axis, Grid
 
 METRICS: tuple[str, ...] = ("loss", "accuracy")
+_LABELS = {"loss": ("loss", "mean loss over the data"), "accuracy": ("accuracy", "fraction correct")}
 
 
-def empty_landscape(grid: Grid, accuracy: bool = True, attrs: dict | None = None) -> xr.Dataset:
+def empty_landscape(grid: Grid, metrics: Sequence[str] = METRICS, attrs: dict | None = None) -> xr.Dataset:
     """A dataset with the grid's coordinates and all values missing (NaN).
 
-    Data variables: ``loss``, ``accuracy`` (when asked for) and ``done`` (bool: the point
-    has been computed, so a NaN loss there is a real non-finite loss, not a gap).
+    Data variables: one per metric (``loss`` first) and ``done`` (bool: the point has
+    been computed, so a NaN there is a real non-finite value, not a gap).
     """
+    if "loss" not in metrics:
+        raise ValueError(f"a landscape needs a 'loss' variable, got metrics {list(metrics)}")
     coords = {a.name: a.values for a in grid.axes}
     dims = grid.names
-    data = {"loss": (dims, np.full(grid.shape, np.nan))}
-    if accuracy:
-        data["accuracy"] = (dims, np.full(grid.shape, np.nan))
+    data = {m: (dims, np.full(grid.shape, np.nan)) for m in metrics}
     data["done"] = (dims, np.zeros(grid.shape, dtype=bool))
     ds = xr.Dataset(data, coords=coords, attrs=_clean_attrs(attrs or {}))
-    ds["loss"].attrs.update(long_name="loss", units="mean loss over the data")
-    if accuracy:
-        ds["accuracy"].attrs.update(long_name="accuracy", units="fraction correct")
+    for m in metrics:
+        long_name, units = _LABELS.get(m, (m, "mean over the data"))
+        ds[m].attrs.update(long_name=long_name, units=units)
     for a in grid.axes:
         ds[a.name].attrs.update(long_name=f"coefficient along direction {a.name}", units="direction norms")
     return ds
 
 
-def fill_chunk(ds: xr.Dataset, indices: np.ndarray, loss: np.ndarray, accuracy=None) -> None:
-    """Write one chunk of values into ``ds`` in place (flat grid indices)."""
-    shape = ds["loss"].shape
-    pos = np.unravel_index(np.asarray(indices, dtype=np.int64), shape)
-    ds["loss"].values[pos] = loss
-    if accuracy is not None and "accuracy" in ds:
-        ds["accuracy"].values[pos] = accuracy
+def metrics_of(ds: xr.Dataset) -> tuple[str, ...]:
+    """The per-point variables of a result (every data variable over the grid but ``done``)."""
+    dims = ds["loss"].dims
+    return tuple(n for n, v in ds.data_vars.items() if n != "done" and v.dims == dims)
+
+
+def fill_chunk(ds: xr.Dataset, indices: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
+    """Write one chunk of values (``{variable: array}``) into ``ds`` in place (flat indices)."""
+    pos = np.unravel_index(np.asarray(indices, dtype=np.int64), ds["loss"].shape)
+    for name, v in values.items():
+        if name in ds:
+            ds[name].values[pos] = v
     ds["done"].values[pos] = True
 
 

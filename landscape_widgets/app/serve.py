@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 
 #: Where the app notebook lives in a source checkout.
-CHECKOUT_NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explorer_app.ipynb"
+CHECKOUT_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "explorer_app.ipynb"
 
 _TITLE = (
     "# Loss landscape explorer\n\n"
@@ -24,7 +24,7 @@ _TITLE = (
 
 
 def app_notebook(**demo_kwargs) -> nbformat.NotebookNode:
-    """The app as a notebook: a title and one cell calling :func:`landscape_widgets.demo`.
+    """The app as a notebook: a title and one cell calling :func:`landscape_widgets.builtin`.
 
     Parameters
     ----------

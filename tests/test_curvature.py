@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape_widgets.grids import plane
-from landscape_widgets.hessian import (
-    LossFunction,
+from landscape_widgets.core.grids import plane
+from landscape_widgets.core.objective import Objective
+from landscape_widgets.analysis.curvature import (
     convexity_map,
     explicit_hessian,
     hessian_eigenvalues,
@@ -37,7 +37,7 @@ def tiny_problem(seed=0):
 
 def test_lanczos_matches_eigvalsh_of_explicit_hessian():
     model, data = tiny_problem()
-    f = LossFunction(model, F.cross_entropy, data, device="cpu")
+    f = Objective(model, F.cross_entropy, data, device="cpu")
     h = explicit_hessian(f)
     assert torch.allclose(h, h.T, atol=1e-10)
     exact = torch.linalg.eigvalsh(h).numpy()
@@ -61,7 +61,7 @@ def test_lanczos_full_space_recovers_all_eigenvalues():
 
 def test_hutchinson_trace_within_5_percent():
     model, data = tiny_problem()
-    f = LossFunction(model, F.cross_entropy, data, device="cpu")
+    f = Objective(model, F.cross_entropy, data, device="cpu")
     exact = float(torch.trace(explicit_hessian(f)))
     est, err = hutchinson_trace(model, F.cross_entropy, data, samples=4000, seed=1, device="cpu")
     assert abs(est - exact) < 0.05 * abs(exact)
@@ -90,7 +90,7 @@ def test_convexity_map_is_constant_on_a_quadratic():
 
 def test_convexity_map_rejects_a_line():
     model, data, _ = quadratic_model()
-    from landscape_widgets.grids import line
+    from landscape_widgets.core.grids import line
 
     with pytest.raises(ValueError, match="2-D grid"):
         convexity_map(model, F.mse_loss, data, grid=line(num=3))

@@ -19,15 +19,15 @@ import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
+from ..core.params import flatten_params, model_at
 from .connectivity import has_batchnorm, recompute_bn_stats_
-from .interpolation import model_at
-from .params import flatten_params
-from .zoo import Dataset
+
+Pair = tuple[torch.Tensor, torch.Tensor]
 
 
 def cyclic_snapshots(
     model: nn.Module,
-    dataset: Dataset,
+    train: Pair,
     lr_max: float = 0.1,
     lr_min: float = 1e-3,
     cycles: int = 4,
@@ -39,8 +39,8 @@ def cyclic_snapshots(
     """Continue training a copy of ``model`` with a cosine cyclic learning rate.
 
     Each cycle decays the learning rate from ``lr_max`` to ``lr_min`` (cosine) over
-    ``epochs_per_cycle`` epochs of SGD on cross-entropy; the flat parameters at the end
-    of each cycle are one snapshot.
+    ``epochs_per_cycle`` epochs of SGD on cross-entropy over ``train`` (inputs, class
+    labels); the flat parameters at the end of each cycle are one snapshot.
 
     Returns
     -------
@@ -50,7 +50,7 @@ def cyclic_snapshots(
     if cycles < 1 or epochs_per_cycle < 1 or not 0 < lr_min <= lr_max:
         raise ValueError("need cycles >= 1, epochs_per_cycle >= 1 and 0 < lr_min <= lr_max")
     net = copy.deepcopy(model)
-    x, y = dataset.train
+    x, y = train
     gen = torch.Generator().manual_seed(int(seed))
     steps_per_epoch = max(1, -(-len(x) // batch_size))
     cycle_steps = steps_per_epoch * epochs_per_cycle
@@ -134,20 +134,21 @@ def compare_averaging(
 
 def cyclic_lr_experiment(
     model: nn.Module,
-    dataset: Dataset,
+    train: Pair,
+    test: Pair,
     lr_maxes: Sequence[float] = (0.02, 0.4),
     cycles: int = 4,
     epochs_per_cycle: int = 4,
     seed: int = 0,
 ) -> xr.Dataset:
-    """:func:`compare_averaging` on the test set for snapshots of cyclic runs with each
-    peak learning rate, stacked over dimension ``lr_max``."""
+    """:func:`compare_averaging` on ``test`` for snapshots of cyclic runs on ``train``
+    with each peak learning rate, stacked over dimension ``lr_max``."""
     results = [
         compare_averaging(
             model,
-            cyclic_snapshots(model, dataset, lr_max=lr, cycles=cycles, epochs_per_cycle=epochs_per_cycle, seed=seed),
-            dataset.test,
-            bn_data=dataset.train,
+            cyclic_snapshots(model, train, lr_max=lr, cycles=cycles, epochs_per_cycle=epochs_per_cycle, seed=seed),
+            test,
+            bn_data=train,
         ).expand_dims(lr_max=[lr])
         for lr in lr_maxes
     ]

@@ -1,9 +1,9 @@
 """Curvature of the loss: Hessian-vector products, Lanczos eigenvalues, Hutchinson trace
 and the convexity map of Li et al. 2018.
 
-Everything works on the flat parameter vector of :mod:`landscape_widgets.params`: the loss
-is a function ``f(theta)`` built with ``torch.func.functional_call`` and
-``ParamLayout.split``, and ``H v`` is the double-backward product
+Everything works on the flat vector of the moved parameters of an
+:class:`~landscape_widgets.core.objective.Objective`: the loss is its
+``point_loss(theta, batch)`` (``torch.func.functional_call`` on the objective's model), and ``H v`` is the double-backward product
 ``torch.func.vjp(torch.func.grad(f), theta)[1](v)``, accumulated batch by batch so
 memory stays that of one batch. (Forward-over-reverse ``jvp(grad(f))`` would be a little
 cheaper, but torch 2.13's forward-mode rule of ``mse_loss`` fails on it.) The Hessian is never formed (except by
@@ -12,119 +12,48 @@ cheaper, but torch 2.13's forward-mode rule of ``mse_loss`` fails on it.) The He
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 import xarray as xr
-from torch import nn
-from torch.func import functional_call, grad, vjp
+from torch.func import grad, vjp
 
-from .data import Batches, as_batches
-from .directions import resolve_directions
-from .evaluation import LossFn, resolve_device
-from .grids import Grid, coarse_to_fine_order, plane
-from .params import ParamLayout, flatten_params, param_layout
-from .results import empty_landscape
+from ..core.grids import Grid, coarse_to_fine_order, plane
+from ..core.landscape import prepare_evaluator
+from ..core.objective import Objective, as_objective, batch_weights
+from ..core.results import empty_landscape
 
 HVP = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
 
 
-class LossFunction:
-    """``f(theta)``: the mean loss over fixed data as a function of the flat parameters.
+def hvp_operator(objective: Objective, point: torch.Tensor | None = None) -> HVP:
+    """The operator ``v -> H(point) v`` of the objective's mean loss (flat vectors on its
+    device), accumulated batch by batch so memory stays that of one batch."""
+    ob = objective
+    point = ob.as_point(point)
+    weights = batch_weights(ob.data.sizes, ob.device).tolist()
 
-    Parameters
-    ----------
-    model : nn.Module
-        The network; a private eval-mode copy is used (the caller's model is untouched,
-        BatchNorm uses its running statistics).
-    loss_fn : callable
-        ``loss_fn(outputs, targets)`` returning the batch mean.
-    data : (inputs, targets) or iterable of batches
-        See :func:`landscape_widgets.data.as_batches`.
-    device : str or torch.device, optional
-        Default: CUDA when available.
-    max_batches, max_samples : int, optional
-        Cap on the data read.
-
-    Attributes
-    ----------
-    layout, device, dtype, theta (the model's flat parameters on ``device``), batches.
-    """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        loss_fn: LossFn,
-        data,
-        device: str | torch.device | None = None,
-        max_batches: int | None = None,
-        max_samples: int | None = None,
-    ) -> None:
-        self.layout: ParamLayout = param_layout(model)
-        self.device = resolve_device(device)
-        self.model = copy.deepcopy(model).to(self.device).eval()
-        self.dtype = next(self.model.parameters()).dtype
-        self.theta = flatten_params(self.model)
-        self.buffers = dict(self.model.named_buffers())
-        self.loss_fn = loss_fn
-        self.batches: Batches = as_batches(data, max_batches=max_batches, max_samples=max_samples).to(
-            self.device
-        )
-        self.n_samples = self.batches.n_samples
-
-    def as_point(self, theta: torch.Tensor | None) -> torch.Tensor:
-        """``theta`` (default: the model's parameters) as a flat vector on the device."""
-        if theta is None:
-            return self.theta
-        if theta.dim() != 1 or theta.numel() != self.layout.size:
-            raise ValueError(f"theta has shape {tuple(theta.shape)}; expected ({self.layout.size},)")
-        return theta.detach().to(self.device, self.dtype)
-
-    def batch_loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Mean loss of one batch at the flat point ``theta`` (differentiable)."""
-        out = functional_call(self.model, (self.layout.split(theta), self.buffers), (x,))
-        loss = self.loss_fn(out, y)
-        if loss.dim() != 0:
-            raise ValueError(
-                f"loss_fn returned shape {tuple(loss.shape)}; it must return the batch mean"
-            )
-        return loss
-
-    def __call__(self, theta: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean loss over all the data at ``theta``."""
-        theta = self.as_point(theta)
-        with torch.no_grad():
+    def apply(v: torch.Tensor) -> torch.Tensor:
+        v = v.to(ob.device, point.dtype)
+        with ob.lock:
             return sum(
-                self.batch_loss(theta, x, y) * (len(x) / self.n_samples) for x, y in self.batches.batches
+                w * vjp(grad(lambda t, b=batch: ob.point_loss(t, b)), point)[1](v)[0]
+                for w, batch in zip(weights, ob.data)
             )
 
-    def hvp(self, theta: torch.Tensor | None = None) -> HVP:
-        """The operator ``v -> H(theta) v`` (flat vectors on the device)."""
-        theta = self.as_point(theta)
-        parts = [
-            (grad(lambda t, x=x, y=y: self.batch_loss(t, x, y)), len(x) / self.n_samples)
-            for x, y in self.batches.batches
-        ]
-
-        def apply(v: torch.Tensor) -> torch.Tensor:
-            v = v.to(self.device, self.dtype)
-            return sum(w * vjp(g, theta)[1](v)[0] for g, w in parts)
-
-        return apply
+    return apply
 
 
-def explicit_hessian(f: LossFunction, theta: torch.Tensor | None = None) -> torch.Tensor:
+def explicit_hessian(objective: Objective, theta: torch.Tensor | None = None) -> torch.Tensor:
     """The full ``[n, n]`` Hessian from ``n`` Hessian-vector products (small models only)."""
-    n = f.layout.size
+    n = objective.layout.size
     if n > 20_000:
-        raise ValueError(f"the model has {n} parameters: an explicit Hessian is too large; use lanczos")
-    hvp = f.hvp(theta)
-    eye = torch.eye(n, device=f.device, dtype=f.dtype)
-    return torch.vmap(hvp)(eye)
+        raise ValueError(f"the landscape moves {n} parameters: an explicit Hessian is too large; use lanczos")
+    eye = torch.eye(n, device=objective.device, dtype=objective.theta.dtype)
+    return torch.vmap(hvp_operator(objective, theta))(eye)
 
 
 def lanczos(
@@ -191,25 +120,24 @@ def lanczos(
 
 
 def hessian_eigenvalues(
-    model: nn.Module,
-    loss_fn: LossFn,
-    data,
+    model,
+    loss_fn=None,
+    data=None,
     k: int = 1,
     which: str = "both",
     steps: int | None = None,
     theta: torch.Tensor | None = None,
-    device: str | torch.device | None = None,
     seed: int = 0,
     on_step: Progress | None = None,
-    max_batches: int | None = None,
-    max_samples: int | None = None,
+    **objective_kwargs,
 ) -> dict[str, np.ndarray]:
     """Top-k and/or bottom-k Hessian eigenvalues of the loss (Lanczos on HVPs).
 
     Parameters
     ----------
-    model, loss_fn, data
-        See :class:`LossFunction`.
+    model, loss_fn, data, **objective_kwargs
+        See :class:`~landscape_widgets.core.objective.Objective` (``params`` restricts the
+        Hessian to the moved parameters; ``device``, ``max_samples``...), or an objective.
     k : int
         How many eigenvalues at each end.
     which : {"both", "top", "bottom"}
@@ -218,8 +146,8 @@ def hessian_eigenvalues(
         parameters); raise it if the values have not converged.
     theta : torch.Tensor, optional
         Flat point where the Hessian is taken (default: the model's parameters).
-    device, seed, on_step, max_batches, max_samples
-        See :func:`lanczos` and :class:`LossFunction`.
+    seed, on_step
+        See :func:`lanczos`.
 
     Returns
     -------
@@ -230,9 +158,9 @@ def hessian_eigenvalues(
         raise ValueError(f"which must be 'both', 'top' or 'bottom', got {which!r}")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    f = LossFunction(model, loss_fn, data, device, max_batches, max_samples)
+    ob = as_objective(model, loss_fn, data, **objective_kwargs)
     ritz = lanczos(
-        f.hvp(theta), f.layout.size, steps or max(4 * k + 20, 40), seed, f.device, torch.float64,
+        hvp_operator(ob, theta), ob.layout.size, steps or max(4 * k + 20, 40), seed, ob.device, torch.float64,
         on_step,
     )
     out = {}
@@ -244,23 +172,22 @@ def hessian_eigenvalues(
 
 
 def hutchinson_trace(
-    model: nn.Module,
-    loss_fn: LossFn,
-    data,
+    model,
+    loss_fn=None,
+    data=None,
     samples: int = 100,
     theta: torch.Tensor | None = None,
-    device: str | torch.device | None = None,
     seed: int = 0,
     block: int = 64,
     on_step: Progress | None = None,
-    max_batches: int | None = None,
-    max_samples: int | None = None,
+    **objective_kwargs,
 ) -> tuple[float, float]:
     """Hutchinson's estimate of the Hessian trace, ``E[v^T H v]`` with Rademacher ``v``.
 
     The probe vectors go through the HVP ``block`` at a time with ``torch.vmap``;
     ``on_step(done, samples)`` is called after each block. The standard error falls
     like ``1 / sqrt(samples)``; the per-sample spread is ``sqrt(2 sum_{i != j} H_ij^2)``.
+    Arguments as for :func:`hessian_eigenvalues`.
 
     Returns
     -------
@@ -269,14 +196,14 @@ def hutchinson_trace(
     """
     if samples < 2:
         raise ValueError(f"need at least 2 samples for an estimate and its error, got {samples}")
-    f = LossFunction(model, loss_fn, data, device, max_batches, max_samples)
-    hvp = torch.vmap(f.hvp(theta))
+    ob = as_objective(model, loss_fn, data, **objective_kwargs)
+    hvp = torch.vmap(hvp_operator(ob, theta))
     gen = torch.Generator().manual_seed(int(seed))
     values = np.empty(samples)
     for start in range(0, samples, block):
         stop = min(start + block, samples)
-        v = torch.randint(0, 2, (stop - start, f.layout.size), generator=gen) * 2 - 1
-        v = v.to(f.device, f.dtype)
+        v = torch.randint(0, 2, (stop - start, ob.layout.size), generator=gen) * 2 - 1
+        v = v.to(ob.device, ob.theta.dtype)
         values[start:stop] = (v * hvp(v)).sum(dim=1).double().cpu().numpy()
         if on_step is not None:
             on_step(stop, samples)
@@ -284,9 +211,9 @@ def hutchinson_trace(
 
 
 def iter_convexity(
-    model: nn.Module,
-    loss_fn: LossFn,
-    data,
+    model,
+    loss_fn=None,
+    data=None,
     grid: Grid | None = None,
     directions: Sequence[torch.Tensor] | None = None,
     *,
@@ -295,10 +222,8 @@ def iter_convexity(
     bias_bn: str = "ignore",
     theta: torch.Tensor | None = None,
     steps: int = 20,
-    device: str | torch.device | None = None,
-    max_batches: int | None = None,
-    max_samples: int | None = None,
     cancel: threading.Event | None = None,
+    **objective_kwargs,
 ) -> Iterator[tuple[xr.Dataset, int]]:
     """The convexity map point by point: yields ``(dataset, flat_index)`` after each point.
 
@@ -309,18 +234,14 @@ def iter_convexity(
     grid = grid or plane(num=9)
     if grid.ndim != 2:
         raise ValueError(f"a convexity map needs a 2-D grid, got {grid.ndim} axes")
-    f = LossFunction(model, loss_fn, data, device, max_batches, max_samples)
-    centre = f.as_point(theta)
-    directions, how = resolve_directions(
-        model, 2, directions, seed, normalization, bias_bn, centre.cpu()
-    )
-    if len(directions) != 2:
+    if directions is not None and len(directions) != 2:
         raise ValueError(f"a convexity map needs 2 directions, got {len(directions)}")
-    dirs = torch.stack([d.detach().to(f.device, f.dtype) for d in directions])
+    ev, how = prepare_evaluator(model, loss_fn, data, 2, directions, seed=seed, normalization=normalization,
+                                bias_bn=bias_bn, theta=theta, **objective_kwargs)
+    ob = ev.objective
     ds = empty_landscape(
-        grid, accuracy=False,
-        attrs={**how, "grid": grid.to_dict(), "n_params": f.layout.size, "device": str(f.device),
-               "model": type(model).__name__, "lanczos_steps": steps, "kind": "convexity"},
+        grid, ("loss",),
+        attrs={**ob.attrs(), **how, "grid": grid.to_dict(), "lanczos_steps": steps, "kind": "convexity"},
     )
     for name in ("lambda_max", "lambda_min", "convexity"):
         ds[name] = (grid.names, np.full(grid.shape, np.nan))
@@ -331,11 +252,10 @@ def iter_convexity(
     for flat in order:
         if cancel is not None and cancel.is_set():
             break
-        coeffs = torch.as_tensor(grid.coords(np.array([flat]))[0], device=f.device, dtype=f.dtype)
-        point = centre + coeffs @ dirs
-        lo, hi = _extreme_eigenvalues(f, point, steps, seed)
+        coeffs = grid.coords(np.array([flat]))
+        lo, hi = _extreme_eigenvalues(ob, ev.points(coeffs)[0], steps, seed)
         pos = np.unravel_index(int(flat), grid.shape)
-        ds["loss"].values[pos] = float(f(point))
+        ds["loss"].values[pos] = ev.evaluate(coeffs).loss[0]
         ds["lambda_max"].values[pos] = hi
         ds["lambda_min"].values[pos] = lo
         ds["convexity"].values[pos] = abs(lo / hi) if hi != 0 else np.nan
@@ -345,9 +265,9 @@ def iter_convexity(
 
 
 def convexity_map(
-    model: nn.Module,
-    loss_fn: LossFn,
-    data,
+    model,
+    loss_fn=None,
+    data=None,
     grid: Grid | None = None,
     directions: Sequence[torch.Tensor] | None = None,
     *,
@@ -356,10 +276,8 @@ def convexity_map(
     bias_bn: str = "ignore",
     theta: torch.Tensor | None = None,
     steps: int = 20,
-    device: str | torch.device | None = None,
-    max_batches: int | None = None,
-    max_samples: int | None = None,
     on_point: Callable[[xr.Dataset, int], None] | None = None,
+    **objective_kwargs,
 ) -> xr.Dataset:
     """|λ_min / λ_max| of the full Hessian at each point of a 2-D plane (Li et al. 2018).
 
@@ -370,40 +288,38 @@ def convexity_map(
 
     Parameters
     ----------
-    model, loss_fn, data
-        See :class:`LossFunction`.
+    model, loss_fn, data, **objective_kwargs
+        See :func:`hessian_eigenvalues`.
     grid : Grid, optional
         A 2-D grid (default ``plane(num=9)``).
     directions : two flat tensors, optional
         Default: ``random_directions(model, 2, seed, normalization, bias_bn)`` as for
-        :func:`landscape_widgets.landscape.compute_landscape`, so the map lines up with
+        :func:`~landscape_widgets.core.landscape.compute_landscape`, so the map lines up with
         the loss surface drawn with the same seed.
     theta : torch.Tensor, optional
         Centre point (default: the model's parameters).
     steps : int
         Half the Lanczos iterations per point.
-    device, max_batches, max_samples
-        See :class:`LossFunction`.
     on_point : callable, optional
         Called as ``on_point(dataset, flat_index)`` after each point (streaming).
 
     Returns
     -------
     xr.Dataset
-        Like :func:`landscape_widgets.results.empty_landscape` (``loss``, ``done``, same
+        Like :func:`~landscape_widgets.core.results.empty_landscape` (``loss``, ``done``, same
         coordinates) plus ``lambda_max``, ``lambda_min`` and ``convexity``.
     """
     ds = None
     for ds, flat in iter_convexity(
         model, loss_fn, data, grid, directions, seed=seed, normalization=normalization, bias_bn=bias_bn,
-        theta=theta, steps=steps, device=device, max_batches=max_batches, max_samples=max_samples,
+        theta=theta, steps=steps, **objective_kwargs,
     ):
         if on_point is not None:
             on_point(ds, flat)
     return ds
 
 
-def _extreme_eigenvalues(f: LossFunction, point: torch.Tensor, steps: int, seed: int) -> tuple[float, float]:
+def _extreme_eigenvalues(ob: Objective, point: torch.Tensor, steps: int, seed: int) -> tuple[float, float]:
     """Smallest and largest Hessian eigenvalue at ``point`` from one Lanczos run."""
-    ritz = lanczos(f.hvp(point), f.layout.size, 2 * steps, seed, f.device, torch.float64)
+    ritz = lanczos(hvp_operator(ob, point), ob.layout.size, 2 * steps, seed, ob.device, torch.float64)
     return float(ritz[0]), float(ritz[-1])

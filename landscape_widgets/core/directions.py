@@ -1,9 +1,10 @@
 """Directions in parameter space (Li et al. 2018; Goodfellow et al. 2015).
 
-Every direction is a flat vector laid out like :func:`landscape_widgets.params.flatten_params`.
-Random directions are drawn on the CPU from a seeded generator, one Gaussian tensor per
-parameter in ``named_parameters()`` order, so ``(seed, model architecture)`` always gives
-the same direction on every device.
+Every direction is a flat vector laid out like :func:`~landscape_widgets.core.params.flatten_params`
+over the moved parameters (``params=``, all by default). Random directions are drawn on
+the CPU from a seeded generator, one Gaussian tensor per moved parameter in
+``named_parameters()`` order, so ``(seed, layout)`` always gives the same direction on
+every device; they are then normalized on the model's device and in its dtype.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .params import ParamLayout, check_same_architecture, flatten_params, param_layout
+from .params import ParamLayout, ParamSpec, check_same_architecture, flatten_params, param_layout
 
 Normalization = Literal["none", "layer", "filter"]
 BiasBN = Literal["ignore", "theta", "random"]
@@ -91,6 +92,7 @@ def random_directions(
     bias_bn: BiasBN = "ignore",
     theta: torch.Tensor | None = None,
     orthogonalize: bool = False,
+    params: ParamSpec = None,
 ) -> list[torch.Tensor]:
     """``n`` seeded Gaussian directions, normalized relative to theta.
 
@@ -106,30 +108,47 @@ def random_directions(
     normalization, bias_bn
         See :func:`normalize_direction`.
     theta : torch.Tensor, optional
-        Flat centre point; defaults to the model's current parameters.
+        Flat centre point over the moved parameters; defaults to the model's current
+        values of them.
     orthogonalize : bool
         Gram-Schmidt each direction against the previous ones (then restore its norm).
         The reference code does not (random directions are nearly orthogonal in high
         dimension), so the default is False.
+    params : optional
+        Which parameters move (see :func:`~landscape_widgets.core.params.select_params`);
+        the directions cover those only.
 
     Returns
     -------
     list of torch.Tensor
-        Flat float32 CPU directions.
+        Flat directions on theta's device and in its dtype (the model's, by default).
+
+    Raises
+    ------
+    ValueError
+        If a direction comes out all zero (e.g. only 1-D parameters are moved and
+        ``bias_bn="ignore"``, or filter normalization of parameters that are zero, such
+        as freshly initialized LoRA ``B`` matrices).
     """
     if n < 1:
         raise ValueError(f"need at least one direction, got n={n}")
-    layout = param_layout(model)
-    theta = flatten_params(model) if theta is None else theta.detach().cpu().float()
-    if theta.numel() != layout.size:
-        raise ValueError(f"theta has {theta.numel()} entries, the model {layout.size} parameters")
+    layout = param_layout(model, params)
+    theta = flatten_params(model, layout) if theta is None else theta.detach()
+    if theta.dim() != 1 or theta.numel() != layout.size:
+        raise ValueError(f"theta has shape {tuple(theta.shape)}; the landscape moves {layout.size} parameters")
     gen = torch.Generator().manual_seed(int(seed))
     dirs: list[torch.Tensor] = []
     for _ in range(n):
         raw = torch.cat([torch.randn(s, generator=gen).reshape(-1) for s in layout.shapes])
-        d = normalize_direction(raw, theta, layout, normalization, bias_bn)
+        d = normalize_direction(raw.to(theta.device, theta.dtype), theta, layout, normalization, bias_bn)
         if orthogonalize:
             d = orthogonalize_direction(d, dirs)
+        if d.device.type != "meta" and not bool(d.any()):
+            raise ValueError(
+                f"the random direction is zero everywhere with normalization={normalization!r} and "
+                f"bias_bn={bias_bn!r}: the moved parameters are all 1-D (set bias_bn='random' or "
+                "'theta') or zero at theta (use normalization='none' or 'layer' on other parameters)"
+            )
         dirs.append(d)
     return dirs
 
@@ -142,6 +161,7 @@ def resolve_directions(
     normalization: Normalization = "filter",
     bias_bn: BiasBN = "ignore",
     theta: torch.Tensor | None = None,
+    params: ParamSpec = None,
 ) -> tuple[list[torch.Tensor], dict]:
     """The given directions, or ``n`` random ones, with attributes saying which.
 
@@ -154,7 +174,8 @@ def resolve_directions(
     """
     if directions is not None:
         return list(directions), {"directions": "given"}
-    dirs = random_directions(model, n, seed=seed, normalization=normalization, bias_bn=bias_bn, theta=theta)
+    dirs = random_directions(model, n, seed=seed, normalization=normalization, bias_bn=bias_bn, theta=theta,
+                             params=params)
     return dirs, {"directions": "random", "seed": seed, "normalization": normalization, "bias_bn": bias_bn}
 
 
@@ -179,19 +200,22 @@ def orthogonalize_direction(
     return (d * (norm / rest)).to(direction.dtype)
 
 
-def interpolation_direction(model0: nn.Module, model1: nn.Module) -> torch.Tensor:
-    """``theta1 - theta0`` for two models of the same architecture.
+def interpolation_direction(model1: nn.Module, model2: nn.Module, params: ParamSpec = None) -> torch.Tensor:
+    """``theta2 - theta1`` for two models of the same architecture.
 
-    With theta0 as the centre, the point at coordinate ``a`` along this direction is
-    ``(1 - a) * theta0 + a * theta1`` (Goodfellow et al. 2015).
+    With theta1 as the centre, the point at coordinate ``a`` along this direction is
+    ``(1 - a) * theta1 + a * theta2`` (Goodfellow et al. 2015). ``params`` restricts it
+    to a subset of the parameters (see :func:`~landscape_widgets.core.params.select_params`).
 
     Raises
     ------
     ValueError
         If the two models do not have the same parameter names and shapes.
     """
-    check_same_architecture(model0, model1)
-    return flatten_params(model1).float() - flatten_params(model0).float()
+    check_same_architecture(model1, model2)
+    layout = param_layout(model1, params)
+    theta1 = flatten_params(model1, layout)
+    return flatten_params(model2, layout).to(theta1.device, theta1.dtype) - theta1
 
 
 def direction_cosine(d1: torch.Tensor, d2: torch.Tensor) -> float:

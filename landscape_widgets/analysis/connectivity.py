@@ -8,34 +8,36 @@
 - the plane through ``w1``, ``w2`` and the bend, with both paths drawn on it.
 
 A curve point is ``w1 + 2t(1-t) (theta - w1) + t^2 (w2 - w1)``, so every path here is
-evaluated with :class:`~landscape_widgets.evaluation.PointEvaluator` along fixed
+evaluated with :class:`~landscape_widgets.core.evaluation.PointEvaluator` along fixed
 directions, and results are ``xarray`` datasets over ``alpha`` = ``t`` like
-:func:`~landscape_widgets.results.empty_landscape`.
+:func:`~landscape_widgets.core.results.empty_landscape`. Training of the curve and the
+tunnel uses the same :class:`~landscape_widgets.core.objective.Objective` as the
+evaluation (its loss in train mode, on random minibatches of its data).
 
 Models with BatchNorm: the running statistics of ``w1`` are wrong at other points, so
-give ``bn_data`` (training inputs) and they are recomputed at every evaluated point (a
+give ``bn_data`` (training data, batches like ``data``) and they are recomputed at every evaluated point (a
 pass in train mode, Garipov et al.); training runs in train mode (batch statistics).
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import numpy as np
 import torch
 import xarray as xr
 from torch import nn
-from torch.func import functional_call
+from torch.utils._pytree import tree_map
 
-from .data import as_batches
-from .directions import interpolation_direction
-from .evaluation import LossFn, PointEvaluator, PointValues
-from .grids import line, make_grid
-from .landscape import compute_landscape
-from .interpolation import interpolate, model_at
-from .params import check_same_architecture, flatten_params, param_layout
-from .results import empty_landscape, fill_chunk
+from ..core.data import prepare_data, tensor_leaves
+from ..core.directions import interpolation_direction
+from ..core.evaluation import PointEvaluator, PointValues, values_at
+from ..core.grids import line, make_grid
+from ..core.landscape import compute_landscape
+from ..core.objective import Objective, call_model, model_device_dtype
+from ..core.params import check_same_architecture, flatten_params, model_at
+from ..core.results import empty_landscape, fill_chunk
+from .interpolation import interpolate
 
 Progress = Callable[[int, int, float], None]
 
@@ -45,11 +47,12 @@ def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-def recompute_bn_stats_(model: nn.Module, data) -> nn.Module:
+def recompute_bn_stats_(model: nn.Module, data, forward=None) -> nn.Module:
     """Reset and re-estimate every BatchNorm's running statistics from ``data``.
 
     One pass in train mode with a cumulative average (``momentum=None``), no gradients;
-    the model is left in eval mode.
+    the model is left in eval mode. ``data`` and ``forward`` as for an
+    :class:`~landscape_widgets.core.objective.Objective`.
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [m.momentum for m in bns]
@@ -58,65 +61,69 @@ def recompute_bn_stats_(model: nn.Module, data) -> nn.Module:
         m.momentum = None
     model.train()
     with torch.no_grad():
-        for x, _ in as_batches(data).batches:
-            model(x)
+        for batch in prepare_data(data, model_device_dtype(model)[0]):
+            call_model(model, batch, forward)
     for m, mom in zip(bns, saved):
         m.momentum = mom
     return model.eval()
 
 
+def path_objective(model1: nn.Module, model2: nn.Module, loss_fn, data, **objective_kwargs) -> Objective:
+    """The objective of ``model1`` (the path's start) after checking both models match."""
+    check_same_architecture(model1, model2)
+    return Objective(model1, loss_fn, data, **objective_kwargs)
+
+
 def evaluate_points(
-    model: nn.Module,
-    loss_fn: LossFn,
-    data,
+    objective: Objective,
+    model1: nn.Module,
     theta: torch.Tensor,
     directions: list[torch.Tensor],
     coeffs: np.ndarray,
     bn_data=None,
-    device=None,
 ) -> PointValues:
-    """Loss (and accuracy) at ``theta + coeffs @ directions``, BatchNorm-aware.
+    """Values at ``theta + coeffs @ directions``, BatchNorm-aware.
 
-    Without BatchNorm (or without ``bn_data``) this is one
-    :class:`~landscape_widgets.evaluation.PointEvaluator` call; with both, each point's
-    running statistics are recomputed from ``bn_data`` first.
+    Without BatchNorm (or without ``bn_data``) this is one evaluator call on
+    ``objective``; with both, each point's running statistics are recomputed from
+    ``bn_data`` first, on a copy of ``model1`` at that point.
     """
     coeffs = np.asarray(coeffs, dtype=np.float64)
-    if bn_data is None or not has_batchnorm(model):
-        return PointEvaluator(model, loss_fn, data, directions, theta=theta, device=device).evaluate(coeffs)
+    if bn_data is None or not has_batchnorm(model1):
+        return PointEvaluator(objective, directions=directions, theta=theta).evaluate(coeffs)
     dirs = torch.stack([d.double() for d in directions])
-    losses, accs = [], []
+    rows = []
     for c in coeffs:
-        point = (theta.double() + torch.as_tensor(c) @ dirs).float()
-        m = recompute_bn_stats_(model_at(model, point), bn_data)
-        v = PointEvaluator(m, loss_fn, data, directions[:1], device=device).evaluate(np.zeros((1, 1)))
-        losses.append(v.loss[0])
-        accs.append(None if v.accuracy is None else v.accuracy[0])
-    return PointValues(np.array(losses), None if accs[0] is None else np.array(accs))
+        point = (theta.double() + torch.as_tensor(c, device=dirs.device) @ dirs).to(theta.dtype)
+        m = recompute_bn_stats_(model_at(model1, point, objective.layout), bn_data, objective.forward)
+        ob = Objective(m, objective.loss_fn, objective.data, params=objective.layout, forward=objective.forward,
+                       pass_batch=objective.pass_batch, metrics=objective.metrics)
+        rows.append(values_at(ob))
+    return PointValues({k: np.array([r[k] for r in rows]) for k in rows[0]})
 
 
 def _path_dataset(values: PointValues, t: np.ndarray, attrs: dict) -> xr.Dataset:
-    ds = empty_landscape(line(float(t[0]), float(t[-1]), len(t)), accuracy=values.accuracy is not None,
-                         attrs=attrs)
-    fill_chunk(ds, np.arange(len(t)), values.loss, values.accuracy)
+    ds = empty_landscape(line(float(t[0]), float(t[-1]), len(t)), tuple(values.values), attrs=attrs)
+    fill_chunk(ds, np.arange(len(t)), values.values)
     ds["alpha"].attrs.update(long_name="t (position along the path)", units="fraction of the path")
     return ds
 
 
 def linear_path(
-    model1: nn.Module, model2: nn.Module, loss_fn: LossFn, data, num: int = 21, bn_data=None, device=None
+    model1: nn.Module, model2: nn.Module, loss_fn=None, data=None, num: int = 21, bn_data=None,
+    **objective_kwargs,
 ) -> xr.Dataset:
     """Loss along ``(1 - t) w1 + t w2`` for ``t`` in [0, 1] (coordinate ``alpha`` = t).
 
     The dataset's ``barrier`` attribute is :func:`loss_barrier` of the loss.
     """
     if bn_data is None or not has_batchnorm(model1):
-        ds = interpolate(model1, model2, loss_fn, data, 0.0, 1.0, num, device=device)
+        ds = interpolate(model1, model2, loss_fn, data, 0.0, 1.0, num, **objective_kwargs)
     else:
+        ob = path_objective(model1, model2, loss_fn, data, **objective_kwargs)
         t = np.linspace(0, 1, num)
-        d = interpolation_direction(model1, model2)
-        values = evaluate_points(model1, loss_fn, data, flatten_params(model1), [d], t[:, None], bn_data, device)
-        ds = _path_dataset(values, t, {})
+        d = interpolation_direction(model1, model2, ob.layout)
+        ds = _path_dataset(evaluate_points(ob, model1, ob.theta, [d], t[:, None], bn_data), t, {})
     ds.attrs.update(path="linear", barrier=loss_barrier(ds["loss"].values))
     return ds
 
@@ -138,40 +145,49 @@ def bezier_coefficients(t: np.ndarray) -> np.ndarray:
     return np.stack([2 * t * (1 - t), t * t], axis=-1)
 
 
-def _sampler(data, batch_size: int, gen: torch.Generator):
-    x = torch.cat([b[0] for b in as_batches(data).batches])
-    y = torch.cat([b[1] for b in as_batches(data).batches])
+def _sampler(objective: Objective, batch_size: int, gen: torch.Generator):
+    """Random minibatches (with replacement) of the objective's data, on its device."""
+    parts = list(objective.data)
+    whole = parts[0] if len(parts) == 1 else tree_map(
+        lambda *ts: torch.cat(ts) if isinstance(ts[0], torch.Tensor) and ts[0].dim() else ts[0], *parts
+    )
+    n = len(tensor_leaves(whole)[0])
 
     def draw():
-        idx = torch.randint(0, len(x), (min(batch_size, len(x)),), generator=gen)
-        return x[idx], y[idx]
+        idx = torch.randint(0, n, (min(batch_size, n),), generator=gen).to(objective.device)
+        return tree_map(lambda t: t[idx] if isinstance(t, torch.Tensor) and t.dim() else t, whole)
 
     return draw
 
 
-def _stepper(model: nn.Module, loss_fn: LossFn):
-    """``loss(point, x, y)`` through ``functional_call`` on a private train-mode copy."""
-    net = copy.deepcopy(model).train()
-    layout = param_layout(net)
-    buffers = dict(net.named_buffers())
-
-    def loss(point, x, y):
-        return loss_fn(functional_call(net, (layout.split(point), buffers), (x,)), y)
-
-    return loss
+def _train_step(objective: Objective, opt: torch.optim.Optimizer, point: torch.Tensor, batch,
+                project: torch.Tensor | None = None) -> float:
+    """One optimizer step on the train-mode loss at ``point``; ``project`` removes the
+    gradient's component along a unit vector (the tunnel's hyperplane constraint)."""
+    with objective.lock:
+        opt.zero_grad()
+        loss = objective.point_loss(point, batch, train=True)
+        loss.backward()
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if project is not None:
+                p.grad -= (p.grad @ project) * project
+    opt.step()
+    return float(loss)
 
 
 def train_bezier(
     model1: nn.Module,
     model2: nn.Module,
-    loss_fn: LossFn,
-    data,
+    loss_fn=None,
+    data=None,
     steps: int = 500,
     lr: float = 0.05,
     momentum: float = 0.9,
     batch_size: int = 128,
     seed: int = 0,
     on_step: Progress | None = None,
+    **objective_kwargs,
 ) -> torch.Tensor:
     """Train the bend of a quadratic Bezier curve between two solutions (Garipov et al.).
 
@@ -182,8 +198,10 @@ def train_bezier(
     ----------
     model1, model2 : nn.Module
         The two solutions (same architecture).
-    loss_fn, data
-        Mean-reduced loss and the training data.
+    loss_fn, data, **objective_kwargs
+        The loss and the training data, as for
+        :class:`~landscape_widgets.core.objective.Objective` (``params`` trains a bend
+        of those parameters only).
     steps, lr, momentum, batch_size, seed
         SGD settings.
     on_step : callable, optional
@@ -194,35 +212,32 @@ def train_bezier(
     torch.Tensor
         The flat bend ``theta``.
     """
-    check_same_architecture(model1, model2)
-    w1, w2 = flatten_params(model1), flatten_params(model2)
+    ob = path_objective(model1, model2, loss_fn, data, **objective_kwargs)
+    w1, w2 = ob.theta, flatten_params(model2, ob.layout).to(ob.device, ob.theta.dtype)
     bend = ((w1 + w2) / 2).requires_grad_(True)
     gen = torch.Generator().manual_seed(int(seed))
-    draw = _sampler(data, batch_size, gen)
-    loss_at = _stepper(model1, loss_fn)
+    draw = _sampler(ob, batch_size, gen)
     opt = torch.optim.SGD([bend], lr=lr, momentum=momentum)
     for step in range(steps):
         t = float(torch.rand((), generator=gen))
         point = (1 - t) ** 2 * w1 + 2 * t * (1 - t) * bend + t * t * w2
-        opt.zero_grad()
-        loss = loss_at(point, *draw())
-        loss.backward()
-        opt.step()
+        loss = _train_step(ob, opt, point, draw())
         if on_step is not None:
-            on_step(step + 1, steps, loss.item())
+            on_step(step + 1, steps, loss)
     return bend.detach()
 
 
 def curve_path(
-    model1: nn.Module, model2: nn.Module, bend: torch.Tensor, loss_fn: LossFn, data, num: int = 21,
-    bn_data=None, device=None,
+    model1: nn.Module, model2: nn.Module, bend: torch.Tensor, loss_fn=None, data=None, num: int = 21,
+    bn_data=None, **objective_kwargs,
 ) -> xr.Dataset:
     """Loss along the Bezier curve with the given bend (coordinate ``alpha`` = t)."""
-    check_same_architecture(model1, model2)
-    w1 = flatten_params(model1)
+    ob = path_objective(model1, model2, loss_fn, data, **objective_kwargs)
+    w1 = ob.theta
+    w2 = flatten_params(model2, ob.layout).to(w1.device, w1.dtype)
     t = np.linspace(0.0, 1.0, num)
-    values = evaluate_points(model1, loss_fn, data, w1, [bend - w1, flatten_params(model2) - w1],
-                             bezier_coefficients(t), bn_data, device)
+    values = evaluate_points(ob, model1, w1, [bend.to(w1.device, w1.dtype) - w1, w2 - w1],
+                             bezier_coefficients(t), bn_data)
     ds = _path_dataset(values, t, {"path": "bezier"})
     ds.attrs["barrier"] = loss_barrier(ds["loss"].values)
     return ds
@@ -231,8 +246,8 @@ def curve_path(
 def tunnel(
     model1: nn.Module,
     model2: nn.Module,
-    loss_fn: LossFn,
-    data,
+    loss_fn=None,
+    data=None,
     n_points: int = 5,
     steps: int = 200,
     lr: float = 0.05,
@@ -241,7 +256,7 @@ def tunnel(
     seed: int = 0,
     num_per_segment: int = 5,
     bn_data=None,
-    device=None,
+    **objective_kwargs,
 ) -> xr.Dataset:
     """The Fort & Jastrzebski tunnel between two solutions.
 
@@ -258,37 +273,31 @@ def tunnel(
         optimization), with ``barrier`` and ``linear_barrier`` attributes and a
         ``points`` variable ``[split, param]`` holding the optimized split points.
     """
-    check_same_architecture(model1, model2)
-    w1, w2 = flatten_params(model1), flatten_params(model2)
+    ob = path_objective(model1, model2, loss_fn, data, **objective_kwargs)
+    w1 = ob.theta
+    w2 = flatten_params(model2, ob.layout).to(w1.device, w1.dtype)
     seg = w2 - w1
     unit = seg / seg.norm()
     gen = torch.Generator().manual_seed(int(seed))
-    draw = _sampler(data, batch_size, gen)
-    loss_at = _stepper(model1, loss_fn)
+    draw = _sampler(ob, batch_size, gen)
     s = np.linspace(0, 1, n_points + 2)
     points = [w1]
     for frac in s[1:-1]:
         p = (w1 + float(frac) * seg).requires_grad_(True)
         opt = torch.optim.SGD([p], lr=lr, momentum=momentum)
         for _ in range(steps):
-            opt.zero_grad()
-            loss_at(p, *draw()).backward()
-            p.grad -= (p.grad @ unit) * unit
-            opt.step()
+            _train_step(ob, opt, p, draw(), project=unit)
         points.append(p.detach())
     points.append(w2)
-    t_all, losses, accs = [], [], []
+    t_all, parts = [], []
     for k in range(len(points) - 1):
         local = np.linspace(0, 1, num_per_segment)[: None if k == len(points) - 2 else -1]
-        v = evaluate_points(model1, loss_fn, data, points[k], [points[k + 1] - points[k]], local[:, None],
-                            bn_data, device)
+        parts.append(evaluate_points(ob, model1, points[k], [points[k + 1] - points[k]], local[:, None], bn_data))
         t_all.append(s[k] + local * (s[k + 1] - s[k]))
-        losses.append(v.loss)
-        accs.append(v.accuracy)
-    values = PointValues(np.concatenate(losses), None if accs[0] is None else np.concatenate(accs))
+    values = PointValues({k: np.concatenate([p.values[k] for p in parts]) for k in parts[0].values})
     t = np.concatenate(t_all)
     ds = _path_dataset(values, t, {"path": "tunnel"})
-    ds = ds.assign(points=(("split", "param"), torch.stack(points).numpy()))
+    ds = ds.assign(points=(("split", "param"), torch.stack(points).cpu().numpy()))
     ds.attrs["barrier"] = loss_barrier(values.loss)
     return ds
 
@@ -312,12 +321,11 @@ def connectivity_plane(
     model1: nn.Module,
     model2: nn.Module,
     bend: torch.Tensor,
-    loss_fn: LossFn,
-    data,
+    loss_fn=None,
+    data=None,
     num: int = 21,
     margin: float = 0.2,
     path_points: int = 41,
-    device=None,
     **landscape_kwargs,
 ) -> xr.Dataset:
     """The loss over the plane through ``w1``, ``w2`` and the bend, with both paths on it.
@@ -332,19 +340,20 @@ def connectivity_plane(
         The landscape plus ``linear_alpha/beta`` and ``curve_alpha/beta`` (the two paths
         projected on the plane, over dimension ``t``) and ``bend_alpha/beta`` attributes.
     """
+    check_same_architecture(model1, model2)
     w1, w2 = flatten_params(model1), flatten_params(model2)
+    bend = bend.to(w1.device, w1.dtype)
     u, v = curve_plane(w1, w2, bend)
     scale = float((w2 - w1).norm())
     t = np.linspace(0, 1, path_points)
     curve = torch.as_tensor(bezier_coefficients(t), dtype=torch.float64)
     rel = torch.stack([(bend - w1).double(), (w2 - w1).double()])  # [2, n]
     basis = torch.stack([u.double(), v.double()]).T / scale  # [n, 2]
-    curve_xy = (curve @ rel @ basis).numpy()
-    bend_xy = ((bend - w1).double() @ basis).numpy()
+    curve_xy = (curve.to(basis.device) @ rel @ basis).cpu().numpy()
+    bend_xy = ((bend - w1).double() @ basis).cpu().numpy()
     lo_b, hi_b = min(0.0, float(bend_xy[1])), max(0.0, float(bend_xy[1]))
     grid = make_grid([(-margin, 1 + margin), (lo_b - margin, hi_b + margin)], num)
-    ds = compute_landscape(model1, loss_fn, data, grid, [u * scale, v * scale], theta=w1, device=device,
-                           **landscape_kwargs)
+    ds = compute_landscape(model1, loss_fn, data, grid, [u * scale, v * scale], theta=w1, **landscape_kwargs)
     ds = ds.assign(
         linear_alpha=("t", t), linear_beta=("t", np.zeros_like(t)),
         curve_alpha=("t", curve_xy[:, 0]), curve_beta=("t", curve_xy[:, 1]),

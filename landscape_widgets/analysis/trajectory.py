@@ -14,12 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import xarray as xr
-from torch import nn
 
-from .evaluation import LossFn
-from .grids import Grid, make_grid
-from .landscape import compute_landscape
-from .params import ParamLayout
+from ..core.grids import Grid, make_grid
+from ..core.landscape import compute_landscape
+from ..core.params import ParamLayout
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ def project(points: torch.Tensor | Sequence[torch.Tensor], theta: torch.Tensor,
 
 
 def trajectory_plane(
-    trajectory: Sequence[torch.Tensor], layout: ParamLayout | None = None, ignore_bias_bn: bool = False
+    trajectory: Sequence[torch.Tensor], layout: ParamLayout | None = None, bias_bn: str = "keep"
 ) -> TrajectoryPlane:
     """PCA of ``theta_i - theta_final`` over a recorded trajectory.
 
@@ -74,10 +72,11 @@ def trajectory_plane(
         Checkpoints in training order, the final point last (as recorded by
         :func:`landscape_widgets.training.train`). At least 3 are needed.
     layout : ParamLayout, optional
-        Needed only with ``ignore_bias_bn``.
-    ignore_bias_bn : bool
-        Zero the 1-D tensors (biases, BatchNorm) in the rows before PCA, as the
-        reference code optionally does.
+        Needed only with ``bias_bn="ignore"``.
+    bias_bn : {"keep", "ignore"}
+        ``ignore``: zero the 1-D tensors (biases, BatchNorm) in the rows before PCA, as
+        the reference code optionally does (the same rule as ``bias_bn="ignore"`` for
+        random directions); ``keep``: use them like the other parameters.
 
     Returns
     -------
@@ -85,11 +84,13 @@ def trajectory_plane(
     """
     if len(trajectory) < 3:
         raise ValueError(f"a trajectory PCA needs at least 3 checkpoints, got {len(trajectory)}")
-    if ignore_bias_bn and layout is None:
-        raise ValueError("ignore_bias_bn needs the parameter layout (param_layout(model))")
+    if bias_bn not in ("keep", "ignore"):
+        raise ValueError(f"bias_bn must be 'keep' or 'ignore' for a trajectory PCA, got {bias_bn!r}")
+    if bias_bn == "ignore" and layout is None:
+        raise ValueError("bias_bn='ignore' needs the parameter layout (param_layout(model))")
     theta = trajectory[-1].detach().cpu().double()
     rows = torch.stack([p.detach().cpu().double() - theta for p in trajectory[:-1]])
-    if ignore_bias_bn:
+    if bias_bn == "ignore":
         parts = layout.split(rows)
         for name, shape in zip(layout.names, layout.shapes):
             if len(shape) <= 1:
@@ -113,8 +114,8 @@ def trajectory_grid(plane: TrajectoryPlane, num: int = 21, margin: float = 0.25)
 
 
 def trajectory_landscape(
-    model: nn.Module,
-    loss_fn: LossFn,
+    model,
+    loss_fn,
     data,
     plane: TrajectoryPlane,
     grid: Grid | None = None,
@@ -125,13 +126,13 @@ def trajectory_landscape(
     Parameters
     ----------
     model, loss_fn, data
-        As for :func:`compute_landscape`; ``model`` gives the architecture.
+        As for :func:`~landscape_widgets.core.landscape.compute_landscape` (an Objective too).
     plane : TrajectoryPlane
         From :func:`trajectory_plane`.
     grid : Grid, optional
         Default: :func:`trajectory_grid` with 21x21 points.
     **landscape_kwargs
-        Passed to :func:`compute_landscape` (device, strategy, on_chunk, cancel, ...).
+        Passed to :func:`~landscape_widgets.core.landscape.compute_landscape` (device, strategy, on_chunk, cancel, params, ...).
 
     Returns
     -------
@@ -149,26 +150,3 @@ def trajectory_landscape(
         explained_variance_ratio=plane.explained_variance_ratio.tolist(),
     )
     return ds
-
-
-def trajectory_figure(ds: xr.Dataset, plane: TrajectoryPlane, levels: int = 25):
-    """Filled loss contours on the PCA plane with the projected path on top.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 5), layout="constrained")
-    ax = fig.add_subplot()
-    filled = ax.contourf(ds["alpha"].values, ds["beta"].values, ds["loss"].values.T, levels=levels, cmap="viridis")
-    ax.plot(plane.path[:, 0], plane.path[:, 1], "o-", color="red", markersize=3, label="optimizer path")
-    ax.plot(*plane.path[0], "s", color="orange", markeredgecolor="black", label="initialization")
-    ax.plot(0, 0, "*", color="white", markeredgecolor="black", markersize=12, label="final point")
-    x_label, y_label = plane.axis_labels()
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(y_label)
-    ax.legend(loc="best", fontsize="small")
-    fig.colorbar(filled, ax=ax, label="loss (mean cross-entropy)")
-    return fig

@@ -3,15 +3,15 @@
 The grid's points, in coarse-to-fine order, are split into blocks of flat indices.
 Each block is one Dask task; the model, loss, data, directions and centre point travel
 once per worker (as one task result the blocks depend on, so Dask can recompute it if
-a worker dies), and each worker keeps one :class:`~landscape_widgets.evaluation.PointEvaluator`
+a worker dies), and each worker keeps one :class:`~landscape_widgets.core.evaluation.PointEvaluator`
 on its own device (``cuda:{i}`` on a GPU worker, else the CPU). Finished blocks come
-back as :class:`~landscape_widgets.streaming.Chunk` objects in completion order
+back as :class:`~landscape_widgets.core.streaming.Chunk` objects in completion order
 (:func:`distributed.as_completed`), so the explorer draws them as they arrive.
 Tasks of a killed worker are rerun by Dask on the remaining or restarted workers.
 
 Use :func:`compute_landscape_dask` for a whole result, :func:`dask_backend` to plug
-the workers into :func:`~landscape_widgets.landscape.compute_landscape` or
-:func:`~landscape_widgets.store.compute_stored`, and :func:`iter_chunks_dask` for the
+the workers into :func:`~landscape_widgets.core.landscape.compute_landscape` or
+:func:`~landscape_widgets.runs.store.compute_stored`, and :func:`iter_chunks_dask` for the
 raw stream.
 """
 
@@ -29,11 +29,13 @@ from functools import partial
 import numpy as np
 import torch
 import xarray as xr
+from torch.utils._pytree import tree_map
 
-from .evaluation import STRATEGIES, PointEvaluator, Strategy
-from .grids import Grid
-from .landscape import compute_landscape
-from .streaming import Chunk, point_order
+from ..core.evaluation import STRATEGIES, PointEvaluator, Strategy
+from ..core.grids import Grid
+from ..core.landscape import compute_landscape
+from ..core.objective import Objective
+from ..core.streaming import Chunk, point_order
 
 #: Evaluators kept per worker process, by run token (most recent last).
 _EVALUATORS: OrderedDict[str, PointEvaluator] = OrderedDict()
@@ -80,21 +82,23 @@ def worker_device() -> str:
 
 
 def _payload(evaluator: PointEvaluator) -> bytes:
-    """What a worker needs to rebuild ``evaluator``, on the CPU, pickled.
+    """What a worker needs to rebuild ``evaluator``'s objective on the CPU, pickled.
 
-    Pickled here with cloudpickle (not by Dask's torch serializer, which drops the
+    The data goes as the list of batches the client read (streamed data is read once
+    here). Pickled with cloudpickle (not by Dask's torch serializer, which drops the
     modules' hook dictionaries), so lambdas and local loss functions travel too.
     """
     import cloudpickle
 
-    return cloudpickle.dumps((
-        copy.deepcopy(evaluator.model).cpu(),
-        evaluator.loss_fn,
-        [(x.cpu(), y.cpu()) for x, y in evaluator.batches.batches],
-        list(evaluator.directions.cpu()),
-        evaluator.theta.cpu(),
-        "classification" if evaluator.classification else "regression",
-    ))
+    ob = evaluator.objective
+    with ob.lock:
+        ob.set_point(evaluator.theta)
+        model = copy.deepcopy(ob.model).cpu()
+    batches = [tree_map(lambda t: t.cpu() if isinstance(t, torch.Tensor) else t, b) for b in ob.data]
+    options = {"params": ob.layout, "forward": ob.forward, "pass_batch": ob.pass_batch, "metrics": ob.metrics,
+               "task": "classification" if ob.classification else "regression"}
+    return cloudpickle.dumps((model, ob.loss_fn, batches, options, evaluator.directions.cpu(),
+                              evaluator.theta.cpu()))
 
 
 def _identity(x):
@@ -106,10 +110,9 @@ def _worker_evaluator(token: str, payload: bytes, device: str | None) -> PointEv
     if evaluator is None:
         import cloudpickle
 
-        model, loss_fn, batches, directions, theta, task = cloudpickle.loads(payload)
-        evaluator = PointEvaluator(
-            model, loss_fn, batches, directions, theta=theta, device=device or worker_device(), task=task
-        )
+        model, loss_fn, batches, options, directions, theta = cloudpickle.loads(payload)
+        objective = Objective(model, loss_fn, batches, device=device or worker_device(), **options)
+        evaluator = PointEvaluator(objective, directions=list(directions), theta=theta)
         _EVALUATORS[token] = evaluator
         while len(_EVALUATORS) > _KEEP:
             _TIMINGS.pop(_EVALUATORS.popitem(last=False)[0], None)
@@ -138,7 +141,7 @@ def _evaluate_block(
             values, per_point = evaluator.timed(grid.coords(idx), use)
             use = "loop" if evaluator.batched_failed else use
             timings[use].append(per_point)
-            chunks.append(Chunk(idx, values.loss, values.accuracy, use))
+            chunks.append(Chunk(idx, values.values, use))
     return chunks
 
 
@@ -158,15 +161,15 @@ def iter_chunks_dask(
     device: str | None = None,
     retries: int = 3,
 ) -> Iterator[Chunk]:
-    """Like :func:`~landscape_widgets.streaming.iter_chunks`, evaluated on Dask workers.
+    """Like :func:`~landscape_widgets.core.streaming.iter_chunks`, evaluated on Dask workers.
 
     Parameters
     ----------
     evaluator : PointEvaluator
-        Prepared on the client; its model, loss, data, directions and theta are sent
-        to the workers (so they must pickle; lambdas are fine, Dask uses cloudpickle).
+        Prepared on the client; its objective (model, loss, forward, metrics, moved
+        parameters, data), directions and theta are sent to the workers (so they must pickle; lambdas are fine, Dask uses cloudpickle).
     grid, strategy, chunk_size, order, skip, cancel
-        As for :func:`~landscape_widgets.streaming.iter_chunks`. Blocks are submitted
+        As for :func:`~landscape_widgets.core.streaming.iter_chunks`. Blocks are submitted
         in ``order`` with decreasing priority, so the coarse picture comes first.
     client : distributed.Client, optional
         Use this client (left open). Otherwise connect to ``scheduler_address``, or
@@ -229,8 +232,8 @@ def dask_backend(
     device: str | None = None,
     retries: int = 3,
 ) -> Callable[..., Iterator[Chunk]]:
-    """A ``backend`` for :func:`~landscape_widgets.landscape.compute_landscape` (and
-    :func:`~landscape_widgets.store.compute_stored`) that evaluates on Dask workers.
+    """A ``backend`` for :func:`~landscape_widgets.core.landscape.compute_landscape` (and
+    :func:`~landscape_widgets.runs.store.compute_stored`) that evaluates on Dask workers.
 
     See :func:`iter_chunks_dask` for the arguments.
     """
@@ -255,7 +258,7 @@ def compute_landscape_dask(
     retries: int = 3,
     **kwargs,
 ) -> xr.Dataset:
-    """:func:`~landscape_widgets.landscape.compute_landscape` on Dask workers.
+    """:func:`~landscape_widgets.core.landscape.compute_landscape` on Dask workers.
 
     ``kwargs`` go to ``compute_landscape`` (``seed``, ``normalization``, ``strategy``,
     ``resume``, ``on_chunk``, ``progress``...); its ``device`` is where the client

@@ -1,0 +1,1 @@
+"""The teaching app served by Voila, and the ``landscape-widgets`` command line."""

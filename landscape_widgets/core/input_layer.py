@@ -1,0 +1,146 @@
+"""A first layer that reads the data is computed once per direction, not once per point.
+
+A ``Linear`` or ``Conv`` layer is linear in its parameters (weight and bias together),
+so on fixed data ``x`` its output at ``theta + sum_i c_i d_i`` is
+``f(x; theta) + sum_i c_i f(x; d_i)``. For the layer that receives a data tensor itself,
+those ``1 + k`` outputs are computed once per batch; each point then costs a ``k``-term
+sum over the layer's output instead of the layer's product.
+
+While the per-point loop runs, :meth:`CachedInputLayer.standing_in` replaces only the
+layer's ``forward`` (an attribute of the layer object); the module object, its
+``weight`` and ``bias`` stay in place and hold the current point, so a model that reads
+them directly (tied embeddings, ``F.linear(h, self.proj.weight)``) sees the right values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from .params import ParamLayout
+
+AFFINE_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+#: Layers with fewer multiply-adds per output element than this are as cheap to
+#: recompute as the cached sum is to read, so they are left alone.
+MIN_FAN_IN = 32
+
+
+def fan_in(module: nn.Module) -> int:
+    """Multiply-adds per output element of a Linear or Conv layer."""
+    if isinstance(module, nn.Linear):
+        return module.in_features
+    k = 1
+    for s in module.kernel_size:
+        k *= s
+    return module.in_channels // module.groups * k
+
+
+def find_input_layer(model: nn.Module, run: Callable[[], object], leaves: list[torch.Tensor]) -> tuple[str, int] | None:
+    """The Linear/Conv module that ``run()`` (a forward of ``model``) calls once, on one of
+    the batch's tensors ``leaves`` itself: its name and the index of that tensor.
+
+    ``None`` when there is none (a first layer that reads a transformed input, a layer
+    called twice, the model being the layer itself) or when it is too cheap to cache
+    (fan-in below :data:`MIN_FAN_IN`).
+    """
+    ids = {id(t): j for j, t in enumerate(leaves)}
+    calls: list[tuple[str, int | None]] = []
+    handles = [
+        m.register_forward_pre_hook(
+            lambda _m, args, name=name: calls.append((name, ids.get(id(args[0])) if args else None))
+        )
+        for name, m in model.named_modules()
+        if isinstance(m, AFFINE_LAYERS) and name
+    ]
+    try:
+        with torch.inference_mode():
+            run()
+    finally:
+        for h in handles:
+            h.remove()
+    readers = [(name, j) for name, j in calls if j is not None]
+    if len(readers) != 1 or [name for name, _ in calls].count(readers[0][0]) != 1:
+        return None
+    return readers[0] if fan_in(model.get_submodule(readers[0][0])) >= MIN_FAN_IN else None
+
+
+class CachedInputLayer:
+    """The input layer's output at the current point, from its cached outputs.
+
+    ``outputs[b]`` holds, for data batch ``b``, the layer's output at theta followed by its
+    output at each direction, flattened: ``[1 + k, numel]``. Call :meth:`at` (the point
+    and batch) before each forward.
+    """
+
+    def __init__(self, module: nn.Module, inputs: list[torch.Tensor], outputs: list[torch.Tensor],
+                 shapes: list[torch.Size]) -> None:
+        self.module = module
+        self.inputs = inputs
+        self.outputs = outputs
+        self.shapes = shapes
+        self.coeffs: torch.Tensor | None = None
+        self.batch = 0
+
+    @classmethod
+    def build(
+        cls,
+        model: nn.Module,
+        name: str,
+        layout: ParamLayout,
+        theta: torch.Tensor,
+        directions: torch.Tensor,
+        inputs: list[torch.Tensor],
+    ) -> CachedInputLayer:
+        """Outputs of the layer ``name`` of ``model`` on each of ``inputs`` at ``theta`` and
+        at each of the ``directions`` (rows). Parameters of the layer that do not move
+        keep their value at theta and are zero in the directions."""
+        module = model.get_submodule(name)
+        table = {id(p): n for n, p in model.named_parameters()}
+        moved = set(layout.names)
+        dtype = next(module.parameters()).dtype
+        stacked = layout.split(torch.cat([theta[None], directions]).to(dtype))
+        per_vector: list[dict[str, torch.Tensor]] = [{} for _ in range(len(directions) + 1)]
+        for own, p in module.named_parameters(recurse=False):
+            full = table[id(p)]
+            for j in range(len(per_vector)):
+                if full in moved:
+                    per_vector[j][own] = stacked[full][j]
+                else:
+                    per_vector[j][own] = p.detach() if j == 0 else torch.zeros_like(p)
+        outputs, shapes = [], []
+        with torch.inference_mode():
+            for x in inputs:
+                zs = [functional_call(module, values, (x,)) for values in per_vector]
+                shapes.append(zs[0].shape)
+                outputs.append(torch.stack([z.reshape(-1) for z in zs]))
+        return cls(module, inputs, outputs, shapes)
+
+    def at(self, coeffs: torch.Tensor, batch: int) -> None:
+        """The point and data batch of the next forward."""
+        self.coeffs, self.batch = coeffs, batch
+
+    def _forward(self, original):
+        def forward(x, *args, **kwargs):
+            if args or kwargs or x is not self.inputs[self.batch]:
+                return original(x, *args, **kwargs)
+            z = self.outputs[self.batch]
+            return torch.addmm(z[:1], self.coeffs[None].to(z.dtype), z[1:]).view(self.shapes[self.batch])
+        return forward
+
+    @contextlib.contextmanager
+    def standing_in(self) -> Iterator[None]:
+        """Compute the layer from the cache while the block runs (its ``forward`` only)."""
+        module = self.module
+        own = module.__dict__.get("forward")
+        module.forward = self._forward(module.forward)
+        try:
+            yield
+        finally:
+            if own is None:
+                del module.forward
+            else:
+                module.forward = own

@@ -1,0 +1,1 @@
+"""Static matplotlib figures of results, for papers and notebooks."""

@@ -1,0 +1,1 @@
+"""Runs on disk and on many machines: resumable stores, the result cache, Dask."""

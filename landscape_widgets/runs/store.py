@@ -1,0 +1,374 @@
+"""Resumable landscape runs on disk, and a cache of finished results.
+
+A run is named by a hash of everything that determines its numbers (:func:`spec_hash`):
+the model (parameters, buffers, module types, their settings and ``forward`` code), the
+loss, forward and metrics (their code and configuration), the moved parameters, the
+directions (seed, normalization, bias/BN rule, or the given vectors), the centre point,
+the grid, the data and its caps, the dtype and device type. A callable whose
+configuration cannot be read faithfully (a lambda, a closure, an arbitrary callable
+object) makes the run uncacheable unless the caller names it with ``cache_key=``.
+:func:`compute_stored` writes every chunk of points to a zarr store under that name as
+soon as it finishes (zarr writes each chunk file atomically, and the ``done`` mask is
+written after the values), so a killed run loses at most the chunk in flight, and
+running the same specification again computes only the missing points.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import types
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+import zarr
+from torch import nn
+
+from ..core.data import prepare_data, tensor_leaves
+from ..core.grids import Grid, default_grid
+from ..core.landscape import compute_landscape
+from ..core.params import select_params
+from ..core.results import empty_landscape, load_landscape, metrics_of, save_landscape
+from ..core.streaming import Chunk
+from .paths import cache_dir
+
+#: Finished results kept in memory by :func:`load_cached` (most recent last).
+MEMORY_CACHE_SIZE = 32
+_memory: OrderedDict[str, xr.Dataset] = OrderedDict()
+_PLAIN = (type(None), bool, int, float, str)
+
+
+class UncacheableError(ValueError):
+    """Part of a specification cannot be hashed faithfully (pass ``cache_key=``)."""
+
+
+def _tensor_digest(t: torch.Tensor) -> str:
+    t = t.detach().cpu().contiguous()
+    data = t.float().numpy() if t.dtype == torch.bfloat16 else t.numpy()
+    return f"{t.dtype}{tuple(t.shape)}:{hashlib.sha256(data.tobytes()).hexdigest()}"
+
+
+def _code_digest(code: types.CodeType) -> str:
+    """Bytecode, constants (nested code objects by digest) and names of a code object."""
+    consts = [(_code_digest(c) if isinstance(c, types.CodeType) else repr(c)) for c in code.co_consts]
+    text = repr((code.co_code, consts, code.co_names))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _forward_digest(cls: type) -> str:
+    fwd = getattr(cls, "forward", None)
+    code = getattr(fwd, "__code__", None)
+    return _code_digest(code) if code is not None else ""
+
+
+def describe(obj, what: str = "value"):
+    """A JSON-able description that determines ``obj``'s behaviour, or
+    :class:`UncacheableError` when none can be given faithfully.
+
+    Plain values, tensors, containers of them, module-level functions (by name and
+    code), ``functools.partial`` of describable parts and ``nn.Module`` objects whose
+    settings are plain values (by type, ``forward`` code, settings and state) are
+    described; lambdas, closures and other callable objects are not.
+    """
+    if isinstance(obj, _PLAIN):
+        return obj
+    if isinstance(obj, (torch.dtype, torch.device)):
+        return str(obj)
+    if isinstance(obj, torch.Tensor):
+        return _tensor_digest(obj)
+    if isinstance(obj, (list, tuple)):
+        return [describe(v, what) for v in obj]
+    if isinstance(obj, Mapping):
+        return {str(k): describe(v, what) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, functools.partial):
+        return {"partial": describe(obj.func, what), "args": describe(obj.args, what),
+                "keywords": describe(obj.keywords, what)}
+    if isinstance(obj, nn.Module):
+        return _describe_module(obj, what, strict=True)
+    if isinstance(obj, types.FunctionType):
+        name = obj.__qualname__
+        if "<lambda>" in name or "<locals>" in name or obj.__closure__:
+            raise UncacheableError(
+                f"{what} {name} is a lambda or a closure, whose behaviour cannot be hashed faithfully"
+            )
+        return {"function": f"{obj.__module__}:{name}", "code": _code_digest(obj.__code__),
+                "defaults": describe(obj.__defaults__, what), "kwdefaults": describe(obj.__kwdefaults__, what)}
+    if isinstance(obj, (types.BuiltinFunctionType, types.BuiltinMethodType)):
+        return {"builtin": f"{getattr(obj, '__module__', '')}:{obj.__qualname__}"}
+    raise UncacheableError(f"{what} of type {type(obj).__qualname__} cannot be hashed faithfully")
+
+
+def _describe_module(module: nn.Module, what: str, strict: bool) -> dict:
+    """Types, ``forward`` code, plain settings and state of a module and its children.
+
+    ``strict``: a setting that is not a plain value makes it uncacheable (losses);
+    otherwise such settings are described by their ``to_json_string()`` where they have
+    one (a Hugging Face config) and left out where they do not (models, whose
+    numbers are also fixed by their state).
+    """
+    settings = {}
+    for key, value in sorted(vars(module).items()):
+        if key.startswith("_") or key == "training":
+            continue
+        if isinstance(value, (*_PLAIN, tuple, list, torch.dtype)):
+            try:
+                settings[key] = describe(value, what)
+            except UncacheableError:
+                if strict:
+                    raise
+        elif hasattr(value, "to_json_string"):
+            settings[key] = value.to_json_string()
+        elif strict:
+            raise UncacheableError(f"{what}: setting {key!r} of {type(module).__qualname__} cannot be hashed faithfully")
+    cls = type(module)
+    return {
+        "type": f"{cls.__module__}:{cls.__qualname__}",
+        "forward": _forward_digest(cls),
+        "settings": settings,
+        "extra": module.extra_repr(),
+        "state": {k: _tensor_digest(v) for k, v in module.state_dict(keep_vars=False).items()} if strict else None,
+        "children": {n: _describe_module(c, what, strict) for n, c in module.named_children()},
+    }
+
+
+def spec_hash(
+    model: nn.Module,
+    loss_fn: Callable | None,
+    data,
+    grid: Grid,
+    directions: Sequence[torch.Tensor] | None = None,
+    *,
+    seed: int = 0,
+    normalization: str = "filter",
+    bias_bn: str = "ignore",
+    theta: torch.Tensor | None = None,
+    cache_key: str | None = None,
+    **objective_kwargs,
+) -> str:
+    """A short hex name for everything that determines a landscape's values.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Its parameters *and* buffers (e.g. BatchNorm statistics), the types and
+        ``forward`` code of its modules and their plain settings are hashed.
+    loss_fn : callable or None
+        Hashed by :func:`describe` (an ``nn.Module`` loss by its configuration, such as
+        ``label_smoothing``; a function by its name and code).
+    data
+        As for the objective (read once, as the evaluation reads it, with the same caps).
+    grid : Grid
+    directions : sequence of flat tensors, optional
+        Hashed by value when given; otherwise ``seed``, ``normalization`` and
+        ``bias_bn`` (which draw them) are.
+    theta
+        As for :func:`~landscape_widgets.core.landscape.compute_landscape`.
+    cache_key : str, optional
+        Stands for the loss, ``forward`` and ``metrics`` when they cannot be described
+        (lambdas, closures): the caller promises that equal keys mean equal callables.
+    **objective_kwargs
+        ``params``, ``forward``, ``metrics``, ``pass_batch``, ``max_samples``... as for
+        the objective; all are part of the hash.
+
+    Returns
+    -------
+    str
+        24 hex digits.
+
+    Raises
+    ------
+    UncacheableError
+        If a callable cannot be described and no ``cache_key`` is given.
+    """
+    options = dict(objective_kwargs)
+    callables = {"loss_fn": loss_fn, "forward": options.pop("forward", None), "metrics": options.pop("metrics", None)}
+    if cache_key is not None:
+        behaviour = {"cache_key": str(cache_key)}
+    else:
+        behaviour = {k: describe(v, k) for k, v in callables.items()}
+    names = select_params(model, options.pop("params", None))
+    device = options.pop("device", None)
+    data_options = {k: options.pop(k, None) for k in ("batch_size", "max_batches", "max_samples")}
+    options.pop("data_budget", None)  # resident or streamed: the same values
+    spec = {
+        "model": _describe_module(model, "model", strict=False),
+        "state": {k: _tensor_digest(v) for k, v in model.state_dict().items()},
+        "behaviour": behaviour,
+        "params": list(names),
+        "grid": grid.to_dict(),
+        "directions": ([_tensor_digest(d) for d in directions] if directions is not None
+                       else {"seed": seed, "normalization": normalization, "bias_bn": bias_bn}),
+        "theta": None if theta is None else _tensor_digest(theta),
+        "data_options": data_options,
+        "device_type": None if device is None else torch.device(device).type,
+        "options": describe(options, "option"),
+    }
+    h = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
+    for batch in prepare_data(data, "cpu", **data_options):
+        for leaf in tensor_leaves(batch):
+            h.update(_tensor_digest(leaf).encode())
+    return h.hexdigest()[:24]
+
+
+def store_root(root: str | Path | None = None) -> Path:
+    """Where run stores live: ``root``, else ``runs/`` in the package cache directory."""
+    if root is None:
+        root = cache_dir() / "runs"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def store_path(key: str, root: str | Path | None = None) -> Path:
+    """The zarr store of the run named ``key``."""
+    return store_root(root) / f"{key}.zarr"
+
+
+def create_store(path: str | Path, grid: Grid, metrics: Sequence[str], attrs: dict | None = None) -> Path:
+    """Create an empty result store (all points missing) at ``path``.
+
+    It is written to a temporary directory first and renamed into place, so a store
+    either exists complete or not at all.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.zarr")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_landscape(empty_landscape(grid, metrics, attrs=attrs), tmp)
+    tmp.rename(path)
+    return path
+
+
+def write_chunk(path: str | Path, chunk: Chunk) -> None:
+    """Write one chunk of values into the store at ``path`` (``done`` last)."""
+    group = zarr.open_group(str(path), mode="r+")
+    pos = np.unravel_index(np.asarray(chunk.indices, dtype=np.int64), group["loss"].shape)
+    for name, values in chunk.values.items():
+        if name in group:
+            group[name].vindex[pos] = values
+    group["done"].vindex[pos] = True
+
+
+def open_partial(path: str | Path, grid: Grid) -> xr.Dataset | None:
+    """The stored (possibly partial) result at ``path``, or None if there is none."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    ds = load_landscape(path)
+    if ds["loss"].shape != grid.shape:
+        raise ValueError(f"the store {path} holds a grid of shape {ds['loss'].shape}, not {grid.shape}")
+    return ds
+
+
+def load_cached(key: str, root: str | Path | None = None) -> xr.Dataset | None:
+    """A finished result by its :func:`spec_hash`, from memory or disk; None if absent.
+
+    The result is a copy: changing it changes neither the cache nor later results.
+    Partial (interrupted) runs are not returned: resume them with :func:`compute_stored`.
+    """
+    if key in _memory:
+        _memory.move_to_end(key)
+        return _memory[key].copy(deep=True)
+    path = store_path(key, root)
+    if not path.exists():
+        return None
+    ds = load_landscape(path)
+    if not bool(ds["done"].values.all()):
+        return None
+    ds.attrs.update(complete=1, n_done=int(ds["done"].sum()), spec_hash=key)
+    _remember(key, ds)
+    return ds.copy(deep=True)
+
+
+def _remember(key: str, ds: xr.Dataset) -> None:
+    _memory[key] = ds.copy(deep=True)
+    _memory.move_to_end(key)
+    while len(_memory) > MEMORY_CACHE_SIZE:
+        _memory.popitem(last=False)
+
+
+def compute_stored(
+    model: nn.Module,
+    loss_fn: Callable | None = None,
+    data=None,
+    grid: Grid | None = None,
+    directions: Sequence[torch.Tensor] | None = None,
+    *,
+    root: str | Path | None = None,
+    cache_key: str | None = None,
+    seed: int = 0,
+    normalization: str = "filter",
+    bias_bn: str = "ignore",
+    theta: torch.Tensor | None = None,
+    on_chunk: Callable[[xr.Dataset, Chunk], None] | None = None,
+    strategy: str = "auto",
+    chunk_size: int | None = None,
+    order: str = "coarse_to_fine",
+    cancel=None,
+    progress: bool = False,
+    backend=None,
+    **objective_kwargs,
+) -> xr.Dataset:
+    """:func:`~landscape_widgets.core.landscape.compute_landscape`, saved as it goes and resumed.
+
+    The run's store is ``store_path(spec_hash(...), root)``. Points already in the
+    store are not computed again; a finished run is returned from :func:`load_cached`
+    without any evaluation. When a callable of the specification cannot be hashed
+    faithfully (see :func:`spec_hash`) and no ``cache_key`` is given, the landscape is
+    computed without a store (with a warning), never taken from another run's.
+
+    Parameters
+    ----------
+    model, loss_fn, data, grid, directions, seed, normalization, bias_bn, theta, on_chunk,
+    strategy, chunk_size, order, cancel, progress, backend, **objective_kwargs
+        As for :func:`~landscape_widgets.core.landscape.compute_landscape`.
+    root : str or Path, optional
+        Directory of the stores (default :func:`store_root`).
+    cache_key : str, optional
+        See :func:`spec_hash`.
+
+    Returns
+    -------
+    xr.Dataset
+        The result, with ``attrs["spec_hash"]`` and ``attrs["store"]`` when stored.
+    """
+    if grid is None:
+        grid = default_grid(len(directions) if directions is not None else 2)
+    draw = {"seed": seed, "normalization": normalization, "bias_bn": bias_bn}
+    run = {"strategy": strategy, "chunk_size": chunk_size, "order": order, "cancel": cancel,
+           "progress": progress, **({} if backend is None else {"backend": backend})}
+    try:
+        key = spec_hash(model, loss_fn, data, grid, directions, theta=theta, cache_key=cache_key, **draw,
+                        **objective_kwargs)
+    except UncacheableError as err:
+        warnings.warn(f"not stored or cached: {err}; pass cache_key='...' to store this run", stacklevel=2)
+        return compute_landscape(model, loss_fn, data, grid, directions, theta=theta, on_chunk=on_chunk, **draw,
+                                 **run, **objective_kwargs)
+    cached = load_cached(key, root)
+    if cached is not None:
+        return cached
+    path = store_path(key, root)
+    partial = open_partial(path, grid)
+
+    def save(ds: xr.Dataset, chunk: Chunk) -> None:
+        if not path.exists():
+            create_store(path, grid, metrics_of(ds), attrs=dict(ds.attrs))
+        write_chunk(path, chunk)
+        if on_chunk is not None:
+            on_chunk(ds, chunk)
+
+    ds = compute_landscape(
+        model, loss_fn, data, grid, directions, theta=theta, resume=partial,
+        on_chunk=save, **draw, **run, **objective_kwargs,
+    )
+    ds.attrs.update(spec_hash=key, store=str(path))
+    if ds.attrs.get("complete"):
+        _remember(key, ds)
+    return ds
