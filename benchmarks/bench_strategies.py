@@ -28,7 +28,8 @@ from common import best_of_interleaved, forward_flops, matmul_peak, sync
 
 from landscape_widgets.builtin import zoo
 from landscape_widgets.core.directions import random_directions
-from landscape_widgets.core.evaluation import PointEvaluator, resolve_device
+from landscape_widgets.core.evaluation import PointEvaluator
+from landscape_widgets.core.objective import resolve_device
 from landscape_widgets.core.grids import plane
 from landscape_widgets.core.streaming import iter_chunks
 

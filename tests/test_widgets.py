@@ -248,6 +248,27 @@ def test_explorer_1d_and_3d_views(problem):
     assert ex.plots.children == (surface.widget, volume.widget)
 
 
+def test_explorer_reaches_every_bias_bn_rule_and_parameter_group(problem):
+    model, loss_fn, data = problem
+    ex = explorer(problem, view="1d")
+    ex.wait(120)
+    assert tuple(ex.bias_bn.options) == ("ignore", "theta", "random")
+    assert [sel for _label, sel in ex.params.options] == ["all", "0.*", "2.*"]
+    objective = ex.objectives["all"]
+    for rule in ("theta", "random"):
+        ex.bias_bn.value = rule
+        ex.wait(120)
+        expected = compute_landscape(model, loss_fn, data, make_grid([(-1.0, 1.0)], 9), bias_bn=rule)
+        np.testing.assert_allclose(ex.views[0].loss_line.y, expected["loss"].values, rtol=1e-5)
+        assert ex.result.attrs["bias_bn"] == rule
+    ex.params.value = "2.*"
+    ex.wait(120)
+    expected = compute_landscape(model, loss_fn, data, make_grid([(-1.0, 1.0)], 9), bias_bn="random", params="2.*")
+    np.testing.assert_allclose(ex.views[0].loss_line.y, expected["loss"].values, rtol=1e-5)
+    assert ex.result.attrs["n_params"] == 8 * 3 + 3
+    assert ex.objectives["all"] is objective  # prepared once, reused across control changes
+
+
 def test_stop_keeps_the_partial_picture(problem):
     ex = slow_explorer(problem)
     assert not ex.stop_button.disabled  # offered while the run is in flight

@@ -331,7 +331,7 @@ def connectivity_plane(
     """The loss over the plane through ``w1``, ``w2`` and the bend, with both paths on it.
 
     Coordinates are in units of ``|w2 - w1|`` from ``w1``: ``w1`` is at (0, 0), ``w2``
-    at (1, 0). Computed by :func:`~landscape_widgets.landscape.compute_landscape` with
+    at (1, 0). Computed by :func:`~landscape_widgets.core.landscape.compute_landscape` with
     ``directions=[u * scale, v * scale]`` and ``theta=w1``.
 
     Returns

@@ -3,7 +3,7 @@
 The rows ``theta_i - theta_final`` of the recorded checkpoints are reduced with PCA to
 two unit directions; a checkpoint's coordinates are ``<theta_i - theta_final, d> / |d|``,
 so the final point sits at the origin. The loss is then evaluated on that plane around
-``theta_final`` with :func:`landscape_widgets.landscape.compute_landscape`.
+``theta_final`` with :func:`landscape_widgets.core.landscape.compute_landscape`.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def trajectory_plane(
     ----------
     trajectory : sequence of flat tensors
         Checkpoints in training order, the final point last (as recorded by
-        :func:`landscape_widgets.training.train`). At least 3 are needed.
+        :func:`landscape_widgets.builtin.training.train`). At least 3 are needed.
     layout : ParamLayout, optional
         Needed only with ``bias_bn="ignore"``.
     bias_bn : {"keep", "ignore"}

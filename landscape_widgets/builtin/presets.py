@@ -1,7 +1,7 @@
 """Named, disk-cached demo models for the paper's experiments.
 
 Each preset is a (model kind, model arguments, training config) triple; :func:`preset`
-trains it once with :func:`landscape_widgets.training.trained` and loads it from the
+trains it once with :func:`landscape_widgets.builtin.training.trained` and loads it from the
 cache afterwards. Pairs differ in exactly one setting:
 
 * ``small_batch`` / ``large_batch``: MLP on digits, batch 32 vs 1024, both trained to
@@ -70,7 +70,7 @@ def preset(name: str, seed: int = 0, use_cache: bool = True) -> tuple[TrainResul
     seed : int
         Training seed (initialization and minibatch order).
     use_cache : bool
-        Load from / save to the disk cache (see :func:`landscape_widgets.training.cache_dir`).
+        Load from / save to the disk cache (see :func:`landscape_widgets.runs.paths.cache_dir`).
 
     Returns
     -------

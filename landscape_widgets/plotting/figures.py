@@ -45,7 +45,7 @@ def landscape_figure(ds: xr.Dataset, metric: str = "loss", log: bool = False, sl
     Parameters
     ----------
     ds : xr.Dataset
-        A result of :func:`~landscape_widgets.landscape.compute_landscape`.
+        A result of :func:`~landscape_widgets.core.landscape.compute_landscape`.
     metric : {"loss", "accuracy"}
     log : bool
         Plot ``log10`` of the metric (non-positive values left blank).

@@ -15,7 +15,7 @@ def demo(view: str = "2d", epochs: int = DEMO_CONFIG.epochs, max_samples: int | 
     """A :class:`~landscape_widgets.widgets.explorer.LandscapeExplorer` on the digits MLP.
 
     The model (64-128-128-10 MLP, ~96 % test accuracy) is trained on first use and
-    cached (see :func:`landscape_widgets.training.trained`); the landscape is the
+    cached (see :func:`landscape_widgets.builtin.training.trained`); the landscape is the
     cross-entropy over the digits training set.
 
     Parameters

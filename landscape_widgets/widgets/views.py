@@ -1,7 +1,7 @@
 """Views of a (partially computed) landscape: 1-D lines, 2-D contour map, 3-D surface and volume.
 
 Every view has a ``widget`` (put it in your layout) and ``update(ds, metric, scale)``,
-which redraws from a result dataset (see :mod:`landscape_widgets.results`) in which
+which redraws from a result dataset (see :mod:`landscape_widgets.core.results`) in which
 only the points marked ``done`` are computed. Views never compute anything; call
 ``update`` from any thread (the :class:`~landscape_widgets.widgets.runner.Runner` calls
 it from its worker thread).
