@@ -156,7 +156,7 @@ def cmd_compute(args) -> int:
         from ..runs.distributed import dask_backend
 
         options["backend"] = dask_backend(scheduler_address=args.scheduler, n_workers=args.workers,
-                                          device=args.device)
+                                          device=None if args.device == "auto" else args.device)
         options["device"] = "cpu"
     else:
         options["device"] = args.device
@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--seed", type=int, default=0, help="seed of the random directions")
     comp.add_argument("--normalization", choices=("filter", "layer", "none"), default="filter")
     comp.add_argument("--bias-bn", choices=("ignore", "theta", "random"), default="ignore")
-    comp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA if available)")
+    comp.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default auto: CUDA if available)")
     comp.add_argument("--strategy", choices=("auto", "loop", "batched"), default="auto")
     comp.add_argument("--max-samples", type=int, default=None, help="use at most this many samples")
     comp.add_argument("--out", required=True, help="result file, .nc or .zarr")

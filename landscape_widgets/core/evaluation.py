@@ -31,10 +31,8 @@ STRATEGIES: tuple[str, ...] = ("auto", "loop", "batched")
 INPUT_CACHE_BYTES = 256 * 2**20
 
 
-@dataclass(frozen=True)
-class PointValues:
-    """Values at a set of points: ``{"loss": ..., "accuracy": ..., metric: ...}`` arrays
-    (NaN where the value is not finite)."""
+class HasValues:
+    """``loss`` and ``accuracy`` (None for regression) read from a ``values`` dict."""
 
     values: dict[str, np.ndarray]
 
@@ -45,6 +43,14 @@ class PointValues:
     @property
     def accuracy(self) -> np.ndarray | None:
         return self.values.get("accuracy")
+
+
+@dataclass(frozen=True)
+class PointValues(HasValues):
+    """Values at a set of points: ``{"loss": ..., "accuracy": ..., metric: ...}`` arrays
+    (NaN where the value is not finite)."""
+
+    values: dict[str, np.ndarray]
 
 
 class PointEvaluator:

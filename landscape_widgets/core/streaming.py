@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from .evaluation import STRATEGIES, PointEvaluator, Strategy
+from .evaluation import STRATEGIES, HasValues, PointEvaluator, Strategy
 from .grids import Grid, coarse_to_fine_order
 from .results import empty_landscape, fill_chunk
 
 
 @dataclass(frozen=True)
-class Chunk:
+class Chunk(HasValues):
     """Values of a set of grid points, as they finish.
 
     Attributes
@@ -32,14 +32,6 @@ class Chunk:
     indices: np.ndarray
     values: dict[str, np.ndarray]
     strategy: str
-
-    @property
-    def loss(self) -> np.ndarray:
-        return self.values["loss"]
-
-    @property
-    def accuracy(self) -> np.ndarray | None:
-        return self.values.get("accuracy")
 
 
 def point_order(grid: Grid, order: str = "coarse_to_fine", skip=None) -> np.ndarray:
