@@ -121,14 +121,15 @@ class CachedInputLayer:
 
     def at(self, coeffs: torch.Tensor, batch: int) -> None:
         """The point and data batch of the next forward."""
-        self.coeffs, self.batch = coeffs, batch
+        dtype = self.outputs[batch].dtype
+        self.coeffs, self.batch = (coeffs if coeffs.dtype == dtype else coeffs.to(dtype)), batch
 
     def _forward(self, original):
         def forward(x, *args, **kwargs):
             if args or kwargs or x is not self.inputs[self.batch]:
                 return original(x, *args, **kwargs)
             z = self.outputs[self.batch]
-            return torch.addmm(z[:1], self.coeffs[None].to(z.dtype), z[1:]).view(self.shapes[self.batch])
+            return torch.addmm(z[:1], self.coeffs[None], z[1:]).view(self.shapes[self.batch])
         return forward
 
     @contextlib.contextmanager
