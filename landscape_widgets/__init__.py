@@ -7,28 +7,39 @@ trajectories, comparison, curvature, sharpness, connectivity, ensembling),
 :mod:`~landscape_widgets.builtin` (built-in data, models, training, presets, wedge model),
 :mod:`~landscape_widgets.runs` (resumable stores, Dask), :mod:`~landscape_widgets.plotting`,
 :mod:`~landscape_widgets.widgets` and :mod:`~landscape_widgets.app` (Voila app, CLI).
-Importing this package imports no widget library; ``lw.demo`` loads the widgets on first use.
+Importing this package imports nothing heavy: each public name loads its module on first use
+(``lw.demo`` the widgets).
 """
 
-from .core.directions import interpolation_direction, random_directions
-from .core.evaluation import PointEvaluator
-from .core.grids import Axis, Grid, line, make_grid, plane, volume
-from .core.landscape import compute_landscape
-from .core.objective import Objective
-from .core.params import select_params
-from .core.results import load_landscape, save_landscape
-from .core.streaming import Chunk, iter_chunks
-from .analysis.comparison import compare_landscapes
-from .analysis.curvature import convexity_map, hessian_eigenvalues, hutchinson_trace
-from .analysis.interpolation import interpolate
-from .analysis.sharpness import sharpness, tunnel_widths
-from .analysis.trajectory import trajectory_landscape, trajectory_plane
-from .runs.store import compute_stored, load_cached
+import importlib
+
+#: Public name -> the module that defines it. They are imported on first use, so the
+#: command line starts without torch or xarray and ``import landscape_widgets`` is cheap.
+_EXPORTS = {
+    "interpolation_direction": ".core.directions", "random_directions": ".core.directions",
+    "PointEvaluator": ".core.evaluation",
+    "Axis": ".core.grids", "Grid": ".core.grids", "line": ".core.grids", "make_grid": ".core.grids",
+    "plane": ".core.grids", "volume": ".core.grids",
+    "compute_landscape": ".core.landscape", "Objective": ".core.objective", "select_params": ".core.params",
+    "load_landscape": ".core.results", "save_landscape": ".core.results",
+    "Chunk": ".core.streaming", "iter_chunks": ".core.streaming",
+    "compare_landscapes": ".analysis.comparison",
+    "convexity_map": ".analysis.curvature", "hessian_eigenvalues": ".analysis.curvature",
+    "hutchinson_trace": ".analysis.curvature",
+    "interpolate": ".analysis.interpolation",
+    "sharpness": ".analysis.sharpness", "tunnel_widths": ".analysis.sharpness",
+    "trajectory_landscape": ".analysis.trajectory", "trajectory_plane": ".analysis.trajectory",
+    "compute_stored": ".runs.store", "load_cached": ".runs.store",
+}
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
     # The widgets are imported only when asked for, so the core stays headless.
     if name == "demo":
         from .widgets.builtin_demo import demo
@@ -37,11 +48,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'landscape_widgets' has no attribute {name!r}")
 
 
-__all__ = [
-    "Axis", "Chunk", "Grid", "Objective", "PointEvaluator",
-    "compare_landscapes", "compute_landscape", "compute_stored", "convexity_map",
-    "hessian_eigenvalues", "hutchinson_trace", "interpolate", "interpolation_direction",
-    "iter_chunks", "line", "load_cached", "load_landscape", "make_grid", "plane",
-    "random_directions", "save_landscape", "select_params", "sharpness", "trajectory_landscape",
-    "trajectory_plane", "tunnel_widths", "volume",
-]
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS, "demo"})
+
+
+__all__ = sorted(_EXPORTS)

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 import subprocess
 import sys
 import textwrap
@@ -53,18 +54,20 @@ def test_killed_run_resumes_with_only_missing_points(tmp_path):
         import sys, time
         from landscape_widgets.runs.store import compute_stored
         def report(ds, chunk):
-            print("chunk", flush=True)
+            print("chunk", time.monotonic(), *chunk.indices, flush=True)
             time.sleep(0.05)
         compute_stored(model, F.cross_entropy, data, grid, root={str(tmp_path)!r},
                        strategy="loop", chunk_size={CHUNK}, on_chunk=report)
         print("finished", flush=True)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    seen = 0
+    reported = []  # (time, indices) of each finished chunk
     for line in proc.stdout:
-        assert line.strip() == "chunk", "the run finished before it could be killed"
-        seen += 1
-        if seen == 5:
+        word, when, *indices = line.split()
+        assert word == "chunk", "the run finished before it could be killed"
+        reported.append((float(when), {int(i) for i in indices}))
+        if len(reported) == 30:  # about 1.5 s of finished work, more than one write period
+            killed_at = time.monotonic()
             os.kill(proc.pid, signal.SIGKILL)
             break
     proc.wait(timeout=60)
@@ -74,8 +77,10 @@ def test_killed_run_resumes_with_only_missing_points(tmp_path):
     key = spec_hash(model, F.cross_entropy, data, grid)
     partial = open_partial(store_path(key, tmp_path), grid)
     on_disk = set(done_indices(partial).tolist())
-    # Every reported chunk is on disk (at most the chunk in flight is lost).
-    assert 5 * CHUNK <= len(on_disk) < grid.size
+    # Writes are batched by time: every chunk finished more than the write period (1 s,
+    # plus 0.5 s for the report to reach this process) before the kill is on disk.
+    old = set().union(*(idx for when, idx in reported if when < killed_at - 1.5))
+    assert old and old <= on_disk and len(on_disk) < grid.size
     assert load_cached(key, tmp_path) is None  # partial runs are not served as finished
 
     computed: list[int] = []
@@ -211,3 +216,22 @@ def test_store_of_another_grid_is_refused(tmp_path):
     first = compute_stored(model, F.cross_entropy, data, plane(num=3), root=tmp_path, strategy="loop")
     with pytest.raises(ValueError, match="grid of shape"):
         open_partial(first.attrs["store"], plane(num=4))
+
+
+def test_writes_are_batched_by_time(tmp_path, monkeypatch):
+    import landscape_widgets.runs.store as store
+
+    model, data, grid = _setup()
+    writes = []
+    real = store.write_chunk
+    monkeypatch.setattr(store, "write_chunk", lambda path, chunk: writes.append(len(chunk.indices)) or real(path, chunk))
+    chunks = []
+    ds = compute_stored(model, F.cross_entropy, data, grid, root=tmp_path, strategy="loop", chunk_size=CHUNK,
+                        flush_every=3600.0, on_chunk=lambda ds, c: chunks.append(c))
+    assert len(chunks) > 10 and writes == [grid.size]  # one write, at the end
+    stored = open_partial(ds.attrs["store"], grid)
+    np.testing.assert_array_equal(stored["loss"].values, ds["loss"].values)
+    writes.clear()
+    compute_stored(model, F.cross_entropy, data, plane(num=5), root=tmp_path, strategy="loop", chunk_size=CHUNK,
+                   flush_every=0.0)
+    assert writes == [CHUNK] * 6 + [1]  # every chunk written at once

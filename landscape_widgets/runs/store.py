@@ -8,9 +8,10 @@ the grid, the data and its caps, the dtype and device type. A callable whose
 configuration cannot be read faithfully (a lambda, a closure, an arbitrary callable
 object) makes the run uncacheable unless the caller names it with ``cache_key=``.
 :func:`compute_stored` writes every chunk of points to a zarr store under that name as
-soon as it finishes (zarr writes each chunk file atomically, and the ``done`` mask is
-written after the values), so a killed run loses at most the chunk in flight, and
-running the same specification again computes only the missing points.
+batch of finished chunks to a zarr store under that name, at most a second after they
+finish (:class:`StoreWriter`; zarr writes each chunk file atomically, and the ``done``
+mask is written after the values), so a killed run loses at most about a second of
+finished work, and running the same specification again computes only the missing points.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import types
 import warnings
 from collections import OrderedDict
@@ -35,6 +37,7 @@ from torch import nn
 from ..core.data import prepare_data, tensor_leaves
 from ..core.grids import Grid, default_grid
 from ..core.landscape import compute_landscape
+from ..core.objective import resolve_device
 from ..core.params import select_params
 from ..core.results import empty_landscape, load_landscape, metrics_of, save_landscape
 from ..core.streaming import Chunk
@@ -208,7 +211,7 @@ def spec_hash(
                        else {"seed": seed, "normalization": normalization, "bias_bn": bias_bn}),
         "theta": None if theta is None else _tensor_digest(theta),
         "data_options": data_options,
-        "device_type": None if device is None else torch.device(device).type,
+        "device_type": resolve_device(device, model).type,
         "options": describe(options, "option"),
     }
     h = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
@@ -254,6 +257,40 @@ def write_chunk(path: str | Path, chunk: Chunk) -> None:
         if name in group:
             group[name].vindex[pos] = values
     group["done"].vindex[pos] = True
+
+
+class StoreWriter:
+    """Writes a run's finished chunks into its zarr store, batched by time.
+
+    Chunks are kept in memory and written together at most every ``every`` seconds (and
+    by :meth:`flush` at the end), so a killed run loses at most about ``every`` seconds
+    of finished work while a fast run pays one write a second instead of one a chunk.
+    The store is created with the first write.
+    """
+
+    def __init__(self, path: str | Path, grid: Grid, every: float = 1.0) -> None:
+        self.path, self.grid, self.every = Path(path), grid, float(every)
+        self.pending: list[Chunk] = []
+        self.ds: xr.Dataset | None = None
+        self.last = time.monotonic()
+
+    def add(self, ds: xr.Dataset, chunk: Chunk) -> None:
+        """Note a finished chunk of the result ``ds``; write if ``every`` seconds have passed."""
+        self.ds = ds
+        self.pending.append(chunk)
+        if time.monotonic() - self.last >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every pending chunk now (one write per variable)."""
+        if not self.pending:
+            return
+        if not self.path.exists():
+            create_store(self.path, self.grid, metrics_of(self.ds), attrs=dict(self.ds.attrs))
+        values = {k: np.concatenate([c.values[k] for c in self.pending]) for k in self.pending[0].values}
+        write_chunk(self.path, Chunk(np.concatenate([c.indices for c in self.pending]), values, "stored"))
+        self.pending = []
+        self.last = time.monotonic()
 
 
 def open_partial(path: str | Path, grid: Grid) -> xr.Dataset | None:
@@ -314,6 +351,7 @@ def compute_stored(
     cancel=None,
     progress: bool = False,
     backend=None,
+    flush_every: float = 1.0,
     **objective_kwargs,
 ) -> xr.Dataset:
     """:func:`~landscape_widgets.core.landscape.compute_landscape`, saved as it goes and resumed.
@@ -333,6 +371,9 @@ def compute_stored(
         Directory of the stores (default :func:`store_root`).
     cache_key : str, optional
         See :func:`spec_hash`.
+    flush_every : float
+        Seconds between writes of finished points (see :class:`StoreWriter`): a killed
+        run loses at most about this much finished work.
 
     Returns
     -------
@@ -357,17 +398,20 @@ def compute_stored(
     path = store_path(key, root)
     partial = open_partial(path, grid)
 
+    writer = StoreWriter(path, grid, flush_every)
+
     def save(ds: xr.Dataset, chunk: Chunk) -> None:
-        if not path.exists():
-            create_store(path, grid, metrics_of(ds), attrs=dict(ds.attrs))
-        write_chunk(path, chunk)
+        writer.add(ds, chunk)
         if on_chunk is not None:
             on_chunk(ds, chunk)
 
-    ds = compute_landscape(
-        model, loss_fn, data, grid, directions, theta=theta, resume=partial,
-        on_chunk=save, **draw, **run, **objective_kwargs,
-    )
+    try:
+        ds = compute_landscape(
+            model, loss_fn, data, grid, directions, theta=theta, resume=partial,
+            on_chunk=save, **draw, **run, **objective_kwargs,
+        )
+    finally:  # also on Ctrl-C or an error: what was finished is kept
+        writer.flush()
     ds.attrs.update(spec_hash=key, store=str(path))
     if ds.attrs.get("complete"):
         _remember(key, ds)
