@@ -26,8 +26,8 @@ from landscape_widgets.analysis.comparison import (
     compare_landscapes,
     mean_loss_increase,
     radius_to_loss,
-    shared_color_range,
 )
+from landscape_widgets.plotting.figures import shared_color_range
 from landscape_widgets.core.grids import plane
 from landscape_widgets.core.landscape import compute_landscape
 from landscape_widgets.builtin.presets import PAIRS, preset

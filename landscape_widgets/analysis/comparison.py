@@ -57,18 +57,6 @@ def radius_to_loss(ds: xr.Dataset, factor: float = 2.0, offset: float = 0.1) -> 
     return float(dist[above].min()) if above.any() else float("inf")
 
 
-def shared_color_range(landscapes: Mapping[str, xr.Dataset], quantile: float = 1.0) -> tuple[float, float]:
-    """One ``(vmin, vmax)`` loss range for all landscapes (finite values only).
-
-    ``quantile < 1`` clips the top, so one exploding model does not wash out the others.
-    """
-    values = np.concatenate([ds["loss"].values[ds["done"].values].ravel() for ds in landscapes.values()])
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return 0.0, 1.0
-    return float(values.min()), float(np.quantile(values, quantile))
-
-
 def compare_landscapes(
     models: Mapping[str, nn.Module],
     loss_fn=None,

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
-from ..analysis.comparison import shared_color_range
-from ..analysis.trajectory import TrajectoryPlane
 from ..core.results import METRICS
+
+if TYPE_CHECKING:  # the figures import neither torch nor matplotlib until they draw
+    from ..analysis.trajectory import TrajectoryPlane
+
+
+def shared_color_range(landscapes: Mapping[str, xr.Dataset], quantile: float = 1.0) -> tuple[float, float]:
+    """One ``(vmin, vmax)`` loss range for all landscapes (finite values only).
+
+    ``quantile < 1`` clips the top, so one exploding model does not wash out the others.
+    """
+    values = np.concatenate([ds["loss"].values[ds["done"].values].ravel() for ds in landscapes.values()])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0, 1.0
+    return float(values.min()), float(np.quantile(values, quantile))
 
 
 def _values(ds: xr.Dataset, metric: str, log: bool) -> tuple[xr.DataArray, str]:

@@ -11,7 +11,8 @@ from collections.abc import Iterator, Mapping
 import ipywidgets as w
 from torch import nn
 
-from ..analysis.comparison import accuracy_on, mean_loss_increase, shared_color_range
+from ..analysis.comparison import accuracy_on, mean_loss_increase
+from ..plotting.figures import shared_color_range
 from ..core.directions import NORMALIZATIONS
 from ..core.grids import Grid, plane
 from ..core.landscape import prepare_evaluator
