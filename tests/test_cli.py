@@ -170,9 +170,13 @@ def test_app_passes_its_options_to_serve(monkeypatch):
     monkeypatch.setattr(app, "serve", lambda **kw: calls.append(kw) or 0)
     assert main(["app", "--port", "9123", "--no-browser"]) == 0
     assert main(["app", "--notebook", "x.ipynb"]) == 0
+    assert main(["app", "--ip", "0.0.0.0", "--token", "--base-url", "/class/", "--cull-idle", "60"]) == 0
+    defaults = {"ip": "localhost", "base_url": "/", "token": None, "cull_idle": 300.0}
     assert calls == [
-        {"port": 9123, "open_browser": False, "notebook": None},
-        {"port": None, "open_browser": True, "notebook": "x.ipynb"},
+        {"port": 9123, "open_browser": False, "notebook": None, **defaults},
+        {"port": None, "open_browser": True, "notebook": "x.ipynb", **defaults},
+        {"port": None, "open_browser": True, "notebook": None, "ip": "0.0.0.0", "base_url": "/class/",
+         "token": "", "cull_idle": 60.0},
     ]
 
 

@@ -132,7 +132,11 @@ def check_suffix(path: str, allowed: tuple[str, ...], flag: str) -> Path:
 def cmd_app(args) -> int:
     from .serve import serve
 
-    return int(serve(port=args.port, open_browser=not args.no_browser, notebook=args.notebook) or 0)
+    try:
+        return int(serve(port=args.port, open_browser=not args.no_browser, notebook=args.notebook, ip=args.ip,
+                         base_url=args.base_url, token=args.token, cull_idle=args.cull_idle) or 0)
+    except (ValueError, FileNotFoundError) as err:
+        raise CLIError(str(err)) from None
 
 
 def cmd_compute(args) -> int:
@@ -246,6 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--port", type=int, default=None, help="port (Voila's default 8866)")
     app.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     app.add_argument("--notebook", default=None, help="serve this notebook instead of the app")
+    app.add_argument("--ip", default="localhost",
+                     help="address to listen on (default localhost; 0.0.0.0 serves a class, and needs --token)")
+    app.add_argument("--base-url", default="/", help="path prefix behind a reverse proxy or JupyterHub (default /)")
+    app.add_argument("--token", nargs="?", const="", default=None,
+                     help="require this access token; --token alone generates one and prints the URL to hand out")
+    app.add_argument("--cull-idle", type=float, default=300.0, metavar="SECONDS",
+                     help="shut down a closed page's kernel (and its computation) after this idle time "
+                          "(default 300; 0 keeps kernels)")
     app.set_defaults(func=cmd_app)
 
     comp = sub.add_parser("compute", help="compute a landscape headless and save it")

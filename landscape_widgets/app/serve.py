@@ -6,6 +6,8 @@ the two equal); ``landscape-widgets app`` calls :func:`serve`.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -55,32 +57,140 @@ def write_app_notebook(path: str | Path = CHECKOUT_NOTEBOOK, **demo_kwargs) -> P
     return path
 
 
-def voila_command(notebook: str | Path, port: int | None = None, open_browser: bool = True) -> list[str]:
-    """The command line that serves ``notebook`` with Voila (sources hidden)."""
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--strip_sources=True"]
+def voila_command(
+    notebook: str | Path,
+    port: int | None = None,
+    open_browser: bool = True,
+    *,
+    ip: str = "localhost",
+    base_url: str = "/",
+    token: str | None = None,
+    cull_idle: float = 300.0,
+) -> list[str]:
+    """The command line that serves ``notebook`` with Voila (sources hidden).
+
+    Parameters
+    ----------
+    notebook : path
+    port : int, optional
+        Voila's default (8866) when not given.
+    open_browser : bool
+    ip : str
+        Address to listen on: ``localhost`` (this machine only) or ``0.0.0.0`` (every
+        network interface, to serve a class).
+    base_url : str
+        Path prefix behind a reverse proxy or JupyterHub, e.g. ``/landscapes/``.
+    token : str, optional
+        Access token: ``""`` generates one (printed in the URL to hand out); a page
+        requested without it is refused. ``None``: no token (only on localhost).
+    cull_idle : float
+        Seconds after which a kernel whose page is closed (idle, no connection) is shut
+        down, and with it any computation it still runs; 0 keeps kernels forever.
+    """
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--strip_sources=True", f"--Voila.ip={ip}"]
     if port is not None:
         if not 0 < int(port) < 65536:
             raise ValueError(f"port must be between 1 and 65535, got {port}")
         cmd.append(f"--port={int(port)}")
     if not open_browser:
         cmd.append("--no-browser")
+    if not base_url.startswith("/") or not base_url.endswith("/"):
+        raise ValueError(f"base_url must start and end with '/', got {base_url!r}")
+    if base_url != "/":
+        cmd.append(f"--Voila.base_url={base_url}")
+    if token == "":
+        cmd.append("--token")
+    elif token is not None:
+        cmd.append(f"--Voila.token={token}")
+    if cull_idle < 0:
+        raise ValueError(f"cull_idle must be >= 0 seconds, got {cull_idle}")
+    if cull_idle:
+        interval = max(1, int(min(60, cull_idle / 2)))
+        cmd += [f"--MappingKernelManager.cull_idle_timeout={int(cull_idle)}",
+                f"--MappingKernelManager.cull_interval={interval}"]
     return cmd
 
 
-def serve(port: int | None = None, open_browser: bool = True, notebook: str | None = None) -> int:
-    """Serve the explorer app with Voila until interrupted; returns Voila's exit code.
+def descendants(pid: int) -> list[int]:
+    """Process ids of every live descendant of ``pid`` (from ``/proc``; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def run_until_signalled(cmd: list[str], grace: float = 10.0) -> int:
+    """Run ``cmd`` until it exits or this process gets SIGTERM or SIGINT; then stop it and
+    every process it started (Voila and its kernels, which run in sessions of their own).
+
+    The child gets SIGTERM and ``grace`` seconds to shut down; whatever of its process
+    tree is still alive then gets SIGKILL. Returns the child's exit code (0 when stopped
+    by a signal).
+    """
+    proc = subprocess.Popen(cmd)
+    stopping = []
+
+    def stop(signum, _frame):
+        stopping.append(signum)
+        tree = descendants(proc.pid)
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+        for pid in [proc.pid, *tree]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0 if stopping else code
+
+
+def serve(
+    port: int | None = None,
+    open_browser: bool = True,
+    notebook: str | None = None,
+    *,
+    ip: str = "localhost",
+    base_url: str = "/",
+    token: str | None = None,
+    cull_idle: float = 300.0,
+) -> int:
+    """Serve the explorer app with Voila until stopped; returns Voila's exit code.
+
+    SIGTERM (what a process manager sends) and SIGINT (Ctrl-C) stop Voila and every
+    kernel it started. See :func:`voila_command` for the options.
 
     Parameters
     ----------
-    port : int, optional
-        Port to listen on (Voila's default, 8866, when not given).
-    open_browser : bool
-        Open the app in the default web browser.
+    port, open_browser, ip, base_url, token, cull_idle
+        See :func:`voila_command`.
     notebook : str, optional
         Serve this notebook instead: by default the checkout's
         ``notebooks/explorer_app.ipynb``, or, in an installed package, the app notebook
         written to a temporary directory.
     """
+    if ip not in ("localhost", "127.0.0.1", "::1") and token is None:
+        raise ValueError(
+            f"serving on {ip!r} opens the app to the network: give a token (--token to generate one, "
+            "--token=SECRET to choose it)"
+        )
     with tempfile.TemporaryDirectory(prefix="landscape-widgets-app-") as tmp:
         if notebook is not None:
             path = Path(notebook)
@@ -90,7 +200,5 @@ def serve(port: int | None = None, open_browser: bool = True, notebook: str | No
             path = CHECKOUT_NOTEBOOK
         else:
             path = write_app_notebook(Path(tmp) / "explorer_app.ipynb")
-        try:
-            return subprocess.call(voila_command(path, port, open_browser))
-        except KeyboardInterrupt:
-            return 0
+        cmd = voila_command(path, port, open_browser, ip=ip, base_url=base_url, token=token, cull_idle=cull_idle)
+        return run_until_signalled(cmd)

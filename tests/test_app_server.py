@@ -1,0 +1,128 @@
+"""``landscape-widgets app`` as a server for a class: token, idle culling, SIGTERM."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from landscape_widgets.app.serve import descendants, voila_command
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _kernels(pid: int) -> list[int]:
+    return [p for p in descendants(pid) if "ipykernel" in _cmdline(p)]
+
+
+def _get(url: str, timeout: float = 120) -> tuple[int, str]:
+    """Status and text of ``url`` (after redirects: the final URL's path is appended)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, urllib.parse.urlparse(r.url).path + "\n" + r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, ""
+    except OSError:  # not listening yet
+        return 0, ""
+
+
+def _wait_until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture()
+def app(tmp_path):
+    """``landscape-widgets app`` on a tiny notebook, with a token and a 4 s idle cull."""
+    notebook = tmp_path / "tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello class')")],
+                                            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                     "language": "python"}}), notebook)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "landscape_widgets.app.cli", "app", "--no-browser", "--port", str(port),
+         "--notebook", str(notebook), "--token=secret", "--cull-idle", "4"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/"
+    _wait_until(lambda: _get(base, 5)[0] in (200, 302, 401, 403), 60, "the server to answer")
+    yield proc, base
+    if proc.poll() is None:
+        tree = descendants(proc.pid)
+        proc.kill()
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_a_page_without_the_token_is_refused_and_one_with_it_is_served(app):
+    proc, base = app
+    status, html = _get(base)  # the token login page, not the app
+    assert status in (200, 401, 403) and "hello class" not in html
+    assert status != 200 or html.startswith("/login")
+    status, html = _get(base + "?token=secret")
+    assert status == 200 and "hello class" in html
+
+
+def test_a_closed_pages_kernel_is_culled(app):
+    proc, base = app
+    assert _get(base + "?token=secret")[0] == 200  # renders the page: one kernel
+    kernels = _wait_until(lambda: _kernels(proc.pid), 30, "the page's kernel")
+    assert len(kernels) == 1
+    # no browser keeps a connection: after 4 s idle (checked every 2 s) the kernel goes
+    _wait_until(lambda: not _kernels(proc.pid), 30, "the idle kernel to be culled")
+    assert proc.poll() is None  # the server itself keeps serving
+
+
+def test_sigterm_ends_voila_and_every_kernel(app):
+    proc, base = app
+    assert _get(base + "?token=secret")[0] == 200
+    _wait_until(lambda: _kernels(proc.pid), 30, "the page's kernel")
+    tree = descendants(proc.pid)
+    assert any("voila" in _cmdline(p) for p in tree)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    alive = _wait_until(lambda: [p for p in tree if _cmdline(p)] == [] or None, 30, "the app's processes to end")
+    assert alive is True
+    with pytest.raises(OSError):
+        urllib.request.urlopen(base, timeout=5)
+
+
+def test_serving_on_the_network_needs_a_token():
+    from landscape_widgets.app.serve import serve
+
+    with pytest.raises(ValueError, match="token"):
+        serve(ip="0.0.0.0", open_browser=False)
+    cmd = voila_command(Path("a.ipynb"), 8866, False, ip="0.0.0.0", base_url="/c/", token="", cull_idle=60)
+    assert "--Voila.ip=0.0.0.0" in cmd and "--Voila.base_url=/c/" in cmd and "--token" in cmd
+    assert "--MappingKernelManager.cull_idle_timeout=60" in cmd
+    with pytest.raises(ValueError, match="base_url"):
+        voila_command(Path("a.ipynb"), base_url="class")
