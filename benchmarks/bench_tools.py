@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from common import best_of_interleaved, forward_flops, matmul_peak
+from common import best_of_interleaved, forward_flops, matmul_peak, paired_ratio
 
 from landscape_widgets import compute_landscape, plane, random_directions
 from landscape_widgets.core.grids import coarse_to_fine_order
@@ -239,6 +239,10 @@ def summary(report: dict) -> str:
     lines.append(f"cold (first run in the process): first picture {cold['first_picture_s']:.2f} s, "
                  f"complete {cold['seconds']:.2f} s")
     lean = report["landscape_widgets_loss_only"]
+    if "all_seconds" in report.get("loss_landscapes", {}):
+        other = report["loss_landscapes"]
+        lines.append(f"paired rounds (median of loss-landscapes' time / ours, run back to back): "
+                     f"{paired_ratio(ours, other):.2f}x with accuracy, {paired_ratio(lean, other):.2f}x loss only")
     lines.append(f"first picture {ours['seconds'] / ours['first_picture_s']:.1f}x sooner than the complete run "
                  f"({ours['first_picture_points']} points); throughput {ours['points_per_s'] / best_other:.2f}x "
                  f"the best other tool (loss only, like for like: {lean['points_per_s'] / best_other:.2f}x)")

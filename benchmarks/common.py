@@ -49,4 +49,14 @@ def best_of_interleaved(repeats: int, benches: dict[str, Callable[[], dict]]) ->
     for _ in range(repeats):
         for name, bench in benches.items():
             runs[name].append(bench())
-    return {name: min(r, key=lambda x: x.get("seconds", np.inf)) for name, r in runs.items()}
+    best = {name: dict(min(r, key=lambda x: x.get("seconds", np.inf))) for name, r in runs.items()}
+    for name, r in runs.items():
+        best[name]["all_seconds"] = [x.get("seconds", np.nan) for x in r]
+    return best
+
+
+def paired_ratio(a: dict, b: dict) -> float:
+    """Median over the rounds of ``b``'s time / ``a``'s time, each pair run back to back
+    (from :func:`best_of_interleaved`'s ``all_seconds``): how much faster ``a`` is,
+    robust to the machine's speed drifting between rounds."""
+    return float(np.median(np.array(b["all_seconds"]) / np.array(a["all_seconds"])))
