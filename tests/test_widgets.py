@@ -311,7 +311,9 @@ def test_app_notebook_on_disk_is_app_notebook():
 
 def test_voila_command_hides_sources_and_checks_the_port():
     cmd = voila_command(Path("app.ipynb"), 8899, open_browser=False)
-    assert cmd[1:] == ["-m", "voila", "app.ipynb", "--strip_sources=True", "--port=8899", "--no-browser"]
+    assert cmd[1:] == ["-m", "voila", "app.ipynb", "--strip_sources=True", "--Voila.ip=localhost", "--port=8899",
+                       "--no-browser", "--MappingKernelManager.cull_idle_timeout=300",
+                       "--MappingKernelManager.cull_interval=60"]
     with pytest.raises(ValueError, match="port"):
         voila_command(Path("app.ipynb"), 70000)
 
