@@ -73,8 +73,9 @@ def _plain(batch: Batch) -> Batch:
     return batch
 
 
-def _head(batch: Batch, rows: int) -> Batch:
-    return tree_map(lambda t: t[:rows] if isinstance(t, torch.Tensor) and t.dim() else t, batch)
+def _rows(batch: Batch, start: int, stop: int) -> Batch:
+    """Samples ``start:stop`` of every tensor with a batch dimension."""
+    return tree_map(lambda t: t[start:stop] if isinstance(t, torch.Tensor) and t.dim() else t, batch)
 
 
 def _checksum(batch: Batch) -> tuple:
@@ -95,7 +96,7 @@ def split_batch(batch: Batch, rows: int) -> Iterator[Batch]:
     """The batch in pieces of at most ``rows`` samples, in order."""
     n = n_rows(batch)
     for start in range(0, n, rows):
-        yield tree_map(lambda t: t[start : start + rows] if isinstance(t, torch.Tensor) and t.dim() else t, batch)
+        yield _rows(batch, start, start + rows)
 
 
 @dataclass
@@ -141,7 +142,7 @@ class DataSource:
 
     def probe(self, rows: int = 2) -> Batch:
         """The first ``rows`` samples of the first batch (for cheap trial forwards)."""
-        return _head(self.first, rows)
+        return _rows(self.first, 0, rows)
 
 
 def _read(source, max_batches: int | None, max_samples: int | None) -> Iterator[Batch]:
@@ -152,7 +153,7 @@ def _read(source, max_batches: int | None, max_samples: int | None) -> Iterator[
         item = _plain(item)
         n = n_rows(item)
         if max_samples is not None and seen + n > max_samples:
-            item, n = _head(item, max_samples - seen), max_samples - seen
+            item, n = _rows(item, 0, max_samples - seen), max_samples - seen
         if n:
             yield item
             seen += n

@@ -128,16 +128,17 @@ def call_model(model: nn.Module, batch: Batch, forward: Forward | None = None):
     return model(batch)
 
 
-class _UserForward(nn.Module):
-    """Holds the model as a submodule so ``functional_call`` can run ``forward(model, batch)``."""
+class _BatchForward(nn.Module):
+    """Holds the model as a submodule so that ``functional_call`` runs :func:`call_model`
+    on a whole batch (the model's parameters are then named ``model.<name>``)."""
 
-    def __init__(self, model: nn.Module, forward: Forward) -> None:
+    def __init__(self, model: nn.Module, forward: Forward | None) -> None:
         super().__init__()
         self.model = model
         self.user_forward = forward
 
     def forward(self, batch):
-        return self.user_forward(self.model, batch)
+        return call_model(self.model, batch, self.user_forward)
 
 
 class Objective:
@@ -231,8 +232,7 @@ class Objective:
         self.loss_fn, self.forward, self.pass_batch = loss_fn, forward, pass_batch
         #: Cross-entropy layout per batch size: True for ``[1, C, B]`` (see FEW_CLASSES).
         self._classes_first: dict[int, bool] | None = {} if _is_cross_entropy(loss_fn) else None
-        self._functional_module = self.model if forward is None else _UserForward(self.model, forward)
-        self._prefix = "" if forward is None else "model."
+        self._functional_module = _BatchForward(self.model, forward)
         self.data: DataSource = prepare_data(
             data, self.device, batch_size=batch_size, max_batches=max_batches, max_samples=max_samples,
             budget=data_budget, dtype=dtype,
@@ -267,14 +267,7 @@ class Objective:
     def functional_outputs(self, params: dict[str, torch.Tensor], batch: Batch):
         """The outputs with the moved parameters replaced by ``params`` (``{name: tensor}``),
         through ``torch.func.functional_call`` (differentiable, vmappable)."""
-        if self._prefix:
-            return functional_call(self._functional_module, {self._prefix + k: v for k, v in params.items()},
-                                   (batch,))
-        if isinstance(batch, dict):
-            return functional_call(self.model, params, (), batch)
-        if isinstance(batch, (tuple, list)):
-            return functional_call(self.model, params, tuple(batch[:-1]) if len(batch) > 1 else (batch[0],))
-        return functional_call(self.model, params, (batch,))
+        return functional_call(self._functional_module, {f"model.{k}": v for k, v in params.items()}, (batch,))
 
     @staticmethod
     def targets(batch: Batch):
@@ -357,6 +350,16 @@ class Objective:
                 raise LossShapeError(f"metric {name!r} must return a scalar tensor (a batch mean)")
             extra.append(value)
         return loss, pred, extra
+
+    def value_rows(self, loss: torch.Tensor, pred: torch.Tensor | None, extra: list[torch.Tensor],
+                   batch: Batch) -> torch.Tensor:
+        """:attr:`metric_names` values stacked along a first dimension (float64): the loss,
+        the accuracy of ``pred`` (classification) and the user metrics, for one point
+        (scalars) or for several points of one batch (``[points]`` each)."""
+        rows = [loss.double()]
+        if self.classification:
+            rows.append(fraction_correct(pred, self.labels(batch)).double())
+        return torch.stack(rows + [e.double() for e in extra])
 
     def _detect_classification(self, task: str, outputs, batch: Batch) -> bool:
         if task != "auto":

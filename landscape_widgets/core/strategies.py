@@ -24,7 +24,7 @@ import torch
 
 from .data import n_rows, split_batch
 from .input_layer import CachedInputLayer
-from .objective import Objective, fraction_correct
+from .objective import Objective
 
 
 def evaluate_loop(
@@ -63,11 +63,10 @@ def evaluate_loop(
                 losses.append(loss)
                 preds.append(pred)
                 extras.append(extra)
-            rows = [torch.stack(losses).double()]
-            if ob.classification:
-                rows.append(fraction_correct(torch.stack(preds), ob.labels(batch)).double())
-            rows += [torch.stack(col).double() for col in zip(*extras)]
-            per_batch.append(torch.stack(rows))  # [values, points]
+            per_batch.append(ob.value_rows(  # [values, points]
+                torch.stack(losses), torch.stack(preds) if ob.classification else None,
+                [torch.stack(col) for col in zip(*extras)], batch,
+            ))
     return torch.stack(per_batch, dim=-1), ob.data.sizes
 
 
@@ -99,22 +98,16 @@ def evaluate_batched(
     ob = objective
     params = ob.layout.split(torch.addmm(theta, coeffs, directions).to(ob.dtype))
 
-    def point(values_of, p, batch):
-        return values_of(ob.functional_outputs(p, batch), batch)
-
     def stacked(outputs, batch):
-        loss, pred, extra = ob.point_values(outputs, batch)
-        rows_ = [loss.double()]
-        if ob.classification:
-            rows_.append(fraction_correct(pred, ob.labels(batch)).double())
-        return torch.stack(rows_ + [e.double() for e in extra])
+        return ob.value_rows(*ob.point_values(outputs, batch), batch)
 
     per_piece, sizes = [], []
     with ob.lock, torch.inference_mode():
         for batch in ob.data:
             for piece in split_batch(batch, rows) if rows else [batch]:
                 if vmap_values:
-                    vals = torch.vmap(lambda p, b: point(stacked, p, b), in_dims=(0, None))(params, piece)
+                    vals = torch.vmap(lambda p, b: stacked(ob.functional_outputs(p, b), b), in_dims=(0, None))(
+                        params, piece)
                 else:
                     outs = torch.vmap(ob.functional_outputs, in_dims=(0, None))(params, piece)
                     vals = torch.stack([stacked(o, piece) for o in outs.unbind(0)])
