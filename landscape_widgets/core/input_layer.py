@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from .memory import run_hooked
 from .params import ParamLayout
 
 AFFINE_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -49,19 +50,13 @@ def find_input_layer(model: nn.Module, run: Callable[[], object], leaves: list[t
     """
     ids = {id(t): j for j, t in enumerate(leaves)}
     calls: list[tuple[str, int | None]] = []
-    handles = [
+    run_hooked(run, [
         m.register_forward_pre_hook(
             lambda _m, args, name=name: calls.append((name, ids.get(id(args[0])) if args else None))
         )
         for name, m in model.named_modules()
         if isinstance(m, AFFINE_LAYERS) and name
-    ]
-    try:
-        with torch.inference_mode():
-            run()
-    finally:
-        for h in handles:
-            h.remove()
+    ])
     readers = [(name, j) for name, j in calls if j is not None]
     if len(readers) != 1 or [name for name, _ in calls].count(readers[0][0]) != 1:
         return None

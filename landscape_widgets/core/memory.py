@@ -40,14 +40,18 @@ def largest_activation(model: nn.Module, run: Callable[[], object], rows: int) -
         if isinstance(out, torch.Tensor) and out.dim() > 0:
             sizes.append(out.numel() // max(rows, 1))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    run_hooked(run, [m.register_forward_hook(hook) for m in model.modules()])
+    return max(sizes)
+
+
+def run_hooked(run: Callable[[], object], handles: list) -> None:
+    """``run()`` without gradients, then remove the hooks ``handles`` (also on an error)."""
     try:
         with torch.inference_mode():
             run()
     finally:
         for h in handles:
             h.remove()
-    return max(sizes)
 
 
 def chunk_plan(
