@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import landscape_widgets.core.evaluation as evaluation
 from landscape_widgets.core.directions import random_directions
 from landscape_widgets.core.evaluation import PointEvaluator
-from landscape_widgets.core.input_layer import find_input_layer
+from landscape_widgets.core.input_layer import ADD_TERMS, find_input_layer
 from landscape_widgets.core.params import flatten_params, model_at
 
 
@@ -55,11 +55,13 @@ CASES = {
                        (40,), "0"),
     "custom-forward": (Wide, (40,), "inp"),
     "conv-fan-in-36": (_conv, (4, 6, 6), "0"),
+    # an in-place activation on the layer's output must not change the cache
+    "inplace-relu": (lambda: nn.Sequential(nn.Linear(40, 16), nn.ReLU(inplace=True), nn.Linear(16, 5)), (40,), "0"),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("n_dirs", [1, 2, 3])
+@pytest.mark.parametrize("n_dirs", [1, 2, ADD_TERMS, ADD_TERMS + 2])  # term by term, then one product
 def test_cached_input_layer_gives_the_plain_forward_values(case, n_dirs):
     make, shape, layer = CASES[case]
     torch.manual_seed(0)

@@ -28,6 +28,9 @@ AFFINE_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 #: Layers with fewer multiply-adds per output element than this are as cheap to
 #: recompute as the cached sum is to read, so they are left alone.
 MIN_FAN_IN = 32
+#: Up to this many directions the cached output is summed term by term (``add``);
+#: beyond, with one matrix product.
+ADD_TERMS = 3
 
 
 def fan_in(module: nn.Module) -> int:
@@ -119,12 +122,24 @@ class CachedInputLayer:
         dtype = self.outputs[batch].dtype
         self.coeffs, self.batch = (coeffs if coeffs.dtype == dtype else coeffs.to(dtype)), batch
 
+    def output(self) -> torch.Tensor:
+        """The layer's output at the current point on the current batch (a new tensor, so
+        that an in-place operation of the model cannot change the cache)."""
+        z, c = self.outputs[self.batch], self.coeffs
+        if len(c) > ADD_TERMS:
+            out = torch.addmm(z[:1], c[None], z[1:])
+        else:  # one pass over the output per term, but no broadcast copy and no GEMV set-up
+            first, *rest = c.tolist()
+            out = torch.add(z[0], z[1], alpha=first)
+            for j, w in enumerate(rest, start=2):
+                out.add_(z[j], alpha=w)
+        return out.view(self.shapes[self.batch])
+
     def _forward(self, original):
         def forward(x, *args, **kwargs):
             if args or kwargs or x is not self.inputs[self.batch]:
                 return original(x, *args, **kwargs)
-            z = self.outputs[self.batch]
-            return torch.addmm(z[:1], self.coeffs[None], z[1:]).view(self.shapes[self.batch])
+            return self.output()
         return forward
 
     @contextlib.contextmanager
