@@ -145,7 +145,7 @@ def bezier_coefficients(t: np.ndarray) -> np.ndarray:
     return np.stack([2 * t * (1 - t), t * t], axis=-1)
 
 
-def _sampler(objective: Objective, batch_size: int, gen: torch.Generator):
+def minibatch_sampler(objective: Objective, batch_size: int, gen: torch.Generator):
     """Random minibatches (with replacement) of the objective's data, on its device."""
     parts = list(objective.data)
     whole = parts[0] if len(parts) == 1 else tree_map(
@@ -160,10 +160,11 @@ def _sampler(objective: Objective, batch_size: int, gen: torch.Generator):
     return draw
 
 
-def _train_step(objective: Objective, opt: torch.optim.Optimizer, point: torch.Tensor, batch,
-                project: torch.Tensor | None = None) -> float:
-    """One optimizer step on the train-mode loss at ``point``; ``project`` removes the
-    gradient's component along a unit vector (the tunnel's hyperplane constraint)."""
+def train_step(objective: Objective, opt: torch.optim.Optimizer, point: torch.Tensor, batch,
+               project: torch.Tensor | None = None) -> float:
+    """One optimizer step on the train-mode loss at ``point``; ``project`` (orthonormal
+    columns ``[n, m]``) removes the gradient's component in their span, so the step stays
+    in the hyperplane normal to it (the tunnels' constraint)."""
     with objective.lock:
         opt.zero_grad()
         loss = objective.point_loss(point, batch, train=True)
@@ -171,9 +172,9 @@ def _train_step(objective: Objective, opt: torch.optim.Optimizer, point: torch.T
     for group in opt.param_groups:
         for p in group["params"]:
             if project is not None:
-                p.grad -= (p.grad @ project) * project
+                p.grad -= project @ (project.T @ p.grad)
     opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def train_bezier(
@@ -216,12 +217,12 @@ def train_bezier(
     w1, w2 = ob.theta, flatten_params(model2, ob.layout).to(ob.device, ob.theta.dtype)
     bend = ((w1 + w2) / 2).requires_grad_(True)
     gen = torch.Generator().manual_seed(int(seed))
-    draw = _sampler(ob, batch_size, gen)
+    draw = minibatch_sampler(ob, batch_size, gen)
     opt = torch.optim.SGD([bend], lr=lr, momentum=momentum)
     for step in range(steps):
         t = float(torch.rand((), generator=gen))
         point = (1 - t) ** 2 * w1 + 2 * t * (1 - t) * bend + t * t * w2
-        loss = _train_step(ob, opt, point, draw())
+        loss = train_step(ob, opt, point, draw())
         if on_step is not None:
             on_step(step + 1, steps, loss)
     return bend.detach()
@@ -279,14 +280,14 @@ def tunnel(
     seg = w2 - w1
     unit = seg / seg.norm()
     gen = torch.Generator().manual_seed(int(seed))
-    draw = _sampler(ob, batch_size, gen)
+    draw = minibatch_sampler(ob, batch_size, gen)
     s = np.linspace(0, 1, n_points + 2)
     points = [w1]
     for frac in s[1:-1]:
         p = (w1 + float(frac) * seg).requires_grad_(True)
         opt = torch.optim.SGD([p], lr=lr, momentum=momentum)
         for _ in range(steps):
-            _train_step(ob, opt, p, draw(), project=unit)
+            train_step(ob, opt, p, draw(), project=unit[:, None])
         points.append(p.detach())
     points.append(w2)
     t_all, parts = [], []
@@ -317,6 +318,46 @@ def curve_plane(w1: torch.Tensor, w2: torch.Tensor, bend: torch.Tensor) -> tuple
     return u.float(), (r / r.norm()).float()
 
 
+def plane_through(
+    model: nn.Module,
+    points: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    loss_fn=None,
+    data=None,
+    num: int = 21,
+    margin: float = 0.2,
+    **landscape_kwargs,
+) -> tuple[xr.Dataset, torch.Tensor]:
+    """The loss over the plane through three flat points ``(w1, w2, w3)`` of ``model``'s
+    parameters.
+
+    Coordinates are in units of ``|w2 - w1|`` from ``w1``: ``w1`` is at (0, 0), ``w2``
+    at (1, 0) and ``w3`` above the first axis (:func:`curve_plane`); the grid covers
+    the three points with ``margin`` around them. Computed by
+    :func:`~landscape_widgets.core.landscape.compute_landscape` with
+    ``directions=[u * scale, v * scale]`` and ``theta=w1``.
+
+    Returns
+    -------
+    ds : xr.Dataset
+        The landscape, with attributes ``scale`` and
+        ``third_alpha``/``third_beta`` (where ``w3`` lies).
+    to_plane : torch.Tensor
+        ``[n, 2]`` float64: ``(w - w1) @ to_plane`` are the plane coordinates of any
+        point ``w`` (its projection when it is off the plane).
+    """
+    w1, w2, w3 = (p.to(points[0].device, points[0].dtype) for p in points)
+    u, v = curve_plane(w1, w2, w3)
+    scale = float((w2 - w1).norm())
+    to_plane = torch.stack([u.double(), v.double()]).T / scale
+    third = ((w3 - w1).double() @ to_plane).cpu().numpy()
+    lo_b, hi_b = min(0.0, float(third[1])), max(0.0, float(third[1]))
+    lo_a, hi_a = min(0.0, float(third[0])), max(1.0, float(third[0]))
+    grid = make_grid([(lo_a - margin, hi_a + margin), (lo_b - margin, hi_b + margin)], num)
+    ds = compute_landscape(model, loss_fn, data, grid, [u * scale, v * scale], theta=w1, **landscape_kwargs)
+    ds.attrs.update(scale=scale, third_alpha=float(third[0]), third_beta=float(third[1]))
+    return ds, to_plane
+
+
 def connectivity_plane(
     model1: nn.Module,
     model2: nn.Module,
@@ -328,11 +369,8 @@ def connectivity_plane(
     path_points: int = 41,
     **landscape_kwargs,
 ) -> xr.Dataset:
-    """The loss over the plane through ``w1``, ``w2`` and the bend, with both paths on it.
-
-    Coordinates are in units of ``|w2 - w1|`` from ``w1``: ``w1`` is at (0, 0), ``w2``
-    at (1, 0). Computed by :func:`~landscape_widgets.core.landscape.compute_landscape` with
-    ``directions=[u * scale, v * scale]`` and ``theta=w1``.
+    """The loss over the plane through ``w1``, ``w2`` and the bend, with both paths on it
+    (:func:`plane_through`: ``w1`` at (0, 0), ``w2`` at (1, 0)).
 
     Returns
     -------
@@ -343,21 +381,15 @@ def connectivity_plane(
     check_same_architecture(model1, model2)
     w1, w2 = flatten_params(model1), flatten_params(model2)
     bend = bend.to(w1.device, w1.dtype)
-    u, v = curve_plane(w1, w2, bend)
-    scale = float((w2 - w1).norm())
+    ds, to_plane = plane_through(model1, (w1, w2, bend), loss_fn, data, num, margin, **landscape_kwargs)
     t = np.linspace(0, 1, path_points)
     curve = torch.as_tensor(bezier_coefficients(t), dtype=torch.float64)
     rel = torch.stack([(bend - w1).double(), (w2 - w1).double()])  # [2, n]
-    basis = torch.stack([u.double(), v.double()]).T / scale  # [n, 2]
-    curve_xy = (curve.to(basis.device) @ rel @ basis).cpu().numpy()
-    bend_xy = ((bend - w1).double() @ basis).cpu().numpy()
-    lo_b, hi_b = min(0.0, float(bend_xy[1])), max(0.0, float(bend_xy[1]))
-    grid = make_grid([(-margin, 1 + margin), (lo_b - margin, hi_b + margin)], num)
-    ds = compute_landscape(model1, loss_fn, data, grid, [u * scale, v * scale], theta=w1, **landscape_kwargs)
+    curve_xy = (curve.to(to_plane.device) @ rel @ to_plane).cpu().numpy()
     ds = ds.assign(
         linear_alpha=("t", t), linear_beta=("t", np.zeros_like(t)),
         curve_alpha=("t", curve_xy[:, 0]), curve_beta=("t", curve_xy[:, 1]),
     ).assign_coords(t=t)
-    ds.attrs.update(plane="w1-w2-bend", scale=scale, bend_alpha=float(bend_xy[0]),
-                    bend_beta=float(bend_xy[1]))
+    ds.attrs.update(plane="w1-w2-bend", bend_alpha=ds.attrs.pop("third_alpha"),
+                    bend_beta=ds.attrs.pop("third_beta"))
     return ds
