@@ -390,6 +390,22 @@ class Objective:
         finally:
             self.model.eval()
 
+    def gradient(self, point: torch.Tensor | None = None) -> tuple[float, torch.Tensor]:
+        """The mean loss over all the data at ``point`` (default theta) and its gradient
+        with respect to the flat moved parameters (sample-weighted over the batches,
+        like the evaluated loss; eval mode)."""
+        point = self.as_point(point)
+        weights = batch_weights(self.data.sizes, self.device).tolist()
+        total, grad = 0.0, torch.zeros_like(point)
+        with self.lock:
+            for w, batch in zip(weights, self.data):
+                p = point.clone().requires_grad_(True)
+                loss = self.point_loss(p, batch)
+                (g,) = torch.autograd.grad(loss, p)
+                total += w * float(loss.detach())
+                grad += w * g
+        return total, grad
+
     def as_point(self, point: torch.Tensor | None) -> torch.Tensor:
         """``point`` (default theta) as a flat vector on the device, in theta's dtype."""
         if point is None:
