@@ -73,16 +73,18 @@ def sharpness(
     return ds
 
 
-def _first_crossing(loss_at, threshold: float, max_radius: float, scan: int, tol: float) -> float:
-    """Smallest r in (0, max_radius] with loss_at(r) > threshold (bisection), or inf."""
-    rs = np.linspace(0, max_radius, scan + 1)[1:]
-    values = loss_at(rs)
-    above = np.flatnonzero(~(values <= threshold))  # NaN (diverged) counts as above
+def first_crossing(loss_at, threshold: float, radii: np.ndarray, tol: float = 0.0, rtol: float = 0.0) -> float:
+    """Smallest radius with ``loss_at(r) > threshold``: the first of the increasing scan
+    ``radii`` above it, refined by bisection to ``tol`` (absolute) or ``rtol`` (relative
+    to the radius), whichever is larger; ``inf`` when no radius is above. A NaN loss
+    (diverged) counts as above."""
+    radii = np.asarray(radii, dtype=np.float64)
+    above = np.flatnonzero(~(loss_at(radii) <= threshold))
     if len(above) == 0:
         return float("inf")
-    hi = rs[above[0]]
-    lo = rs[above[0] - 1] if above[0] > 0 else 0.0
-    while hi - lo > tol * max_radius:
+    hi = radii[above[0]]
+    lo = radii[above[0] - 1] if above[0] > 0 else 0.0
+    while hi - lo > max(tol, rtol * hi):
         mid = 0.5 * (lo + hi)
         if loss_at(np.array([mid]))[0] <= threshold:
             lo = mid
@@ -138,7 +140,8 @@ def tunnel_widths(
     if not base <= threshold:
         raise ValueError(f"the loss at theta ({base:.4g}) is already above the threshold {threshold:.4g}")
     w = np.array([
-        _first_crossing(lambda r, i=i: _loss_along(ev, i, r), threshold, max_radius, scan, tol)
+        first_crossing(lambda r, i=i: _loss_along(ev, i, r), threshold, np.linspace(0, max_radius, scan + 1)[1:],
+                       tol * max_radius)
         for i in range(n_directions)
     ])
     ds = xr.Dataset({"width": ("direction", w)}, coords={"direction": np.arange(n_directions)})

@@ -169,6 +169,19 @@ class PointEvaluator:
         """Evaluate with one strategy; ``batched`` falls back to ``loop`` (with a warning)
         when ``torch.vmap`` cannot handle the model. ``rows``: data rows per vmapped
         forward (default from the memory plan)."""
+        return self._finish(*self.evaluate_batches(coeffs, strategy, rows))
+
+    def evaluate_batches(self, coeffs, strategy: Literal["loop", "batched"] = "loop",
+                         rows: int | None = None) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """Like :meth:`evaluate`, before the mean over the data: each value on each batch.
+
+        Returns
+        -------
+        values : torch.Tensor
+            ``[values, points, batches]`` float64 (:attr:`metric_names` order).
+        sizes : tuple of int
+            Samples per batch (the batched strategy's pieces when it splits batches).
+        """
         coeffs = self._as_coeffs(coeffs)
         if strategy not in ("loop", "batched"):
             raise ValueError(f"strategy must be 'loop' or 'batched', got {strategy!r}")
@@ -176,8 +189,8 @@ class PointEvaluator:
             ob = self.objective
             vmap_values = ob.device.type != "cpu" or not ob.tensor_outputs
             try:
-                return self._finish(*evaluate_batched(ob, self.theta, self.directions, coeffs,
-                                                      rows or self.chunk_plan()[1], vmap_values))
+                return evaluate_batched(ob, self.theta, self.directions, coeffs, rows or self.chunk_plan()[1],
+                                        vmap_values)
             except LossShapeError:
                 raise  # the user's loss is wrong, not vmap: no fallback
             except (RuntimeError, NotImplementedError, TypeError, ValueError) as err:
@@ -186,10 +199,10 @@ class PointEvaluator:
                     f"{ob.model_name} cannot be evaluated with torch.vmap "
                     f"({self.batched_failed.splitlines()[0]}); falling back to the per-point loop",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
         cached = self.cached_input_layer()
-        return self._finish(*evaluate_loop(self.objective, self.theta, self.directions, coeffs, cached))
+        return evaluate_loop(self.objective, self.theta, self.directions, coeffs, cached)
 
     def timed(self, coeffs, strategy: Literal["loop", "batched"]) -> tuple[PointValues, float]:
         """Evaluate and return seconds per point (device work included)."""
