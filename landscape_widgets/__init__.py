@@ -25,6 +25,7 @@ _EXPORTS = {
     "Chunk": ".core.streaming", "iter_chunks": ".core.streaming",
     "compare_landscapes": ".analysis.comparison",
     "convexity_map": ".analysis.curvature", "hessian_eigenvalues": ".analysis.curvature",
+    "hessian_directions": ".analysis.curvature",
     "hutchinson_trace": ".analysis.curvature",
     "interpolate": ".analysis.interpolation",
     "sharpness": ".analysis.sharpness", "tunnel_widths": ".analysis.sharpness",

@@ -1,19 +1,22 @@
-"""Curvature of the loss: Hessian-vector products, Lanczos eigenvalues, Hutchinson trace
-and the convexity map of Li et al. 2018.
+"""Curvature of the loss: Hessian-vector products, Lanczos eigenvalues and eigenvectors,
+Hutchinson trace and the convexity map of Li et al. 2018.
 
 Everything works on the flat vector of the moved parameters of an
 :class:`~landscape_widgets.core.objective.Objective`: the loss is its
-``point_loss(theta, batch)`` (``torch.func.functional_call`` on the objective's model), and ``H v`` is the double-backward product
-``torch.func.vjp(torch.func.grad(f), theta)[1](v)``, accumulated batch by batch so
-memory stays that of one batch. (Forward-over-reverse ``jvp(grad(f))`` would be a little
-cheaper, but torch 2.13's forward-mode rule of ``mse_loss`` fails on it.) The Hessian is never formed (except by
-:func:`explicit_hessian`, meant for small models and tests).
+``point_loss(theta, batch)`` (``torch.func.functional_call`` on the objective's model),
+and ``H v`` is the double-backward product ``torch.func.vjp(torch.func.grad(f), theta)[1](v)``,
+accumulated batch by batch so memory stays that of one batch; with one batch (or
+``keep_graph=True``) the gradient's graph is built once per point and only differentiated
+again for each ``v``. (Forward-over-reverse ``jvp(grad(f))`` would be a little cheaper,
+but torch 2.13's forward-mode rule of ``mse_loss`` fails on it.) The Hessian is never
+formed (except by :func:`explicit_hessian`, meant for small models and tests).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,22 +32,43 @@ HVP = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
 
 
-def hvp_operator(objective: Objective, point: torch.Tensor | None = None) -> HVP:
+def hvp_operator(objective: Objective, point: torch.Tensor | None = None, *,
+                 keep_graph: bool | None = None) -> HVP:
     """The operator ``v -> H(point) v`` of the objective's mean loss (flat vectors on its
-    device), accumulated batch by batch so memory stays that of one batch."""
+    device), accumulated batch by batch.
+
+    Parameters
+    ----------
+    objective : Objective
+    point : torch.Tensor, optional
+        Flat point where the Hessian is taken (default: theta).
+    keep_graph : bool, optional
+        Build each batch's gradient graph once, here, and differentiate it again for
+        every product (the forward and first backward are not repeated), keeping the
+        graphs of all batches in memory. ``False`` rebuilds it for each batch and product,
+        so memory stays that of one batch. Default: keep it when the data is one batch
+        (the memory is then the same).
+    """
     ob = objective
     point = ob.as_point(point)
     weights = batch_weights(ob.data.sizes, ob.device).tolist()
+    if keep_graph is None:
+        keep_graph = ob.data.n_batches == 1
+    with ob.lock:
+        kept = [_gradient_vjp(ob, point, batch) for batch in ob.data] if keep_graph else None
 
     def apply(v: torch.Tensor) -> torch.Tensor:
         v = v.to(ob.device, point.dtype)
         with ob.lock:
-            return sum(
-                w * vjp(grad(lambda t, b=batch: ob.point_loss(t, b)), point)[1](v)[0]
-                for w, batch in zip(weights, ob.data)
-            )
+            products = kept if kept is not None else (_gradient_vjp(ob, point, batch) for batch in ob.data)
+            return sum(w * product(v)[0] for w, product in zip(weights, products))
 
     return apply
+
+
+def _gradient_vjp(ob: Objective, point: torch.Tensor, batch) -> Callable:
+    """``v -> (H_batch(point) v,)``: the vector-Jacobian product of the batch loss's gradient."""
+    return vjp(grad(lambda t: ob.point_loss(t, batch)), point)[1]
 
 
 def explicit_hessian(objective: Objective, theta: torch.Tensor | None = None) -> torch.Tensor:
@@ -56,6 +80,23 @@ def explicit_hessian(objective: Objective, theta: torch.Tensor | None = None) ->
     return torch.vmap(hvp_operator(objective, theta))(eye)
 
 
+@dataclass
+class Ritz:
+    """Ritz pairs of one Lanczos run: ``values`` ascending, their ``residuals``
+    ``||H y - theta y||``, and the Lanczos ``basis`` ``[m, size]`` with the ``coefficients``
+    ``[m, m]`` of the Ritz vectors in it (column ``i`` for ``values[i]``)."""
+
+    values: np.ndarray
+    residuals: np.ndarray
+    basis: torch.Tensor
+    coefficients: np.ndarray
+
+    def vectors(self, indices: Sequence[int]) -> torch.Tensor:
+        """The unit Ritz vectors of ``values[indices]``, as rows ``[len(indices), size]``."""
+        s = torch.as_tensor(self.coefficients[:, list(indices)], device=self.basis.device, dtype=self.basis.dtype)
+        return s.T @ self.basis
+
+
 def lanczos(
     hvp: HVP,
     size: int,
@@ -64,6 +105,9 @@ def lanczos(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float64,
     on_step: Progress | None = None,
+    *,
+    start: torch.Tensor | None = None,
+    tol: float | None = None,
 ) -> np.ndarray:
     """Ritz values of a symmetric operator by Lanczos with full reorthogonalization.
 
@@ -84,18 +128,58 @@ def lanczos(
         Where and in which precision the Lanczos basis is kept (float64 by default).
     on_step : callable, optional
         Called as ``on_step(i, steps)`` after iteration ``i`` (1-based), for progress.
+    start : torch.Tensor, optional
+        Start vector (any nonzero norm) instead of the random one, e.g. a Ritz vector of a
+        nearby operator (a warm start).
+    tol : float, optional
+        Stop before ``steps`` once the smallest and the largest Ritz value both have a
+        residual ``||H y - theta y|| <= tol * max|theta|``. Each of them is then within that
+        residual of an eigenvalue of ``H`` (Lanczos can still miss an eigenvalue the start
+        vector hardly touches). ``None``: always run ``steps`` iterations.
 
     Returns
     -------
     np.ndarray
         Ritz values in ascending order (fewer than ``steps`` if the Krylov space is
-        exhausted early).
+        exhausted or ``tol`` is met early).
+    """
+    if start is None:
+        start = random_start(size, seed)
+    return lanczos_ritz(hvp, size, steps, start, device, dtype, on_step, tol=tol).values
+
+
+def random_start(size: int, seed: int) -> torch.Tensor:
+    """The seeded standard-normal start vector of :func:`lanczos` (float64, on the CPU)."""
+    return torch.randn(size, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float64)
+
+
+def lanczos_ritz(
+    hvp: HVP,
+    size: int,
+    steps: int,
+    start: torch.Tensor,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float64,
+    on_step: Progress | None = None,
+    *,
+    tol: float | None = None,
+    converge: tuple[int, int] = (1, 1),
+) -> Ritz:
+    """Lanczos as in :func:`lanczos` from ``start``, returning the Ritz pairs.
+
+    ``tol`` stops once the ``converge = (bottom, top)`` smallest and largest Ritz values
+    all have residuals ``<= tol * max|theta|``.
     """
     if steps < 1:
         raise ValueError(f"lanczos needs steps >= 1, got {steps}")
+    if tol is not None and tol <= 0:
+        raise ValueError(f"tol must be > 0 (or None to run all steps), got {tol}")
+    if start.shape != (size,):
+        raise ValueError(f"the start vector has shape {tuple(start.shape)}; expected ({size},)")
     steps = min(int(steps), int(size))
-    gen = torch.Generator().manual_seed(int(seed))
-    q = torch.randn(size, generator=gen, dtype=torch.float64).to(device, dtype)
+    q = start.to(device, dtype)
+    if not float(q.norm()) > 0:
+        raise ValueError("the Lanczos start vector is zero (or not finite)")
     basis = torch.zeros(steps, size, device=device, dtype=dtype)
     alphas: list[float] = []
     betas: list[float] = []
@@ -111,12 +195,29 @@ def lanczos(
         beta = float(w.norm())
         if on_step is not None:
             on_step(i + 1, steps)
-        if i + 1 == steps or beta < 1e-10 * max(1.0, abs(alpha)):
+        exhausted = i + 1 == steps or beta < 1e-10 * max(1.0, abs(alpha))
+        if exhausted or (tol is not None and _converged(_ritz_pairs(alphas, betas, beta, basis[: i + 1]), tol,
+                                                         converge)):
             break
         betas.append(beta)
         q = w / beta
-    t = np.diag(alphas) + np.diag(betas[: len(alphas) - 1], 1) + np.diag(betas[: len(alphas) - 1], -1)
-    return np.linalg.eigvalsh(t)
+    return _ritz_pairs(alphas, betas, beta, basis[: len(alphas)])
+
+
+def _ritz_pairs(alphas: list[float], betas: list[float], beta: float, basis: torch.Tensor) -> Ritz:
+    """Ritz pairs of the tridiagonal ``alphas`` / ``betas``; ``beta`` is the next off-diagonal
+    (the residual of Ritz vector ``i`` is ``beta * |s[-1, i]|``)."""
+    t = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+    values, s = np.linalg.eigh(t)
+    return Ritz(values, beta * np.abs(s[-1]), basis, s)
+
+
+def _converged(ritz: Ritz, tol: float, converge: tuple[int, int]) -> bool:
+    """Whether the ``converge = (bottom, top)`` extreme Ritz values have residuals within
+    ``tol * max|theta|``."""
+    bottom, top = converge
+    watched = np.r_[ritz.residuals[:bottom], ritz.residuals[len(ritz.values) - top:]]
+    return bool(np.all(watched <= tol * np.abs(ritz.values).max()))
 
 
 def hessian_eigenvalues(
@@ -129,6 +230,8 @@ def hessian_eigenvalues(
     theta: torch.Tensor | None = None,
     seed: int = 0,
     on_step: Progress | None = None,
+    *,
+    tol: float | None = None,
     **objective_kwargs,
 ) -> dict[str, np.ndarray]:
     """Top-k and/or bottom-k Hessian eigenvalues of the loss (Lanczos on HVPs).
@@ -148,6 +251,9 @@ def hessian_eigenvalues(
         Flat point where the Hessian is taken (default: the model's parameters).
     seed, on_step
         See :func:`lanczos`.
+    tol : float, optional
+        Stop early once the ``k`` values asked for at each end have residuals within
+        ``tol`` times the largest |Ritz value| (see :func:`lanczos`); ``None``: run ``steps``.
 
     Returns
     -------
@@ -156,19 +262,74 @@ def hessian_eigenvalues(
     """
     if which not in ("both", "top", "bottom"):
         raise ValueError(f"which must be 'both', 'top' or 'bottom', got {which!r}")
+    ob = _checked_objective(k, model, loss_fn, data, **objective_kwargs)
+    bottom, top = (k if which != "top" else 0), (k if which != "bottom" else 0)
+    ritz = _hessian_ritz(ob, theta, k, steps, seed, on_step, tol, (bottom, top))
+    out = {}
+    if top:
+        out["top"] = ritz.values[::-1][:k].copy()
+    if bottom:
+        out["bottom"] = ritz.values[:k].copy()
+    return out
+
+
+def hessian_directions(
+    model,
+    loss_fn=None,
+    data=None,
+    k: int = 2,
+    steps: int | None = None,
+    theta: torch.Tensor | None = None,
+    seed: int = 0,
+    on_step: Progress | None = None,
+    *,
+    tol: float | None = None,
+    **objective_kwargs,
+) -> list[torch.Tensor]:
+    """The eigenvectors of the ``k`` largest (algebraic) Hessian eigenvalues, as plane
+    directions: the "short" directions along which the loss rises fastest.
+
+    They are the Lanczos Ritz vectors of the top Ritz values (full reorthogonalization).
+    Each direction is determined up to its sign.
+
+    Parameters
+    ----------
+    model, loss_fn, data, k, steps, theta, seed, on_step, tol, **objective_kwargs
+        As for :func:`hessian_eigenvalues` (``tol`` watches the top ``k`` values).
+
+    Returns
+    -------
+    list of torch.Tensor
+        ``k`` orthonormal flat vectors over the objective's moved parameters, on its device
+        and in theta's dtype, largest eigenvalue first; pass them as
+        ``compute_landscape(..., directions=...)`` (with ``params=`` as used here).
+    """
+    ob = _checked_objective(k, model, loss_fn, data, **objective_kwargs)
+    ritz = _hessian_ritz(ob, theta, k, steps, seed, on_step, tol, (0, k))
+    m = len(ritz.values)
+    if m < k:
+        raise ValueError(f"the Krylov space of the start vector has only {m} dimensions; try another seed")
+    vectors = ritz.vectors(range(m - 1, m - 1 - k, -1))
+    return [(v / v.norm()).to(ob.theta.dtype) for v in vectors]
+
+
+def _checked_objective(k: int, model, loss_fn, data, **objective_kwargs) -> Objective:
+    """The objective, after checking that ``k`` eigenpairs can exist."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     ob = as_objective(model, loss_fn, data, **objective_kwargs)
-    ritz = lanczos(
-        hvp_operator(ob, theta), ob.layout.size, steps or max(4 * k + 20, 40), seed, ob.device, torch.float64,
-        on_step,
+    if k > ob.layout.size:
+        raise ValueError(f"k = {k} exceeds the {ob.layout.size} moved parameters")
+    return ob
+
+
+def _hessian_ritz(ob: Objective, theta: torch.Tensor | None, k: int, steps: int | None, seed: int,
+                  on_step: Progress | None, tol: float | None, converge: tuple[int, int]) -> Ritz:
+    """One Lanczos run on the Hessian at ``theta`` (default ``max(4 k + 20, 40)`` steps)."""
+    return lanczos_ritz(
+        hvp_operator(ob, theta), ob.layout.size, steps or max(4 * k + 20, 40), random_start(ob.layout.size, seed),
+        ob.device, torch.float64, on_step, tol=tol, converge=converge,
     )
-    out = {}
-    if which in ("both", "top"):
-        out["top"] = ritz[::-1][:k].copy()
-    if which in ("both", "bottom"):
-        out["bottom"] = ritz[:k].copy()
-    return out
 
 
 def hutchinson_trace(
@@ -222,6 +383,9 @@ def iter_convexity(
     bias_bn: str = "ignore",
     theta: torch.Tensor | None = None,
     steps: int = 20,
+    tol: float | None = 1e-3,
+    warm_start: bool = True,
+    keep_graph: bool | None = None,
     cancel: threading.Event | None = None,
     **objective_kwargs,
 ) -> Iterator[tuple[xr.Dataset, int]]:
@@ -236,32 +400,57 @@ def iter_convexity(
         raise ValueError(f"a convexity map needs a 2-D grid, got {grid.ndim} axes")
     if directions is not None and len(directions) != 2:
         raise ValueError(f"a convexity map needs 2 directions, got {len(directions)}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
     ev, how = prepare_evaluator(model, loss_fn, data, 2, directions, seed=seed, normalization=normalization,
                                 bias_bn=bias_bn, theta=theta, **objective_kwargs)
     ob = ev.objective
     ds = empty_landscape(
         grid, ("loss",),
-        attrs={**ob.attrs(), **how, "grid": grid.to_dict(), "lanczos_steps": steps, "kind": "convexity"},
+        attrs={**ob.attrs(), **how, "grid": grid.to_dict(), "lanczos_steps": steps, "kind": "convexity",
+               "lanczos_tol": "none" if tol is None else tol, "warm_start": int(warm_start)},
     )
-    for name in ("lambda_max", "lambda_min", "convexity"):
+    for name in ("lambda_max", "lambda_min", "convexity", "iterations"):
         ds[name] = (grid.names, np.full(grid.shape, np.nan))
     ds["lambda_max"].attrs.update(long_name="largest Hessian eigenvalue", units="loss / coefficient^2")
     ds["lambda_min"].attrs.update(long_name="smallest Hessian eigenvalue", units="loss / coefficient^2")
     ds["convexity"].attrs.update(long_name="|λ_min / λ_max|", units="ratio")
+    ds["iterations"].attrs.update(long_name="Lanczos iterations (Hessian-vector products)")
+    cold = random_start(ob.layout.size, seed).to(ob.device)
+    starts: dict[tuple[int, ...], torch.Tensor] = {}  # grid position -> its warm start for neighbours
     order, _ = coarse_to_fine_order(grid.shape)
     for flat in order:
         if cancel is not None and cancel.is_set():
             break
         coeffs = grid.coords(np.array([flat]))
-        lo, hi = _extreme_eigenvalues(ob, ev.points(coeffs)[0], steps, seed)
         pos = np.unravel_index(int(flat), grid.shape)
+        start = cold if not starts else cold / cold.norm() + starts[_nearest(starts, pos)].to(cold)
+        ritz = lanczos_ritz(hvp_operator(ob, ev.points(coeffs)[0], keep_graph=keep_graph), ob.layout.size,
+                            2 * steps, start, ob.device, torch.float64, tol=tol)
+        if warm_start:
+            starts[pos] = _warm_start_vector(ritz).to(ob.theta.dtype)
+        lo, hi = float(ritz.values[0]), float(ritz.values[-1])
         ds["loss"].values[pos] = ev.evaluate(coeffs).loss[0]
         ds["lambda_max"].values[pos] = hi
         ds["lambda_min"].values[pos] = lo
         ds["convexity"].values[pos] = abs(lo / hi) if hi != 0 else np.nan
+        ds["iterations"].values[pos] = len(ritz.values)
         ds["done"].values[pos] = True
         ds.attrs.update(complete=int(ds["done"].all()), n_done=int(ds["done"].sum()))
         yield ds, int(flat)
+
+
+def _warm_start_vector(ritz: Ritz) -> torch.Tensor:
+    """The sum of the two lowest and the highest unit Ritz vectors (those that exist): with
+    the second lowest too, the next run still finds the smallest eigenvalue when the lowest
+    eigenvectors change places between neighbouring points."""
+    m = len(ritz.values)
+    return ritz.vectors(sorted({0, min(1, m - 1), m - 1})).sum(0)
+
+
+def _nearest(done: dict[tuple[int, ...], torch.Tensor], pos: tuple[int, ...]) -> tuple[int, ...]:
+    """The done grid position nearest to ``pos`` (in grid steps; the first one on a tie)."""
+    return min(done, key=lambda p: sum((a - b) ** 2 for a, b in zip(p, pos)))
 
 
 def convexity_map(
@@ -276,20 +465,28 @@ def convexity_map(
     bias_bn: str = "ignore",
     theta: torch.Tensor | None = None,
     steps: int = 20,
+    tol: float | None = 1e-3,
+    warm_start: bool = True,
+    keep_graph: bool | None = None,
     on_point: Callable[[xr.Dataset, int], None] | None = None,
     **objective_kwargs,
 ) -> xr.Dataset:
     """|λ_min / λ_max| of the full Hessian at each point of a 2-D plane (Li et al. 2018).
 
     Near 0: locally convex (no negative curvature worth mentioning); near 1 or above:
-    strong non-convexity. Each point costs a Lanczos run of ``2 * steps`` HVPs (both
-    ends of the spectrum come from the same run), so the default grid is a coarse 9x9
-    plane over [-1, 1]^2, visited coarse-to-fine.
+    strong non-convexity. Both ends of the spectrum come from one Lanczos run per point
+    of at most ``2 * steps`` Hessian-vector products, fewer when it converges early
+    (``tol``) from a start built on the nearest finished point's extreme eigenvectors
+    (``warm_start``). The default grid is a coarse 9x9 plane over [-1, 1]^2, visited
+    coarse-to-fine. ``tol=None, warm_start=False, keep_graph=False`` is the plain
+    algorithm: a cold, seeded start and ``2 * steps`` full products at every point.
 
     Parameters
     ----------
     model, loss_fn, data, **objective_kwargs
-        See :func:`hessian_eigenvalues`.
+        See :func:`hessian_eigenvalues`. ``max_samples=`` (an objective option) computes
+        the loss and the Hessian on the first samples only: the cost falls in proportion,
+        and the map is then that of the subsample's loss, not an estimate with an error bar.
     grid : Grid, optional
         A 2-D grid (default ``plane(num=9)``).
     directions : two flat tensors, optional
@@ -299,7 +496,20 @@ def convexity_map(
     theta : torch.Tensor, optional
         Centre point (default: the model's parameters).
     steps : int
-        Half the Lanczos iterations per point.
+        Half the largest number of Lanczos iterations per point.
+    tol : float, optional
+        Stop a point's Lanczos run once the residuals of its smallest and largest Ritz
+        values are both within ``tol * |λ_max|``; each is then that close to an
+        eigenvalue, so the ratio is good to about ``tol * (1 + ratio)`` (usually much
+        better). ``None``: always ``2 * steps`` iterations.
+    warm_start : bool
+        Start each point's run from the sum of the nearest done point's Ritz vectors of
+        its two lowest and its highest Ritz values, and of the seeded random vector (the
+        first point starts from the random one). Keeps one vector of the moved parameters
+        per point.
+    keep_graph : bool, optional
+        See :func:`hvp_operator` (default: reuse each point's gradient graph when the
+        data is one batch).
     on_point : callable, optional
         Called as ``on_point(dataset, flat_index)`` after each point (streaming).
 
@@ -307,19 +517,14 @@ def convexity_map(
     -------
     xr.Dataset
         Like :func:`~landscape_widgets.core.results.empty_landscape` (``loss``, ``done``, same
-        coordinates) plus ``lambda_max``, ``lambda_min`` and ``convexity``.
+        coordinates) plus ``lambda_max``, ``lambda_min``, ``convexity`` and ``iterations``
+        (the Lanczos iterations of each point).
     """
     ds = None
     for ds, flat in iter_convexity(
         model, loss_fn, data, grid, directions, seed=seed, normalization=normalization, bias_bn=bias_bn,
-        theta=theta, steps=steps, **objective_kwargs,
+        theta=theta, steps=steps, tol=tol, warm_start=warm_start, keep_graph=keep_graph, **objective_kwargs,
     ):
         if on_point is not None:
             on_point(ds, flat)
     return ds
-
-
-def _extreme_eigenvalues(ob: Objective, point: torch.Tensor, steps: int, seed: int) -> tuple[float, float]:
-    """Smallest and largest Hessian eigenvalue at ``point`` from one Lanczos run."""
-    ritz = lanczos(hvp_operator(ob, point), ob.layout.size, 2 * steps, seed, ob.device, torch.float64)
-    return float(ritz[0]), float(ritz[-1])
