@@ -18,7 +18,10 @@ from torch import nn
 
 from landscape_widgets import compute_landscape, make_grid
 from landscape_widgets.app.serve import CHECKOUT_NOTEBOOK, app_notebook, voila_command
+from landscape_widgets.analysis.curvature import convexity_map, hessian_eigenvalues
+from landscape_widgets.core.directions import interpolation_direction
 from landscape_widgets.core.grids import coarse_to_fine_order, plane
+from landscape_widgets.core.params import flatten_params
 from landscape_widgets.core.results import empty_landscape, fill_chunk
 from landscape_widgets.widgets import LandscapeExplorer, Runner, format_progress
 from landscape_widgets.widgets.views import (
@@ -269,6 +272,48 @@ def test_explorer_reaches_every_bias_bn_rule_and_parameter_group(problem):
     assert ex.objectives["all"] is objective  # prepared once, reused across control changes
 
 
+def test_explorer_direction_kinds_draw_their_planes(problem):
+    model, loss_fn, data = problem
+    torch.manual_seed(5)
+    other = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    path = [flatten_params(model) + 0.1 * k * torch.randn(flatten_params(model).numel()) for k in (3, 2, 1)]
+    path.append(flatten_params(model))
+    ex = explorer(problem, view="1d", trajectory=path, model2=other)
+    ex.wait(120)
+    assert list(ex.directions.options) == ["random", "hessian", "trajectory", "two models"]
+    assert ex.convexity_button.layout.display == "none"  # 1-D view
+    grid = make_grid([(-1.0, 1.0)], 9)
+    # two models: alpha = 1 is the second model, the line is the interpolation
+    ex.directions.value = "two models"
+    ex.wait(120)
+    expected = compute_landscape(model, loss_fn, data, grid, [interpolation_direction(model, other)])
+    np.testing.assert_allclose(ex.views[0].loss_line.y, expected["loss"].values, rtol=1e-5)
+    assert "second model" in ex.views[0].x_axis.label
+    # Hessian: the unit top eigenvector; the curve's curvature at 0 is the top eigenvalue
+    ex.directions.value = "hessian"
+    ex.wait(120)
+    top = hessian_eigenvalues(model, loss_fn, data, k=1, which="top")["top"][0]
+    y = np.asarray(ex.views[0].loss_line.y)
+    h = 0.25
+    second = (y[5] - 2 * y[4] + y[3]) / h**2
+    assert second == pytest.approx(top, rel=0.05)
+    assert "Hessian eigenvector 1" in ex.views[0].x_axis.label
+    assert ex.result.attrs["directions"] == "hessian"
+    # trajectory: the first checkpoint lies within the drawn range (coordinate <= 1)
+    ex.view.value = "2d"
+    ex.directions.value = "trajectory"
+    ex.wait(120)
+    assert ex.result.attrs["directions"] == "trajectory" and "PC1" in ex.views[0].x_axis.label
+    # the convexity map is of the plane on screen
+    panel = ex.show_convexity(num=3)
+    assert panel.wait(120)
+    directions, _ = ex.plane(ex.settings)
+    expected = convexity_map(model, loss_fn, data, plane(num=3), directions, steps=20)
+    np.testing.assert_allclose(panel.result["convexity"].values, expected["convexity"].values, rtol=1e-6)
+    with pytest.raises(ValueError, match="trajectory needs trajectory="):
+        explorer(problem, directions="trajectory", autostart=False)
+
+
 def test_stop_keeps_the_partial_picture(problem):
     ex = slow_explorer(problem)
     assert not ex.stop_button.disabled  # offered while the run is in flight
@@ -337,7 +382,9 @@ def test_explorer_convexity_map_of_the_current_plane(problem):
     ratio = panel.result["convexity"].values
     assert ratio.shape == (3, 3) and np.isfinite(ratio).all()
     assert ((ratio >= 0) & (ratio <= 1 + 1e-6)).all()
-    assert panel.result.attrs["seed"] == ex.seed.value
+    model, loss_fn, data = problem
+    expected = convexity_map(model, loss_fn, data, plane(num=3), seed=ex.seed.value, steps=20)
+    np.testing.assert_allclose(ratio, expected["convexity"].values, rtol=1e-6)  # the plane on screen
     ex.seed.value += 1  # another plane: the map no longer applies and is removed
     assert ex.convexity is None and ex.convexity_box.children == ()
     ex.view.value = "1d"

@@ -1,7 +1,7 @@
 """``LandscapeExplorer``: controls + live views of a model's loss landscape.
 
-Every control that changes *what is computed* (seed, normalization, bias/BN rule,
-moved parameters, view, range, points per axis) cancels the run in flight and, after a short debounce, starts the
+Every control that changes *what is computed* (kind of directions, seed,
+normalization, bias/BN rule, moved parameters, view, range, points per axis) cancels the run in flight and, after a short debounce, starts the
 new one in a worker thread; finished results are cached by their settings, so going
 back to earlier settings redraws at once. Controls that change only *how it is drawn*
 (metric, colour scale) redraw without computing. The model copy and the data are
@@ -12,16 +12,19 @@ prepared once per choice of moved parameters (an
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import ipywidgets as w
+import torch
 import xarray as xr
 from torch import nn
 
+from ..analysis.plane_directions import plane_directions
+
 from ..core.directions import BIAS_BN_RULES, NORMALIZATIONS
 from ..core.grids import Grid, make_grid, plane
-from ..core.landscape import prepare_evaluator
+from ..core.evaluation import PointEvaluator
 from ..core.objective import LossFn, Objective
 from ..core.params import select_params
 from .convexity import ConvexityPanel, convexity_panel
@@ -40,6 +43,7 @@ class Settings:
     """What is computed: two runs with equal settings give the same result."""
 
     view: str = "2d"
+    directions: str = "random"
     seed: int = 0
     normalization: str = "filter"
     bias_bn: str = "ignore"
@@ -95,8 +99,17 @@ class LandscapeExplorer(w.VBox):
         Data the loss is averaged over: ``(X, y)``, a dict, or a DataLoader.
     view : {"1d", "2d", "3d"}
         Initial view.
+    directions : {"random", "hessian", "trajectory", "two models"}
+        Initial kind of axes (the "directions" menu; see
+        :mod:`landscape_widgets.analysis.plane_directions`): random, the top Hessian
+        eigenvectors, and, when ``trajectory`` / ``model2`` are given, the PCA of the
+        training path or the line to the second model.
     seed, normalization, bias_bn
         Random directions (Li et al. 2018: filter normalization, bias/BN ignored).
+    trajectory : sequence of torch.Tensor, optional
+        Flat checkpoints of training over all parameters, the final one last.
+    model2 : nn.Module, optional
+        A second model of the same architecture.
     params : str
         Moved parameters: ``"all"``, ``"trainable"`` or a name glob (the "parameters"
         menu offers these and each top-level layer).
@@ -129,6 +142,7 @@ class LandscapeExplorer(w.VBox):
         data=None,
         *,
         view: str = "2d",
+        directions: str = "random",
         seed: int = 0,
         normalization: str = "filter",
         bias_bn: str = "ignore",
@@ -142,6 +156,8 @@ class LandscapeExplorer(w.VBox):
         debounce: float = 0.3,
         max_rate: float = 10.0,
         autostart: bool = True,
+        trajectory: Sequence[torch.Tensor] | None = None,
+        model2: nn.Module | None = None,
         **objective_kwargs,
     ) -> None:
         if view not in VIEWS:
@@ -153,7 +169,15 @@ class LandscapeExplorer(w.VBox):
         unknown = set(grids or {}) - set(VIEWS)
         if unknown:
             raise ValueError(f"grids has unknown views {sorted(unknown)}; use {VIEWS}")
+        kinds = ["random", "hessian"] + (["trajectory"] if trajectory is not None else []) + (
+            ["two models"] if model2 is not None else [])
+        if directions not in kinds:
+            raise ValueError(f"directions must be one of {kinds} here, got {directions!r}"
+                             " (trajectory needs trajectory=, two models needs model2=)")
         self.model, self.loss_fn, self.data = model, loss_fn, data
+        self.trajectory, self.model2 = trajectory, model2
+        #: Plane directions already made, by (kind, seed, normalization, bias/BN, params, ndim).
+        self.direction_cache: dict[tuple, tuple[list[torch.Tensor], dict]] = {}
         self.strategy = strategy
         self.objective_kwargs = {**objective_kwargs, "device": device, "max_samples": max_samples}
         #: Prepared objectives (model copy + data), one per choice of moved parameters.
@@ -170,6 +194,9 @@ class LandscapeExplorer(w.VBox):
 
         half, num = self.grids[view]
         style = {"description_width": "initial"}
+        self.directions = w.Dropdown(options=kinds, value=directions, description="directions", style=style,
+                                     tooltip="random (Li et al.), top Hessian eigenvectors, training-path PCA, "
+                                             "towards a second model")
         self.seed = w.IntSlider(value=seed, min=0, max=99, description="direction seed", style=style)
         self.normalization = w.ToggleButtons(options=list(NORMALIZATIONS), value=normalization,
                                              description="normalization", style=style)
@@ -196,18 +223,18 @@ class LandscapeExplorer(w.VBox):
         self.convexity: ConvexityPanel | None = None
         self.convexity_box = w.Box(layout={"width": "100%"})
 
-        for control in (self.seed, self.normalization, self.bias_bn, self.params, self.half_range, self.num):
+        for control in (self.directions, self.seed, self.normalization, self.bias_bn, self.params, self.half_range, self.num):
             control.observe(self._on_settings, "value")
         self.view.observe(self._on_view, "value")
         self.metric.observe(self._on_display, "value")
         self.scale.observe(self._on_display, "value")
         self.stop_button.on_click(lambda _: self.stop())
         self.convexity_button.on_click(lambda _: self.show_convexity())
-        for name in ("seed", "view", "num", "stop_button"):  # CSS hooks for browser tests
+        for name in ("directions", "seed", "view", "num", "stop_button"):  # CSS hooks for browser tests
             getattr(self, name).add_class(f"landscape-{name.replace('_', '-')}")
 
         controls = w.VBox([
-            w.HBox([self.view, self.seed]),
+            w.HBox([self.view, self.directions, self.seed]),
             w.HBox([self.normalization, self.bias_bn, self.params]),
             w.HBox([self.half_range, self.num]),
             w.HBox([self.metric, self.scale, self.stop_button, self.convexity_button]),
@@ -224,8 +251,20 @@ class LandscapeExplorer(w.VBox):
     @property
     def settings(self) -> Settings:
         """The settings the controls show now."""
-        return Settings(self.view.value, int(self.seed.value), self.normalization.value, self.bias_bn.value,
-                        self.params.value, float(self.half_range.value), int(self.num.value))
+        return Settings(self.view.value, self.directions.value, int(self.seed.value), self.normalization.value,
+                        self.bias_bn.value, self.params.value, float(self.half_range.value), int(self.num.value))
+
+    def plane(self, settings: Settings) -> tuple[list[torch.Tensor], dict]:
+        """The directions of ``settings`` and how they were made (made once per choice:
+        Hessian eigenvectors cost a Lanczos run)."""
+        s = settings
+        key = (s.directions, s.seed, s.normalization, s.bias_bn, s.params, s.ndim)
+        if key not in self.direction_cache:
+            self.direction_cache[key] = plane_directions(
+                self.objective(s.params), s.directions, s.ndim, seed=s.seed, normalization=s.normalization,
+                bias_bn=s.bias_bn, trajectory=self.trajectory, model2=self.model2,
+            )
+        return self.direction_cache[key]
 
     def objective(self, params: str) -> Objective:
         """The prepared objective for a choice of moved parameters (built on first use)."""
@@ -260,9 +299,10 @@ class LandscapeExplorer(w.VBox):
         """
         self._drop_convexity()
         s = self.settings
+        plane_2d = Settings(**{**asdict(s), "view": "2d"})
         self.convexity = convexity_panel(
             self.objective(s.params), grid=plane((-s.half_range, s.half_range), num=num),
-            seed=s.seed, normalization=s.normalization, bias_bn=s.bias_bn,
+            directions=self.plane(plane_2d)[0],
         )
         self.convexity_box.children = [self.convexity.widget]
         return self.convexity
@@ -347,10 +387,8 @@ class LandscapeExplorer(w.VBox):
     def _work(self, settings: Settings):
         def work(cancel: threading.Event) -> Iterator[Snapshot]:
             grid = settings.grid
-            evaluator, how = prepare_evaluator(
-                self.objective(settings.params), n_directions=grid.ndim, seed=settings.seed,
-                normalization=settings.normalization, bias_bn=settings.bias_bn,
-            )
+            directions, how = self.plane(settings)
+            evaluator = PointEvaluator(self.objective(settings.params), directions=directions)
             attrs = {**asdict(settings), **how}
             yield from landscape_stream(evaluator, grid, cancel, chunk_size=_chunk_size(grid),
                                         strategy=self.strategy, attrs=attrs)
