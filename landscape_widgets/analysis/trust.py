@@ -64,7 +64,8 @@ def seed_spread(model, loss_fn=None, data=None, grid: Grid | None = None, seeds:
     maps = [compute_landscape(ob, grid=grid, seed=s, **_landscape_only(landscape_kwargs))["loss"] for s in seeds]
     loss = xr.concat(maps, dim=xr.DataArray(seeds, dims="seed", name="seed"))
     ds = xr.Dataset({"loss": loss, "loss_mean": loss.mean("seed"), "loss_sd": loss.std("seed", ddof=1)})
-    ds.attrs.update(mean_sd=float(ds["loss_sd"].mean()), seeds=seeds)
+    ds.attrs.update(mean_sd=float(ds["loss_sd"].mean()), seeds=seeds,
+                    normalization=landscape_kwargs.get("normalization", "filter"))
     return ds
 
 

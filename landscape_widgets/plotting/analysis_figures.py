@@ -1,0 +1,146 @@
+"""Matplotlib figures of the analyses: permutation alignment, the trained triangle, short
+directions along a path, PAL's parabola, local entropy and the trust statistics.
+
+Each takes the datasets the analysis functions return and gives a labelled figure (axis
+labels with units, colour bars); the notebooks and the panels of
+:mod:`landscape_widgets.widgets.analysis_panels` draw with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+LOSS_LABEL = "training loss (cross-entropy)"
+
+
+def _log_map(ax, ds: xr.Dataset, values: xr.DataArray, label: str, levels: int = 20):
+    fig = ax.figure
+    cs = ax.contourf(ds["alpha"], ds["beta"], values.T, levels=levels)
+    fig.colorbar(cs, ax=ax, label=label)
+    return cs
+
+
+def _plane_labels(ax, ds: xr.Dataset) -> None:
+    norm = ds.attrs.get("normalization", "filter")
+    units = f"{norm}-normalized units" if norm != "none" else "raw units"
+    ax.set_xlabel(f"alpha (direction 1, {units})")
+    ax.set_ylabel(f"beta (direction 2, {units})")
+
+
+def _star(ax, x: float, y: float, label: str) -> None:
+    ax.plot(x, y, "w*", markersize=11)
+    ax.annotate(label, (x, y), color="white", xytext=(0, 8), textcoords="offset points", ha="center")
+
+
+def permutation_figure(paths: Mapping[str, xr.Dataset], plane: xr.Dataset | None = None):
+    """Loss along straight lines (e.g. to a shuffled copy, to B before and after weight
+    matching), and optionally the plane through A, the matched B and B
+    (:func:`~landscape_widgets.analysis.connectivity.plane_through`)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2 if plane is not None else 1, figsize=(11 if plane is not None else 6, 4),
+                             constrained_layout=True, squeeze=False)
+    ax = axes[0, 0]
+    for name, ds in paths.items():
+        ax.plot(ds["alpha"], ds["loss"], marker=".", label=f"{name} (barrier {ds.attrs['barrier']:.2f})")
+    ax.set_xlabel("t (position along the straight line)")
+    ax.set_ylabel(LOSS_LABEL)
+    ax.legend(loc="upper right", fontsize=8)
+    if plane is not None:
+        ax = axes[0, 1]
+        _log_map(ax, plane, np.log10(plane["loss"]), "log10 training loss")
+        for (x, y), label in [((0, 0), "A"), ((1, 0), "B matched"),
+                              ((plane.attrs["third_alpha"], plane.attrs["third_beta"]), "B")]:
+            _star(ax, x, y, label)
+        ax.set_xlabel("along B matched − A (units of its length)")
+        ax.set_ylabel("towards B (same units)")
+    return fig
+
+
+def simplex_figure(plane: xr.Dataset):
+    """The plane through three optima with the trained triangle's loss at its points
+    (:func:`~landscape_widgets.analysis.simplex.simplex_plane`), on one colour scale."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5), constrained_layout=True)
+    cs = _log_map(ax, plane, np.log10(plane["loss"]), "log10 training loss")
+    vmin, vmax = cs.get_clim()
+    ax.scatter(plane["tunnel_alpha"], plane["tunnel_beta"], c=np.log10(plane["tunnel_loss"]), vmin=vmin,
+               vmax=vmax, edgecolors="white", s=60, label="trained surface")
+    corners = np.stack([plane["vertex_alpha"], plane["vertex_beta"]], 1)
+    ax.plot(*np.vstack([corners, corners[:1]]).T, "w--", lw=1, label="straight lines")
+    for i, (x, y) in enumerate(corners):
+        _star(ax, x, y, f"network {i + 1}")
+    ax.set_xlabel("along network 2 − network 1 (units of its length)")
+    ax.set_ylabel("towards network 3 (same units)")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def short_directions_figure(counts: Mapping[str, xr.Dataset]):
+    """Short-direction counts along paths
+    (:func:`~landscape_widgets.analysis.short_directions.short_directions`), one line
+    per labelled path."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
+    threshold = None
+    for k, (name, ds) in enumerate(counts.items()):
+        ax.plot(ds["t"], ds["count"], marker="osD^v"[k % 5], alpha=0.8, label=name)
+        threshold = ds.attrs["threshold"]
+    ax.set_xlabel("t (position along the path)")
+    ax.set_ylabel(f"Hessian eigenvalues above {threshold:g}")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8)
+    return fig
+
+
+def pal_figure(pal: xr.Dataset, ax=None):
+    """The true loss along the negative gradient, PAL's parabola, its step and the true
+    minimum (:func:`~landscape_widgets.analysis.line_search.pal_line`)."""
+    import matplotlib.pyplot as plt
+
+    fig = ax.figure if ax is not None else plt.figure(figsize=(6, 4), constrained_layout=True)
+    ax = ax or fig.add_subplot()
+    ax.plot(pal["s"], pal["loss"], label="true loss along the line")
+    ax.plot(pal["s"], pal["parabola"], "--", label="PAL's parabola")
+    if np.isfinite(pal.attrs["s_star"]):
+        ax.axvline(pal.attrs["s_star"], color="C1", lw=1, label="PAL's step")
+    ax.axvline(pal.attrs["s_min"], color="C0", lw=1, label="true minimum")
+    ax.set_xlabel("s (distance along the negative gradient, parameter units)")
+    ax.set_ylabel(LOSS_LABEL)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def entropy_figure(ds: xr.Dataset, axes: Sequence | None = None):
+    """The plain loss and the local entropy over a plane
+    (:func:`~landscape_widgets.analysis.smoothing.local_entropy_map`), side by side."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for ax, values, label in [(axes[0], np.log10(ds["loss"]), "log10 training loss"),
+                              (axes[1], ds["local_entropy"], f"local entropy (σ = {ds.attrs['sigma']:.3g})")]:
+        _log_map(ax, ds, values, label, levels=15)
+        _plane_labels(ax, ds)
+    return axes[0].figure
+
+
+def trust_figure(seeds: xr.Dataset, bootstrap: xr.Dataset):
+    """The seed-averaged map, its spread over seeds and the data's bootstrap error
+    (:mod:`~landscape_widgets.analysis.trust`), on one grid."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
+    panels = [(seeds, np.log10(seeds["loss_mean"]), f"log10 mean loss over {seeds.sizes['seed']} seeds"),
+              (seeds, seeds["loss_sd"], "sd of the loss over seeds"),
+              (bootstrap, bootstrap["loss_se"], f"bootstrap standard error ({bootstrap.attrs['batches']} batches)")]
+    for ax, (ds, values, label) in zip(axes, panels):
+        _log_map(ax, ds, values, label, levels=15)
+        _plane_labels(ax, ds)
+    return fig
