@@ -117,6 +117,14 @@ def pal_figure(pal: xr.Dataset, ax=None):
     return fig
 
 
+def pal_caption(pal: xr.Dataset) -> str:
+    """PAL's proposal against the true minimum, in words."""
+    step = (f"PAL proposes a step of {pal.attrs['s_star']:.3g} (loss {pal.attrs['loss_at_s_star']:.3g})"
+            if np.isfinite(pal.attrs["s_star"]) else
+            f"at μ = {pal.attrs['mu']:g} the parabola opens downward, so PAL proposes no step")
+    return f"{step}; the true minimum along the line is at {pal.attrs['s_min']:.3g} (loss {pal.attrs['loss_min']:.3g})."
+
+
 def entropy_figure(ds: xr.Dataset, axes: Sequence | None = None):
     """The plain loss and the local entropy over a plane
     (:func:`~landscape_widgets.analysis.smoothing.local_entropy_map`), side by side."""
@@ -143,4 +151,26 @@ def trust_figure(seeds: xr.Dataset, bootstrap: xr.Dataset):
     for ax, (ds, values, label) in zip(axes, panels):
         _log_map(ax, ds, values, label, levels=15)
         _plane_labels(ax, ds)
+    return fig
+
+
+def radial_figure(norms: Mapping[str, xr.Dataset], widths: Mapping[str, float] | None = None):
+    """The norm of the weights along training for several runs
+    (:func:`~landscape_widgets.analysis.radial.weight_norms`), and optionally each final
+    network's radial tunnel width as bars."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2 if widths else 1, figsize=(11 if widths else 6, 4), constrained_layout=True,
+                             squeeze=False)
+    ax = axes[0, 0]
+    for name, ds in norms.items():
+        ax.plot(ds["epoch"], ds["norm"], marker=".", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("|θ| (norm of the weights, parameter units)")
+    ax.legend(fontsize=8)
+    if widths:
+        ax = axes[0, 1]
+        ax.barh(list(widths), list(widths.values()), color=[f"C{i}" for i in range(len(widths))])
+        ax.set_xlabel("median radial tunnel width (parameter-space distance)")
+        ax.invert_yaxis()
     return fig

@@ -21,7 +21,6 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import ipywidgets as w
-import numpy as np
 from torch import nn
 
 from ..analysis.connectivity import linear_path, plane_through
@@ -149,12 +148,7 @@ def pal_panel(model: nn.Module, loss_fn=None, data=None, mu: float = 0.1, point=
     def compute():
         return pal_line(objective, mu=float(slider.value), point=point)
 
-    def summary(ds) -> str:
-        step = (f"PAL proposes a step of {ds.attrs['s_star']:.3g} (loss {ds.attrs['loss_at_s_star']:.3g})"
-                if np.isfinite(ds.attrs["s_star"]) else "the parabola opens downward: PAL proposes no step")
-        return f"{step}; the true minimum along the line is at {ds.attrs['s_min']:.3g} (loss {ds.attrs['loss_min']:.3g})."
-
-    panel = FigurePanel(compute, figures.pal_figure, summary, "PAL: a parabola along the negative gradient",
+    panel = FigurePanel(compute, figures.pal_figure, figures.pal_caption, "PAL: a parabola along the negative gradient",
                         [slider])
     slider.observe(lambda _: panel.start(), "value")
     return _started(panel, autostart)
