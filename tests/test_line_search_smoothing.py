@@ -94,3 +94,51 @@ def test_bad_settings_are_refused():
         local_entropy(model, F.mse_loss, data, samples=1)
     with pytest.raises(ValueError, match="mu > 0"):
         pal_line(model, F.mse_loss, data, mu=0)
+
+
+class CurvedLinear(nn.Module):
+    """``x @ (w0 + k (w - w0))``: at ``w = w0`` the same outputs for every ``k``, with
+    ``k^2`` times the curvature."""
+
+    def __init__(self, w0: torch.Tensor, k: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(w0.clone()[None])  # [1, n]: a 2-D weight, as filter normalization needs
+        self.register_buffer("w0", w0.clone()[None])
+        self.register_buffer("k", torch.tensor(k, dtype=w0.dtype))
+
+    def forward(self, x):
+        return x @ (self.w0 + self.k * (self.weight - self.w0)).T
+
+
+class ScaledLinear(nn.Module):
+    """``k * (x @ w)``: the same function at ``w / k``, a rescaled parametrization."""
+
+    def __init__(self, w: torch.Tensor, k: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(w.clone()[None] / k)
+        self.register_buffer("k", torch.tensor(k, dtype=w.dtype))
+
+    def forward(self, x):
+        return self.k * (x @ self.weight.T)
+
+
+def test_flatness_table_ranks_a_sharper_minimum_below_a_flatter_one():
+    from landscape_widgets.analysis.sharpness import sharpness
+    from landscape_widgets.analysis.smoothing import flatness_table
+
+    _, data, h, w_star, l_star = quadratic()
+    models = {"flat": CurvedLinear(w_star, 1.0), "sharp": CurvedLinear(w_star, 3.0),
+              "flat, rescaled": ScaledLinear(w_star, 3.0)}
+    table = flatness_table(models, F.mse_loss, data, gamma=4.0, samples=400, radius=0.3, device="cpu")
+    np.testing.assert_allclose(table["loss"].values, l_star, rtol=1e-9)
+    flat, sharp, rescaled = (table.sel(model=m) for m in models)
+    assert float(sharp["sharpness"]) == pytest.approx(9 * float(flat["sharpness"]), rel=1e-6)  # k^2
+    assert float(sharp["local_entropy"]) < float(flat["local_entropy"])
+    # filter normalization makes sharpness blind to the rescaling; raw-noise local entropy is not
+    assert float(rescaled["sharpness"]) == pytest.approx(float(flat["sharpness"]), rel=1e-9)
+    assert float(rescaled["local_entropy"]) < float(flat["local_entropy"])
+    # each column is the function's own value
+    assert float(flat["local_entropy"]) == pytest.approx(
+        local_entropy(models["flat"], F.mse_loss, data, gamma=4.0, samples=400, device="cpu")["local_entropy"])
+    assert float(flat["sharpness"]) == pytest.approx(
+        sharpness(models["flat"], F.mse_loss, data, radius=0.3, device="cpu").attrs["mean_increase"])

@@ -153,7 +153,8 @@ def simplex_plane(
     Uses :func:`~landscape_widgets.analysis.connectivity.plane_through` (optimum 0 at
     (0, 0), optimum 1 at (1, 0)); adds ``tunnel_alpha``/``tunnel_beta`` and
     ``tunnel_loss`` over ``point`` (the trained surface's evaluated points, projected:
-    the flat triangle's coordinates) and ``vertex_alpha``/``vertex_beta``.
+    the flat triangle's coordinates) and ``vertex_alpha``/``vertex_beta``; the tunnel's
+    ``pairs``, ``linear_barriers`` and ``max_loss`` attributes.
     """
     if len(models) != 3 or tunnel.attrs.get("m") != 2:
         raise ValueError("simplex_plane draws a triangle: give three models and their simplex_tunnel (m = 2)")
@@ -161,6 +162,8 @@ def simplex_plane(
     ds, to_plane = plane_through(models[0], flats, loss_fn, data, num, margin, **landscape_kwargs)
     corners = torch.stack([(f - flats[0]).double() for f in flats]) @ to_plane  # [3, 2]
     xy = torch.as_tensor(tunnel["barycentric"].values) @ corners.cpu()
+    ds.attrs.update(pairs=tunnel.attrs["pairs"], linear_barriers=tunnel.attrs["linear_barriers"],
+                    max_loss=tunnel.attrs["max_loss"])
     return ds.assign(
         tunnel_alpha=("point", xy[:, 0].numpy()), tunnel_beta=("point", xy[:, 1].numpy()),
         tunnel_loss=("point", tunnel["loss"].values),

@@ -18,16 +18,20 @@ between points are not noise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 import xarray as xr
 from scipy.special import logsumexp
+from torch import nn
 
 from ..core.evaluation import PointEvaluator
 from ..core.grids import Grid, plane
 from ..core.landscape import prepare_evaluator
 from ..core.objective import Objective, as_objective
 from ..core.results import empty_landscape, fill_chunk
+from .sharpness import sharpness
 
 #: Noise draws evaluated per evaluator (each is a direction held in memory).
 DRAWS_PER_PASS = 8
@@ -156,4 +160,38 @@ def local_entropy_map(
     ds = empty_landscape(grid, ev.metric_names + tuple(stats), {**ob.attrs(), **how})
     fill_chunk(ds, np.arange(grid.size), ev.evaluate(coeffs).values | stats)
     ds.attrs.update(gamma=float(gamma), sigma=float(1 / np.sqrt(gamma)), samples=int(samples))
+    return ds
+
+
+def flatness_table(models: Mapping[str, nn.Module], loss_fn=None, data=None, *, gamma: float = 1e3,
+                   samples: int = 32, radius: float = 0.1, seed: int = 0, **objective_kwargs) -> xr.Dataset:
+    """Local entropy set against sharpness, one row per model.
+
+    Parameters
+    ----------
+    models : mapping of str -> nn.Module
+        Named trained networks.
+    loss_fn, data, **objective_kwargs
+        As for :class:`~landscape_widgets.core.objective.Objective`.
+    gamma, samples, seed
+        For :func:`local_entropy` (the same draws for every model of one architecture).
+    radius
+        For :func:`~landscape_widgets.analysis.sharpness.sharpness` (filter-normalized).
+
+    Returns
+    -------
+    xr.Dataset
+        Over ``model``: ``loss``, ``local_entropy``, ``local_entropy_stderr``,
+        ``smoothed_loss`` and ``sharpness`` (mean loss increase at ``radius``).
+    """
+    rows = {}
+    for name, model in models.items():
+        ent = local_entropy(model, loss_fn, data, gamma=gamma, samples=samples, seed=seed, **objective_kwargs)
+        sharp = sharpness(model, loss_fn, data, radius=radius, seed=seed, **objective_kwargs)
+        rows[name] = {"loss": sharp.attrs["base_loss"], "sharpness": sharp.attrs["mean_increase"],
+                      **{k: ent[k] for k in ("local_entropy", "local_entropy_stderr", "smoothed_loss")}}
+    names = list(rows)
+    ds = xr.Dataset({k: ("model", np.array([rows[n][k] for n in names])) for k in rows[names[0]]},
+                    coords={"model": names})
+    ds.attrs.update(gamma=float(gamma), sigma=float(1 / np.sqrt(gamma)), samples=int(samples), radius=float(radius))
     return ds

@@ -3,7 +3,10 @@ directions along a path, PAL's parabola, local entropy and the trust statistics.
 
 Each takes the datasets the analysis functions return and gives a labelled figure (axis
 labels with units, colour bars); the notebooks and the panels of
-:mod:`landscape_widgets.widgets.analysis_panels` draw with them.
+:mod:`landscape_widgets.widgets.analysis_panels` draw with them. The figures are plain
+:class:`matplotlib.figure.Figure` objects, not registered with pyplot, so a panel can
+draw them in a worker thread while the notebook's own plotting goes on; show one with
+``display(fig)`` or save it with ``fig.savefig``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,14 @@ import numpy as np
 import xarray as xr
 
 LOSS_LABEL = "training loss (cross-entropy)"
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6, 4)):
+    """A constrained-layout figure outside pyplot and its axes (``squeeze=False``)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
 def _log_map(ax, ds: xr.Dataset, values: xr.DataArray, label: str, levels: int = 20):
@@ -39,16 +50,13 @@ def permutation_figure(paths: Mapping[str, xr.Dataset], plane: xr.Dataset | None
     """Loss along straight lines (e.g. to a shuffled copy, to B before and after weight
     matching), and optionally the plane through A, the matched B and B
     (:func:`~landscape_widgets.analysis.connectivity.plane_through`)."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2 if plane is not None else 1, figsize=(11 if plane is not None else 6, 4),
-                             constrained_layout=True, squeeze=False)
+    fig, axes = _subplots(1, 2 if plane is not None else 1, (11 if plane is not None else 6, 4))
     ax = axes[0, 0]
     for name, ds in paths.items():
         ax.plot(ds["alpha"], ds["loss"], marker=".", label=f"{name} (barrier {ds.attrs['barrier']:.2f})")
     ax.set_xlabel("t (position along the straight line)")
     ax.set_ylabel(LOSS_LABEL)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     if plane is not None:
         ax = axes[0, 1]
         _log_map(ax, plane, np.log10(plane["loss"]), "log10 training loss")
@@ -62,10 +70,10 @@ def permutation_figure(paths: Mapping[str, xr.Dataset], plane: xr.Dataset | None
 
 def simplex_figure(plane: xr.Dataset):
     """The plane through three optima with the trained triangle's loss at its points
-    (:func:`~landscape_widgets.analysis.simplex.simplex_plane`), on one colour scale."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.5), constrained_layout=True)
+    (:func:`~landscape_widgets.analysis.simplex.simplex_plane`), on one colour scale, and
+    each straight line's barrier at its middle."""
+    fig, axes = _subplots(figsize=(6, 4.5))
+    ax = axes[0, 0]
     cs = _log_map(ax, plane, np.log10(plane["loss"]), "log10 training loss")
     vmin, vmax = cs.get_clim()
     ax.scatter(plane["tunnel_alpha"], plane["tunnel_beta"], c=np.log10(plane["tunnel_loss"]), vmin=vmin,
@@ -74,6 +82,10 @@ def simplex_figure(plane: xr.Dataset):
     ax.plot(*np.vstack([corners, corners[:1]]).T, "w--", lw=1, label="straight lines")
     for i, (x, y) in enumerate(corners):
         _star(ax, x, y, f"network {i + 1}")
+    for (i, j), barrier in zip(plane.attrs.get("pairs", []), plane.attrs.get("linear_barriers", [])):
+        (x, y) = (corners[i] + corners[j]) / 2
+        ax.annotate(f"barrier {barrier:.2f}", (x, y), color="white", fontsize=8, ha="center", va="center",
+                    bbox={"boxstyle": "round", "fc": "black", "alpha": 0.4, "lw": 0})
     ax.set_xlabel("along network 2 − network 1 (units of its length)")
     ax.set_ylabel("towards network 3 (same units)")
     ax.legend(loc="lower right", fontsize=8)
@@ -84,10 +96,10 @@ def short_directions_figure(counts: Mapping[str, xr.Dataset]):
     """Short-direction counts along paths
     (:func:`~landscape_widgets.analysis.short_directions.short_directions`), one line
     per labelled path."""
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
+    fig, axes = _subplots(figsize=(6, 3.5))
+    ax = axes[0, 0]
     threshold = None
     for k, (name, ds) in enumerate(counts.items()):
         ax.plot(ds["t"], ds["count"], marker="osD^v"[k % 5], alpha=0.8, label=name)
@@ -102,10 +114,9 @@ def short_directions_figure(counts: Mapping[str, xr.Dataset]):
 def pal_figure(pal: xr.Dataset, ax=None):
     """The true loss along the negative gradient, PAL's parabola, its step and the true
     minimum (:func:`~landscape_widgets.analysis.line_search.pal_line`)."""
-    import matplotlib.pyplot as plt
-
-    fig = ax.figure if ax is not None else plt.figure(figsize=(6, 4), constrained_layout=True)
-    ax = ax or fig.add_subplot()
+    if ax is None:
+        ax = _subplots()[1][0, 0]
+    fig = ax.figure
     ax.plot(pal["s"], pal["loss"], label="true loss along the line")
     ax.plot(pal["s"], pal["parabola"], "--", label="PAL's parabola")
     if np.isfinite(pal.attrs["s_star"]):
@@ -128,10 +139,8 @@ def pal_caption(pal: xr.Dataset) -> str:
 def entropy_figure(ds: xr.Dataset, axes: Sequence | None = None):
     """The plain loss and the local entropy over a plane
     (:func:`~landscape_widgets.analysis.smoothing.local_entropy_map`), side by side."""
-    import matplotlib.pyplot as plt
-
     if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+        axes = _subplots(1, 2, (11, 4))[1][0]
     for ax, values, label in [(axes[0], np.log10(ds["loss"]), "log10 training loss"),
                               (axes[1], ds["local_entropy"], f"local entropy (σ = {ds.attrs['sigma']:.3g})")]:
         _log_map(ax, ds, values, label, levels=15)
@@ -142,9 +151,8 @@ def entropy_figure(ds: xr.Dataset, axes: Sequence | None = None):
 def trust_figure(seeds: xr.Dataset, bootstrap: xr.Dataset):
     """The seed-averaged map, its spread over seeds and the data's bootstrap error
     (:mod:`~landscape_widgets.analysis.trust`), on one grid."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
+    fig, axes = _subplots(1, 3, (15, 4))
+    axes = axes[0]
     panels = [(seeds, np.log10(seeds["loss_mean"]), f"log10 mean loss over {seeds.sizes['seed']} seeds"),
               (seeds, seeds["loss_sd"], "sd of the loss over seeds"),
               (bootstrap, bootstrap["loss_se"], f"bootstrap standard error ({bootstrap.attrs['batches']} batches)")]
@@ -158,10 +166,7 @@ def radial_figure(norms: Mapping[str, xr.Dataset], widths: Mapping[str, float] |
     """The norm of the weights along training for several runs
     (:func:`~landscape_widgets.analysis.radial.weight_norms`), and optionally each final
     network's radial tunnel width as bars."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2 if widths else 1, figsize=(11 if widths else 6, 4), constrained_layout=True,
-                             squeeze=False)
+    fig, axes = _subplots(1, 2 if widths else 1, (11 if widths else 6, 4))
     ax = axes[0, 0]
     for name, ds in norms.items():
         ax.plot(ds["epoch"], ds["norm"], marker=".", label=name)
@@ -173,4 +178,18 @@ def radial_figure(norms: Mapping[str, xr.Dataset], widths: Mapping[str, float] |
         ax.barh(list(widths), list(widths.values()), color=[f"C{i}" for i in range(len(widths))])
         ax.set_xlabel("median radial tunnel width (parameter-space distance)")
         ax.invert_yaxis()
+    return fig
+
+
+def flatness_figure(table: xr.Dataset):
+    """Local entropy against sharpness, one labelled point per model
+    (:func:`~landscape_widgets.analysis.smoothing.flatness_table`)."""
+    fig, axes = _subplots()
+    ax = axes[0, 0]
+    ax.errorbar(table["sharpness"], table["local_entropy"], yerr=table["local_entropy_stderr"], fmt="o")
+    for name, x, y in zip(table["model"].values, table["sharpness"].values, table["local_entropy"].values):
+        ax.annotate(str(name), (x, y), xytext=(5, 5), textcoords="offset points", fontsize=8)
+    ax.set_xlabel(f"sharpness: mean loss increase at radius {table.attrs['radius']:g} (filter-normalized)")
+    ax.set_ylabel(f"local entropy (σ = {table.attrs['sigma']:.3g})")
+    ax.margins(0.2)
     return fig

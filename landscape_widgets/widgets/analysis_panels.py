@@ -36,6 +36,9 @@ from ..core.params import flatten_params
 from ..plotting import analysis_figures as figures
 from .runner import Runner
 
+#: Resolution of the panels' figures (pixels per inch of the figure's size).
+DPI = 90
+
 
 class FigurePanel:
     """A computation run in the background, drawn as a figure with a summary line.
@@ -62,6 +65,8 @@ class FigurePanel:
         self.summary = w.HTML()
         self.runner = Runner(max_rate=10.0, debounce=0.2, on_error=self._error)
         self.widget = w.VBox([w.HTML(f"<h4>{title}</h4>"), *controls, self.status, self.image, self.summary])
+        for widget, name in ((self.widget, "panel"), (self.image, "figure"), (self.summary, "summary")):
+            widget.add_class(f"landscape-analysis-{name}")  # CSS hooks for browser tests
 
     def start(self) -> None:
         """(Re)compute; a run in flight is cancelled."""
@@ -76,13 +81,11 @@ class FigurePanel:
         yield self.compute()
 
     def _draw(self, result) -> None:
-        import matplotlib.pyplot as plt
-
         self.result = result
         fig = self.figure(result)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        plt.close(fig)
+        fig.savefig(buf, format="png", dpi=DPI)
+        self.image.layout.width = f"{round(fig.get_figwidth() * DPI)}px"  # its own size, not stretched
         self.image.value = buf.getvalue()
         self.summary.value = self.summarize(result)
         self.status.value = ""
