@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common import best_of_interleaved, sync
+from common import add_device_arguments, apply_threads, best_of_interleaved, sync
 
 from landscape_widgets.analysis.curvature import convexity_map
 from landscape_widgets.builtin.training import trained
@@ -59,7 +59,7 @@ def run_map(model, data, grid, device, steps, options) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_device_arguments(parser)
     parser.add_argument("--num", type=int, default=9, help="grid points per axis (default 9)")
     parser.add_argument("--steps", type=int, default=20, help="convexity_map steps (default 20)")
     parser.add_argument("--tol", type=float, default=1e-3, help="the fast path's tol (default 1e-3)")
@@ -67,11 +67,8 @@ def main(argv=None) -> None:
                         help="also the fast path on the first SAMPLES training digits (max_samples)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each, interleaved, best kept (default 1)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice, one per core)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     device = resolve_device(args.device)
     result, dataset = trained("mlp", "digits")
     model, data = result.model, dataset.train

@@ -24,7 +24,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from common import best_of_interleaved, forward_flops, matmul_peak, sync
+from common import add_device_arguments, apply_threads, best_of_interleaved, forward_flops, matmul_peak, sync
 
 from landscape_widgets.builtin import zoo
 from landscape_widgets.core.directions import random_directions
@@ -77,18 +77,15 @@ def bench_model(name, model, data, grid, device, repeats) -> list[dict]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_device_arguments(parser)
     parser.add_argument("--num", type=int, default=21, help="grid points per axis (default 21)")
     parser.add_argument("--repeats", type=int, default=5,
                         help="runs per strategy, interleaved, best kept (default 5)")
     parser.add_argument("--models", default="mlp,cnn", help="comma-separated: mlp, cnn")
     parser.add_argument("--cnn-samples", type=int, default=512,
                         help="digits images per CNN forward (default 512; 1797 = all)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice, one per core)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     device = resolve_device(args.device)
     torch.manual_seed(0)
     grid = plane((-1, 1), num=args.num)

@@ -3,6 +3,7 @@ each script's own folder is on ``sys.path``)."""
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 
@@ -60,3 +61,16 @@ def paired_ratio(a: dict, b: dict) -> float:
     (from :func:`best_of_interleaved`'s ``all_seconds``): how much faster ``a`` is,
     robust to the machine's speed drifting between rounds."""
     return float(np.median(np.array(b["all_seconds"]) / np.array(a["all_seconds"])))
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--threads``, shared by the benchmark scripts."""
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice, one per core)")
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """Set torch's CPU threads from ``--threads`` (when given)."""
+    if args.threads:
+        torch.set_num_threads(args.threads)

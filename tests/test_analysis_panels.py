@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from tiny_models import trained_mlps
 
 from landscape_widgets.analysis.connectivity import linear_path
 from landscape_widgets.analysis.line_search import pal_line
@@ -16,23 +16,6 @@ from landscape_widgets.widgets.analysis_panels import (
 from landscape_widgets.core.grids import plane
 
 PNG = b"\x89PNG"
-
-
-def trained_mlps(n=3, seed0=0):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(120, 5, generator=g)
-    y = (x[:, 0] + x[:, 1] ** 2 > 0.5).long()
-    models = []
-    for s in range(seed0, seed0 + n):
-        torch.manual_seed(s)
-        m = nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Linear(12, 2))
-        opt = torch.optim.Adam(m.parameters(), lr=0.05)
-        for _ in range(150):
-            opt.zero_grad()
-            F.cross_entropy(m(x), y).backward()
-            opt.step()
-        models.append(m.eval())
-    return models, (x, y)
 
 
 def test_permutation_panel_draws_and_reports_the_barriers():

@@ -172,38 +172,31 @@ def test_explorer_runs_in_jupyterlab_and_notebook7(app, tmp_path):
         (ARTIFACTS / f"{app}_page_errors.txt").write_text("\n".join(errors))
 
 
-ANALYSIS_NOTEBOOK = '''
-import torch, torch.nn.functional as F
-from torch import nn
+ANALYSIS_NOTEBOOK = """
+import sys
+sys.path.insert(0, {tests!r})
+import torch.nn.functional as F
 from IPython.display import display
+from tiny_models import trained_mlps
 from landscape_widgets.widgets.analysis_panels import pal_panel, permutation_panel
 
-g = torch.Generator().manual_seed(0)
-x = torch.randn(120, 5, generator=g)
-y = (x[:, 0] + x[:, 1] ** 2 > 0.5).long()
-models = []
-for s in range(2):
-    torch.manual_seed(s)
-    m = nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Linear(12, 2))
-    opt = torch.optim.Adam(m.parameters(), lr=0.05)
-    for _ in range(150):
-        opt.zero_grad()
-        F.cross_entropy(m(x), y).backward()
-        opt.step()
-    models.append(m.eval())
-display(permutation_panel(models[0], models[1], F.cross_entropy, (x, y), num=9, plane_num=9).widget)
-display(pal_panel(models[0], F.cross_entropy, (x, y), mu=0.3).widget)
-'''
+models, data = trained_mlps(2)
+display(permutation_panel(models[0], models[1], F.cross_entropy, data, num=9, plane_num=9).widget)
+display(pal_panel(models[0], F.cross_entropy, data, mu=0.3).widget)
+"""
 
 
 def test_analysis_panels_draw_their_figures_under_voila(tmp_path):
     """The literature panels in a Voila page: each figure arrives as a decoded image
     with its measured summary under it."""
+    from pathlib import Path
+
     import nbformat
 
     require_chromium()
     notebook = tmp_path / "panels.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(ANALYSIS_NOTEBOOK)]), notebook)
+    source = ANALYSIS_NOTEBOOK.format(tests=str(Path(__file__).resolve().parent))
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]), notebook)
     with voila(notebook) as url, chromium_page() as page:
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
