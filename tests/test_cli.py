@@ -96,7 +96,8 @@ def test_plot_2d_and_3d(tmp_path, user_model, dims):
     assert main(["plot", str(out), "--out", str(tmp_path / "r.svg"), "--log"]) == 0
     svg = (tmp_path / "r.svg").read_text()
     # Axis labels and the colour bar label are in the figure.
-    for text in ("alpha (direction norms)", "beta (direction norms)", "log10 loss"):
+    for text in ("alpha (direction 1, filter-normalized units)", "beta (direction 2, filter-normalized units)",
+                 "log10 loss"):
         assert text in svg
     assert svg.count("gamma = ") == (3 if dims == 3 else 0)
 

@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from ..core.results import METRICS
+from .labels import axis_labels
 
 if TYPE_CHECKING:  # the figures import neither torch nor matplotlib until they draw
     from ..analysis.trajectory import TrajectoryPlane
@@ -42,9 +43,21 @@ def _values(ds: xr.Dataset, metric: str, log: bool) -> tuple[xr.DataArray, str]:
     return da, label
 
 
-def _axis_label(ds: xr.Dataset, name: str) -> str:
-    units = ds[name].attrs.get("units", "direction norms")
-    return f"{name} ({units})"
+def _round_levels(lo: float, hi: float, n: int) -> np.ndarray:
+    """About ``n`` contour boundaries at round values (1, 2, 2.5 or 5 times a power of
+    ten) covering ``[lo, hi]``, so the colour bar's ticks are round numbers."""
+    from matplotlib.ticker import MaxNLocator
+
+    levels = MaxNLocator(nbins=n, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi if hi > lo else lo + 1)
+    return levels[(levels >= levels[levels <= lo].max()) & (levels <= levels[levels >= hi].min())]
+
+
+def _round_ticks(ax) -> None:
+    """At most five round ticks per axis, so their labels never run into each other."""
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
 
 
 def landscape_figure(ds: xr.Dataset, metric: str = "loss", log: bool = False, slices: int = 3,
@@ -76,13 +89,15 @@ def landscape_figure(ds: xr.Dataset, metric: str = "loss", log: bool = False, sl
 
     da, label = _values(ds, metric, log)
     dims = da.dims
+    names = axis_labels(ds, dims)
     if len(dims) == 1:
-        fig = Figure(figsize=(5, 3.5), layout="constrained")
+        fig = Figure(figsize=(5.5, 3.8), layout="constrained")
         ax = fig.add_subplot()
         ax.plot(ds[dims[0]].values, da.values, marker=".")
-        ax.set_xlabel(_axis_label(ds, dims[0]))
+        ax.set_xlabel(names[0])
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
+        _round_ticks(ax)
         return fig
     if len(dims) == 2:
         planes = [(da, "")]
@@ -93,18 +108,18 @@ def landscape_figure(ds: xr.Dataset, metric: str = "loss", log: bool = False, sl
     finite = da.values[np.isfinite(da.values)]
     if not len(finite):
         raise ValueError(f"the result has no finite {metric} values to plot yet")
-    lo, hi = float(finite.min()), float(finite.max())
-    bounds = np.linspace(lo, hi if hi > lo else lo + 1, levels + 1)
-    fig = Figure(figsize=(4.2 * len(planes) + 1, 4), layout="constrained")
+    bounds = _round_levels(float(finite.min()), float(finite.max()), levels)
+    fig = Figure(figsize=(5.2 * len(planes) + 1.2, 4.6), layout="constrained")
     axes = fig.subplots(1, len(planes), squeeze=False)[0]
     for ax, (values, title) in zip(axes, planes):
         filled = ax.contourf(ds[dims[0]].values, ds[dims[1]].values, values.values.T,
                              levels=bounds, cmap="viridis", extend="neither")
         if all(ds[d].values.min() <= 0 <= ds[d].values.max() for d in dims[:2]):
             ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=10)
-        ax.set_xlabel(_axis_label(ds, dims[0]))
-        ax.set_ylabel(_axis_label(ds, dims[1]))
-        ax.set_aspect("equal", adjustable="box")
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        ax.set_box_aspect(1)
+        _round_ticks(ax)
         if title:
             ax.set_title(title)
     fig.colorbar(filled, ax=list(axes), label=label)

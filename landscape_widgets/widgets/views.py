@@ -16,30 +16,13 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
+from ..plotting.labels import axis_label, axis_labels
+
 METRICS: tuple[str, ...] = ("loss", "accuracy", "log-loss")
 SCALES: tuple[str, ...] = ("linear", "log")
 #: Number of contour levels drawn on the 2-D map.
 N_CONTOURS = 12
 _TINY = 1e-12
-
-
-def axis_label(name: str, normalization: str | None = None, kind: str | None = None) -> str:
-    """E.g. ``'alpha (direction 1, filter-normalized units)'``; ``kind`` is the result's
-    ``directions`` attribute (see :mod:`landscape_widgets.analysis.plane_directions`)."""
-    index = {"alpha": 1, "beta": 2, "gamma": 3}.get(name, "?")
-    if kind == "hessian":
-        return f"{name} (Hessian eigenvector {index}, parameter-space distance)"
-    if kind == "trajectory":
-        return f"{name} (PC{index} of the training path, 1 = its farthest checkpoint)"
-    if kind == "two models" and index == 1:
-        return f"{name} (towards the second model, 1 = the second model)"
-    units = f"{normalization}-normalized units" if normalization not in (None, "none") else "raw units"
-    return f"{name} (direction {index}, {units})"
-
-
-def _axis_labels(ds: xr.Dataset, names: tuple[str, ...], normalization: str | None) -> list[str]:
-    norm, kind = ds.attrs.get("normalization", normalization), ds.attrs.get("directions")
-    return [axis_label(n, norm, kind) for n in names]
 
 
 def metric_values(ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> tuple[np.ndarray, str]:
@@ -188,7 +171,7 @@ class LineView:
         loss, label = metric_values(ds, loss_metric, scale)
         with self.widget.hold_sync():
             self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
-            (self.x_axis.label,) = _axis_labels(ds, ("alpha",), self.normalization)
+            (self.x_axis.label,) = axis_labels(ds, ("alpha",), self.normalization)
             self.loss_axis.label = label
             with self.loss_line.hold_sync():
                 self.loss_line.x, self.loss_line.y = alpha[done], loss[done]
@@ -248,7 +231,7 @@ class ContourView:
             with self.contours.hold_sync():
                 self.contours.x, self.contours.y = cx, cy
             self.color_axis.label = label
-            self.x_axis.label, self.y_axis.label = _axis_labels(ds, ("alpha", "beta"), self.normalization)
+            self.x_axis.label, self.y_axis.label = axis_labels(ds, ("alpha", "beta"), self.normalization)
             self.widget.title = f"2-D landscape: {_status(ds)}"
 
 
