@@ -337,6 +337,31 @@ def test_stop_button_is_offered_only_while_a_run_is_pending_or_in_flight(problem
     assert ex.stop_button.disabled
 
 
+def test_waiting_empties_the_bar_and_a_disabled_stop_is_not_coloured(problem):
+    ex = explorer(problem)
+    assert ex.wait(120)
+    assert ex.progress.bar.value == ex.progress.bar.max  # complete
+    assert ex.stop_button.disabled and ex.stop_button.button_style == ""
+    ex.seed.value = 1  # pending (debounce): nothing of the new run is done yet
+    assert ex.progress.bar.value == 0 and "waiting" in ex.progress.text.value
+    assert not ex.stop_button.disabled and ex.stop_button.button_style == "warning"
+    assert ex.wait(120)
+
+
+def test_view_titles_and_colour_bar_ticks_read_plainly(problem):
+    from landscape_widgets.widgets.views import TICK_FORMAT, LineView
+
+    ex = explorer(problem, view="1d")
+    assert ex.wait(120)
+    title = ex.views[0].widget.title
+    assert title == "1-D landscape: 9/9 points" and "grid" not in title
+    line = LineView()
+    assert not line.loss_line.display_legend and not line.acc_line.display_legend  # no legend box over the data
+    assert line.loss_axis.label_color == line.loss_line.colors[0]
+    assert line.acc_axis.label_color == line.acc_line.colors[0]
+    assert ContourView().color_axis.tick_format == TICK_FORMAT == ",.3~r"
+
+
 def test_explorer_rejects_bad_settings(problem):
     with pytest.raises(ValueError, match="view"):
         explorer(problem, view="4d")

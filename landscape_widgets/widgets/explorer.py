@@ -328,7 +328,7 @@ class LandscapeExplorer(w.VBox):
             self.progress.update(n, ds["done"].size, float(ds.attrs.get("elapsed", 0.0)),
                                  str(ds.attrs.get("device", "?")), "from cache")
             return
-        self.progress.message("waiting for the controls to settle...")
+        self.progress.message("waiting for the controls to settle...", reset=True)
         self._set_running(True)
         self.runner.request(self._work(settings), self._draw, self._finished(settings))
 
@@ -358,8 +358,9 @@ class LandscapeExplorer(w.VBox):
         self.progress.message(f"error: {type(exc).__name__}: {exc}", "danger")
 
     def _set_running(self, running: bool) -> None:
-        """Stop is offered only while a run is pending or in flight."""
+        """Stop is offered (and coloured) only while a run is pending or in flight."""
         self.stop_button.disabled = not running
+        self.stop_button.button_style = "warning" if running else ""
 
     # -- views -----------------------------------------------------------------------
     def _views_for(self, view: str) -> list:

@@ -40,9 +40,13 @@ class ProgressView:
             self.bar.bar_style = "success" if n_done >= total else "info"
         self.text.value = format_progress(n_done, total, elapsed, device, state)
 
-    def message(self, text: str, style: str = "") -> None:
-        """Show a status message (e.g. ``'stopped'`` or an error) next to the bar."""
-        self.bar.bar_style = style
+    def message(self, text: str, style: str = "", reset: bool = False) -> None:
+        """Show a status message (e.g. ``'stopped'`` or an error) next to the bar;
+        ``reset`` empties the bar (nothing of the coming run is done yet)."""
+        with self.bar.hold_sync():
+            self.bar.bar_style = style
+            if reset:
+                self.bar.value = 0
         self.text.value = text
 
     def error(self, exc: BaseException) -> None:

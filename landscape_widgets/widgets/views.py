@@ -22,6 +22,10 @@ METRICS: tuple[str, ...] = ("loss", "accuracy", "log-loss")
 SCALES: tuple[str, ...] = ("linear", "log")
 #: Number of contour levels drawn on the 2-D map.
 N_CONTOURS = 12
+#: d3 format of colour-bar ticks: plain decimals to 3 significant digits, one style for
+#: every magnitude ("900", "1,200", "0.025"; never "1.20e+3" beside "900").
+TICK_FORMAT = ",.3~r"
+LOSS_COLOUR, ACCURACY_COLOUR = "#1f77b4", "#ff7f0e"
 _TINY = 1e-12
 
 
@@ -128,8 +132,9 @@ def display_field(ds: xr.Dataset, metric: str, scale: str) -> tuple[np.ndarray, 
 def _status(ds: xr.Dataset) -> str:
     done = int(ds["done"].values.sum())
     size = ds["done"].size
-    shape = "x".join(str(n) for n in ds["done"].shape)
-    return f"{shape} grid, {done}/{size} points" + ("" if done == size else " (filling in)")
+    shape = ds["done"].shape
+    grid = f"{'x'.join(str(n) for n in shape)} grid, " if len(shape) > 1 else ""
+    return f"{grid}{done}/{size} points" + ("" if done == size else " (filling in)")
 
 
 class LineView:
@@ -143,22 +148,24 @@ class LineView:
         self.acc_scale = bq.LinearScale(min=0.0, max=1.0)
         self.loss_line = bq.Lines(
             x=np.zeros(0), y=np.zeros(0), scales={"x": self.x_scale, "y": self.loss_scale},
-            colors=["#1f77b4"], marker="circle", marker_size=16, labels=["loss"], display_legend=True,
+            colors=[LOSS_COLOUR], marker="circle", marker_size=16,
         )
         self.acc_line = bq.Lines(
             x=np.zeros(0), y=np.zeros(0), scales={"x": self.x_scale, "y": self.acc_scale},
-            colors=["#ff7f0e"], marker="square", marker_size=16, labels=["accuracy"], display_legend=True,
+            colors=[ACCURACY_COLOUR], marker="square", marker_size=16,
         )
         self.normalization = normalization
         self.x_axis = bq.Axis(scale=self.x_scale, label=axis_label("alpha", normalization))
-        self.loss_axis = bq.Axis(scale=self.loss_scale, orientation="vertical", label="loss",
-                                 label_offset="45px")
+        # each curve is named by its own axis, drawn in its colour: no legend box over the data
+        self.loss_axis = bq.Axis(scale=self.loss_scale, orientation="vertical", label="loss (circles)",
+                                 label_offset="45px", color=LOSS_COLOUR, label_color=LOSS_COLOUR)
         self.acc_axis = bq.Axis(scale=self.acc_scale, orientation="vertical", side="right",
-                                label="accuracy (fraction correct)", label_offset="45px")
+                                label="accuracy (squares, fraction correct)", label_offset="45px",
+                                color=ACCURACY_COLOUR, label_color=ACCURACY_COLOUR)
         self.widget = bq.Figure(
             marks=[self.loss_line, self.acc_line],
             axes=[self.x_axis, self.loss_axis, self.acc_axis],
-            title="1-D landscape", legend_location="top",
+            title="1-D landscape",
             fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 70},
             layout={"width": "100%", "height": height},
         )
@@ -172,7 +179,7 @@ class LineView:
         with self.widget.hold_sync():
             self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
             (self.x_axis.label,) = axis_labels(ds, ("alpha",), self.normalization)
-            self.loss_axis.label = label
+            self.loss_axis.label = f"{label} (circles)"
             with self.loss_line.hold_sync():
                 self.loss_line.x, self.loss_line.y = alpha[done], loss[done]
             if "accuracy" in ds:
@@ -205,7 +212,7 @@ class ContourView:
         self.y_axis = bq.Axis(scale=self.y_scale, orientation="vertical",
                               label=axis_label("beta", normalization), label_offset="45px")
         self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label="loss",
-                                       tick_format=".3g")
+                                       tick_format=TICK_FORMAT)
         self.widget = bq.Figure(
             marks=[self.heatmap, self.contours, self.centre],
             axes=[self.x_axis, self.y_axis, self.color_axis],
