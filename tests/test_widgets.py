@@ -360,6 +360,17 @@ def test_view_titles_and_colour_bar_ticks_read_plainly(problem):
     assert line.loss_axis.label_color == line.loss_line.colors[0]
     assert line.acc_axis.label_color == line.acc_line.colors[0]
     assert ContourView().color_axis.tick_format == TICK_FORMAT == ",.3~r"
+    # an empty map already has a colour domain (a colour bar with ticks); a drawn one the data's
+    empty = ContourView()
+    assert (empty.color_scale.min, empty.color_scale.max) == (0.0, 1.0)
+    ex.view.value = "2d"
+    assert ex.wait(120)
+    view = ex.views[0]
+    loss = ex.result["loss"].values
+    assert (view.color_scale.min, view.color_scale.max) == pytest.approx((loss.min(), loss.max()))
+    # the x axis leaves the lower-left corner to the y axis's -1
+    ticks = np.asarray(view.x_axis.tick_values)
+    assert ticks.min() > -1.0 and np.isclose(ticks.max(), 1.0) and len(ticks) >= 4
 
 
 def test_explorer_rejects_bad_settings(problem):

@@ -129,6 +129,16 @@ def display_field(ds: xr.Dataset, metric: str, scale: str) -> tuple[np.ndarray, 
     return fill_nearest(values, ds["done"].values), label
 
 
+def corner_free_ticks(lo: float, hi: float) -> np.ndarray:
+    """Round tick values over ``[lo, hi]`` without ``lo`` itself: the x axis leaves the
+    lower-left corner to the y axis's first tick, so the two labels do not collide."""
+    from matplotlib.ticker import MaxNLocator
+
+    ticks = MaxNLocator(nbins=10, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    eps = 1e-9 * max(1.0, abs(hi - lo))
+    return ticks[(ticks > lo + eps) & (ticks <= hi + eps)]
+
+
 def _status(ds: xr.Dataset) -> str:
     done = int(ds["done"].values.sum())
     size = ds["done"].size
@@ -196,7 +206,8 @@ class ContourView:
         import bqplot as bq
 
         self.x_scale, self.y_scale = bq.LinearScale(), bq.LinearScale()
-        self.color_scale = bq.ColorScale(scheme=scheme)
+        # an explicit domain from the start: the empty map is grey and the colour bar has ticks
+        self.color_scale = bq.ColorScale(scheme=scheme, min=0.0, max=1.0)
         scales = {"x": self.x_scale, "y": self.y_scale}
         self.heatmap = bq.HeatMap(
             x=np.array([-1.0, 1.0]), y=np.array([-1.0, 1.0]), color=np.full((2, 2), np.nan),
@@ -208,7 +219,8 @@ class ContourView:
                                  colors=["red"], default_size=120, stroke="white",
                                  tooltip=None)
         self.normalization = normalization
-        self.x_axis = bq.Axis(scale=self.x_scale, label=axis_label("alpha", normalization))
+        self.x_axis = bq.Axis(scale=self.x_scale, label=axis_label("alpha", normalization),
+                              tick_values=corner_free_ticks(-1.0, 1.0))
         self.y_axis = bq.Axis(scale=self.y_scale, orientation="vertical",
                               label=axis_label("beta", normalization), label_offset="45px")
         self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label="loss",
@@ -233,6 +245,11 @@ class ContourView:
         with self.widget.hold_sync():
             self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
             self.y_scale.min, self.y_scale.max = float(beta[0]), float(beta[-1])
+            finite = z[np.isfinite(z)]
+            if finite.size:
+                lo, hi = float(finite.min()), float(finite.max())
+                self.color_scale.min, self.color_scale.max = lo, hi if hi > lo else lo + 1e-12
+            self.x_axis.tick_values = corner_free_ticks(float(alpha[0]), float(alpha[-1]))
             with self.heatmap.hold_sync():
                 self.heatmap.x, self.heatmap.y, self.heatmap.color = alpha, beta, z.T
             with self.contours.hold_sync():
