@@ -363,11 +363,14 @@ def test_view_titles_and_colour_bar_ticks_read_plainly(problem):
     # an empty map already has a colour domain (a colour bar with ticks); a drawn one the data's
     empty = ContourView()
     assert (empty.color_scale.min, empty.color_scale.max) == (0.0, 1.0)
+    # nothing computed: no heat map (bqplot paints NaN cells black), the grey plot area shows
+    assert not empty.heatmap.visible and empty.widget.background_style["fill"] == "#eeeeee"
     ex.view.value = "2d"
     assert ex.wait(120)
     view = ex.views[0]
     loss = ex.result["loss"].values
     assert (view.color_scale.min, view.color_scale.max) == pytest.approx((loss.min(), loss.max()))
+    assert view.heatmap.visible
     # the x axis leaves the lower-left corner to the y axis's -1
     ticks = np.asarray(view.x_axis.tick_values)
     assert ticks.min() > -1.0 and np.isclose(ticks.max(), 1.0) and len(ticks) >= 4

@@ -26,6 +26,8 @@ N_CONTOURS = 12
 #: every magnitude ("900", "1,200", "0.025"; never "1.20e+3" beside "900").
 TICK_FORMAT = ",.3~r"
 LOSS_COLOUR, ACCURACY_COLOUR = "#1f77b4", "#ff7f0e"
+#: The plot area where nothing is computed yet.
+EMPTY_COLOUR = "#eeeeee"
 _TINY = 1e-12
 
 
@@ -211,7 +213,8 @@ class ContourView:
         scales = {"x": self.x_scale, "y": self.y_scale}
         self.heatmap = bq.HeatMap(
             x=np.array([-1.0, 1.0]), y=np.array([-1.0, 1.0]), color=np.full((2, 2), np.nan),
-            scales={**scales, "color": self.color_scale}, null_color="#eeeeee",
+            scales={**scales, "color": self.color_scale}, null_color=EMPTY_COLOUR,
+            visible=False,  # until the first points: the plot area's grey shows through
         )
         self.contours = bq.Lines(x=np.zeros((0, 2)), y=np.zeros((0, 2)), scales=scales,
                                  colors=["white"], stroke_width=1.2, opacities=[0.9])
@@ -228,7 +231,7 @@ class ContourView:
         self.widget = bq.Figure(
             marks=[self.heatmap, self.contours, self.centre],
             axes=[self.x_axis, self.y_axis, self.color_axis],
-            title="2-D landscape", padding_x=0, padding_y=0,
+            title="2-D landscape", padding_x=0, padding_y=0, background_style={"fill": EMPTY_COLOUR},
             fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 110},
             layout={"width": width, "height": height},
         )
@@ -252,6 +255,7 @@ class ContourView:
             self.x_axis.tick_values = corner_free_ticks(float(alpha[0]), float(alpha[-1]))
             with self.heatmap.hold_sync():
                 self.heatmap.x, self.heatmap.y, self.heatmap.color = alpha, beta, z.T
+                self.heatmap.visible = bool(done.any())
             with self.contours.hold_sync():
                 self.contours.x, self.contours.y = cx, cy
             self.color_axis.label = label
