@@ -110,6 +110,20 @@ def test_partial_contours_of_a_plane_are_exact_from_the_coarse_points():
     assert np.isfinite(view.heatmap.color).all()  # nearest fill: no gaps in the coarse picture
 
 
+def test_non_finite_computed_cells_are_drawn_as_such():
+    grid = plane(num=5)
+    ds = empty_landscape(grid, ("loss",))
+    loss = np.arange(grid.size, dtype=float)
+    loss[[3, 7]] = [np.nan, np.inf]
+    fill_chunk(ds, np.arange(grid.size - 1), {"loss": loss[:-1]})  # the last cell not computed
+    view = ContourView()
+    view.update(ds)
+    coords = grid.coords(np.array([3, 7]))
+    np.testing.assert_allclose(np.c_[view.missing.x, view.missing.y], coords)  # not the uncomputed cell
+    assert view.missing.colors[0] != view.widget.background_style["fill"]
+    assert view.missing.default_size >= 4
+
+
 def test_metric_values_hide_points_not_done_and_take_logs():
     grid = plane(num=3)
     ds = empty_landscape(grid)

@@ -26,8 +26,8 @@ N_CONTOURS = 12
 #: every magnitude ("900", "1,200", "0.025"; never "1.20e+3" beside "900").
 TICK_FORMAT = ",.3~r"
 LOSS_COLOUR, ACCURACY_COLOUR = "#1f77b4", "#ff7f0e"
-#: The plot area where nothing is computed yet.
-EMPTY_COLOUR = "#eeeeee"
+#: The plot area where nothing is computed yet, and computed cells whose value is not finite.
+EMPTY_COLOUR, MISSING_COLOUR = "#eeeeee", "#8c8c8c"
 _TINY = 1e-12
 
 
@@ -131,6 +131,11 @@ def display_field(ds: xr.Dataset, metric: str, scale: str) -> tuple[np.ndarray, 
     return fill_nearest(values, ds["done"].values), label
 
 
+def _pixels(size: str) -> int:
+    """``"640px"`` -> 640 (other CSS sizes: 640)."""
+    return int(size[:-2]) if size.endswith("px") and size[:-2].isdigit() else 640
+
+
 def corner_free_ticks(lo: float, hi: float) -> np.ndarray:
     """Round tick values over ``[lo, hi]`` without ``lo`` itself: the x axis leaves the
     lower-left corner to the y axis's first tick, so the two labels do not collide."""
@@ -218,6 +223,11 @@ class ContourView:
         )
         self.contours = bq.Lines(x=np.zeros((0, 2)), y=np.zeros((0, 2)), scales=scales,
                                  colors=["white"], stroke_width=1.2, opacities=[0.9])
+        # computed cells whose value is not finite (NaN, inf): squares over the heat map,
+        # which would paint them black
+        self.missing = bq.Scatter(x=np.zeros(0), y=np.zeros(0), scales=scales, marker="square",
+                                  colors=[MISSING_COLOUR], default_size=64, tooltip=None)
+        self._plot_px = (_pixels(width) - 180, _pixels(height) - 100)  # less the figure margins
         self.centre = bq.Scatter(x=[0.0], y=[0.0], scales=scales, marker="cross",
                                  colors=["red"], default_size=120, stroke="white",
                                  tooltip=None)
@@ -229,7 +239,7 @@ class ContourView:
         self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label="loss",
                                        tick_format=TICK_FORMAT)
         self.widget = bq.Figure(
-            marks=[self.heatmap, self.contours, self.centre],
+            marks=[self.heatmap, self.missing, self.contours, self.centre],
             axes=[self.x_axis, self.y_axis, self.color_axis],
             title="2-D landscape", padding_x=0, padding_y=0, background_style={"fill": EMPTY_COLOUR},
             fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 110},
@@ -238,7 +248,7 @@ class ContourView:
 
     def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> None:
         """Draw a 2-D result (``alpha`` x ``beta``); cells not computed yet show their
-        nearest computed neighbour, non-finite values are grey."""
+        nearest computed neighbour, computed non-finite values are dark grey squares."""
         alpha, beta = ds["alpha"].values, ds["beta"].values
         values, label = metric_values(ds, metric, scale)
         done = ds["done"].values
@@ -256,6 +266,11 @@ class ContourView:
             with self.heatmap.hold_sync():
                 self.heatmap.x, self.heatmap.y, self.heatmap.color = alpha, beta, z.T
                 self.heatmap.visible = bool(done.any())
+            bad_a, bad_b = np.nonzero(done & ~np.isfinite(values))
+            cell = min(self._plot_px[0] / len(alpha), self._plot_px[1] / len(beta))
+            with self.missing.hold_sync():
+                self.missing.x, self.missing.y = alpha[bad_a], beta[bad_b]
+                self.missing.default_size = max(4, int(cell * cell))
             with self.contours.hold_sync():
                 self.contours.x, self.contours.y = cx, cy
             self.color_axis.label = label
