@@ -438,6 +438,9 @@ def test_explorer_convexity_map_of_the_current_plane(problem):
     model, loss_fn, data = problem
     expected = convexity_map(model, loss_fn, data, plane(num=3), seed=ex.seed.value, steps=20)
     np.testing.assert_allclose(ratio, expected["convexity"].values, rtol=1e-6)  # the plane on screen
+    # a colour-bar label short enough for the margin, contours that show on pale cells
+    assert panel.view.contour.color_axis.label == "|λmin / λmax|"
+    assert panel.view.contour.contours.colors == ["#333333"] and "0 = convex" in panel.view.widget.title
     ex.seed.value += 1  # another plane: the map no longer applies and is removed
     assert ex.convexity is None and ex.convexity_box.children == ()
     ex.view.value = "1d"

@@ -52,6 +52,11 @@ def _round_levels(lo: float, hi: float, n: int) -> np.ndarray:
     return levels[(levels >= levels[levels <= lo].max()) & (levels <= levels[levels >= hi].min())]
 
 
+def _centre(ax, **kwargs) -> None:
+    """The centre point theta, marked as the live views mark it (a red plus, white edge)."""
+    ax.plot([0], [0], marker="P", color="red", markeredgecolor="white", markersize=11, linestyle="none", **kwargs)
+
+
 def _round_ticks(ax) -> None:
     """At most five round ticks per axis, so their labels never run into each other."""
     from matplotlib.ticker import MaxNLocator
@@ -115,7 +120,7 @@ def landscape_figure(ds: xr.Dataset, metric: str = "loss", log: bool = False, sl
         filled = ax.contourf(ds[dims[0]].values, ds[dims[1]].values, values.values.T,
                              levels=bounds, cmap="viridis", extend="neither")
         if all(ds[d].values.min() <= 0 <= ds[d].values.max() for d in dims[:2]):
-            ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=10)
+            _centre(ax)
         ax.set_xlabel(names[0])
         ax.set_ylabel(names[1])
         ax.set_box_aspect(1)
@@ -145,7 +150,7 @@ def comparison_figure(landscapes: Mapping[str, xr.Dataset], levels: int = 20):
     for ax, (name, ds) in zip(axes, landscapes.items()):
         a, b = ds["loss"].dims
         filled = ax.contourf(ds[a].values, ds[b].values, ds["loss"].values.T, levels=bounds, cmap="viridis")
-        ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=10)
+        _centre(ax)
         norm = ds.attrs.get("normalization", "given")
         ax.set_xlabel(f"{a} ({norm}-normalized direction 1)")
         ax.set_ylabel(f"{b} ({norm}-normalized direction 2)")
@@ -171,7 +176,7 @@ def trajectory_figure(ds: xr.Dataset, plane: TrajectoryPlane, levels: int = 25):
     filled = ax.contourf(ds["alpha"].values, ds["beta"].values, ds["loss"].values.T, levels=levels, cmap="viridis")
     ax.plot(plane.path[:, 0], plane.path[:, 1], "o-", color="red", markersize=3, label="optimizer path")
     ax.plot(*plane.path[0], "s", color="orange", markeredgecolor="black", label="initialization")
-    ax.plot(0, 0, "*", color="white", markeredgecolor="black", markersize=12, label="final point")
+    _centre(ax, label="final point")
     x_label, y_label = plane.axis_labels()
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)

@@ -24,7 +24,7 @@ from .progress import ProgressView
 from .runner import Runner, Snapshot
 from .views import ContourView
 
-LABEL = "|λ_min / λ_max| (0 = convex)"
+LABEL = "|λmin / λmax|"
 
 
 def as_drawable(ds: xr.Dataset) -> xr.Dataset:
@@ -38,7 +38,9 @@ class ConvexityView:
     """Heat map + colour bar of a convexity map; ``update(ds)`` redraws it."""
 
     def __init__(self, normalization: str | None = "filter", height: str = "480px") -> None:
-        self.contour = ContourView(normalization=normalization, height=height, scheme="OrRd")
+        # dark contours: white ones vanish on the pale (nearly convex) cells of OrRd
+        self.contour = ContourView(normalization=normalization, height=height, scheme="OrRd",
+                                   contour_colour="#333333")
         self.widget = self.contour.widget
 
     def update(self, ds: xr.Dataset, scale: str = "linear") -> None:
@@ -47,7 +49,7 @@ class ConvexityView:
         n_done, size = int(ds["done"].sum()), ds["done"].size
         with self.widget.hold_sync():
             self.contour.color_axis.label = LABEL if scale == "linear" else f"log10 {LABEL}"
-            self.widget.title = f"Convexity map: {n_done}/{size} points"
+            self.widget.title = f"Convexity map (0 = convex): {n_done}/{size} points"
 
 
 class ConvexityPanel:

@@ -209,7 +209,7 @@ class ContourView:
     """2-D landscape: heat map + contour lines + colour bar + centre marker, bqplot."""
 
     def __init__(self, normalization: str | None = "filter", width: str = "640px",
-                 height: str = "540px", scheme: str = "viridis") -> None:
+                 height: str = "540px", scheme: str = "viridis", contour_colour: str = "white") -> None:
         import bqplot as bq
 
         self.x_scale, self.y_scale = bq.LinearScale(), bq.LinearScale()
@@ -222,7 +222,7 @@ class ContourView:
             visible=False,  # until the first points: the plot area's grey shows through
         )
         self.contours = bq.Lines(x=np.zeros((0, 2)), y=np.zeros((0, 2)), scales=scales,
-                                 colors=["white"], stroke_width=1.2, opacities=[0.9])
+                                 colors=[contour_colour], stroke_width=1.2, opacities=[0.9])
         # computed cells whose value is not finite (NaN, inf): squares over the heat map,
         # which would paint them black
         self.missing = bq.Scatter(x=np.zeros(0), y=np.zeros(0), scales=scales, marker="square",
