@@ -339,6 +339,19 @@ def test_stop_keeps_the_partial_picture(problem):
     assert ex.stop_button.disabled
 
 
+def test_stop_freezes_the_picture_and_says_when_it_shows_previous_settings(problem):
+    ex = slow_explorer(problem)
+    ex.stop()
+    frozen = int(ex.result["done"].values.sum())
+    time.sleep(0.3)  # the chunk in flight finishes, but not into the picture on screen
+    assert int(ex.result["done"].values.sum()) == frozen
+    assert f"stopped at {frozen}/" in ex.progress.text.value
+    ex.seed.value = 7  # a new run is pending (debounce) ...
+    ex.stop()  # ... and stopped before it starts: the picture is still seed 0's
+    assert "previous settings (seed 0)" in ex.progress.text.value
+    assert ex.result.attrs["seed"] == 0
+
+
 def test_stop_button_is_offered_only_while_a_run_is_pending_or_in_flight(problem):
     ex = explorer(problem)
     ex.wait(120)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import ipywidgets as w
 import torch
@@ -283,11 +283,26 @@ class LandscapeExplorer(w.VBox):
         return self.runner.wait(timeout)
 
     def stop(self) -> None:
-        """Cancel the computation; the partial picture stays on screen."""
+        """Cancel the computation; the partial picture stays on screen.
+
+        The picture is frozen as it is (the chunk in flight no longer writes into it), and
+        when it shows other settings than the controls (Stop pressed before a new run
+        started) the message says which.
+        """
         self.runner.stop()
         self._set_running(False)
-        if self.result is not None:
+        with self.runner.lock:
+            if self.result is None:
+                return
+            self.result = self.result.copy(deep=True)
+            self._redraw()
             done = int(self.result["done"].values.sum())
+            shown = {f.name: self.result.attrs.get(f.name) for f in fields(Settings)}
+            changed = [f"{k} {v}" for k, v in shown.items() if v != getattr(self.settings, k)]
+        if changed:
+            self.progress.message(f"stopped before the new run started: the picture shows {done} points "
+                                  f"of the previous settings ({', '.join(changed)})", "warning")
+        else:
             self.progress.message(f"stopped at {done}/{self.result['done'].size} points", "warning")
 
     def show_convexity(self, num: int = 9) -> ConvexityPanel:
