@@ -102,6 +102,21 @@ def test_plot_2d_and_3d(tmp_path, user_model, dims):
     assert svg.count("gamma = ") == (3 if dims == 3 else 0)
 
 
+def test_export_writes_a_vtk_file_and_its_manifest(tmp_path, user_model, capsys):
+    import meshio
+
+    _, weights, _ = user_model
+    out = tmp_path / "r.nc"
+    assert _compute(tmp_path, weights, "--dims", "2", "--num", "4", "--out", str(out)) == 0
+    assert main(["export", str(out), "--out", str(tmp_path / "r.vtk")]) == 0
+    mesh = meshio.read(tmp_path / "r.vtk")
+    ds = load_landscape(out)
+    np.testing.assert_allclose(mesh.point_data["loss"], ds["loss"].values.ravel())
+    assert json.loads((tmp_path / "r.vtk.json").read_text())["normalization"] == "filter"
+    assert main(["export", str(out), "--out", str(tmp_path / "r.png")]) == 1
+    assert "--out must end in one of .vtk" in capsys.readouterr().err
+
+
 def test_interrupted_compute_resumes_from_store(tmp_path, user_model):
     model, weights, cli_models = user_model
 

@@ -193,6 +193,19 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from ..runs.export import MESH_SUFFIXES, VTK_SUFFIXES, export_landscape
+
+    out = check_suffix(args.out, VTK_SUFFIXES + MESH_SUFFIXES, "--out")
+    ds = _load(args.result)
+    try:
+        export_landscape(ds, out, metric=args.metric, levels=args.levels)
+    except (ValueError, ImportError) as err:
+        raise CLIError(str(err)) from None
+    print(f"wrote {out} and {out.name}.json")
+    return 0
+
+
 def result_info(ds) -> dict:
     """Plain description of a result: grid, progress, extrema and how it was made."""
     loss = ds["loss"].values
@@ -299,6 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--slices", type=int, default=3, help="gamma slices of a 3-D result")
     plot.add_argument("--dpi", type=int, default=150)
     plot.set_defaults(func=cmd_plot)
+
+    export = sub.add_parser("export", help="write a 2-D surface or a 3-D volume / isosurfaces for "
+                                           "ParaView (VTK) or mesh viewers (STL/OBJ/PLY/glTF)")
+    export.add_argument("result", help="result file (.nc or .zarr), complete")
+    export.add_argument("--out", required=True, help="file: .vtk, .vtu, .stl, .obj, .ply, .glb or .gltf")
+    export.add_argument("--metric", default="loss", help="data variable to export (default loss)")
+    export.add_argument("--levels", type=float, nargs="+", default=None,
+                        help="3-D meshes: isosurface values (default the 25/50/75%% quantiles)")
+    export.set_defaults(func=cmd_export)
 
     info = sub.add_parser("info", help="print a result's grid, progress and metadata")
     info.add_argument("result", help="result file (.nc or .zarr)")
