@@ -403,6 +403,28 @@ def test_view_titles_and_colour_bar_ticks_read_plainly(problem):
     assert ticks.min() > -1.0 and np.isclose(ticks.max(), 1.0) and len(ticks) >= 4
 
 
+def test_a_long_run_waits_for_start_and_the_controls_show_its_cost(problem):
+    from landscape_widgets.widgets.explorer import CONFIRM_SECONDS, format_duration
+
+    ex = explorer(problem)
+    assert ex.wait(120)
+    assert ex.seconds_per_point is not None and ex.seconds_per_point > 0
+    assert ex.estimate.value.startswith("81 points · about ")
+    ex.seconds_per_point = 1.0  # as if each point took a second
+    ex.num.value = 21  # 441 points, about 7 min: not started
+    assert ex.estimate.value == "441 points · about 7 min"
+    assert 441 * 1.0 > CONFIRM_SECONDS
+    assert not ex.runner.running and ex.stop_button.disabled
+    assert ex.start_button.layout.display is None
+    assert "441 points would take about 7 min: press Start" in ex.progress.text.value
+    assert ex.result["done"].size == 81  # the picture on screen is still the 9x9 one
+    ex.start_button.click()
+    assert ex.runner.running or ex.result["done"].size == 441
+    assert ex.wait(120) and int(ex.result["done"].sum()) == 441
+    assert ex.start_button.layout.display == "none"
+    assert [format_duration(t) for t in (3, 240, 7200)] == ["3 s", "4 min", "2.0 h"]
+
+
 def test_explorer_rejects_bad_settings(problem):
     with pytest.raises(ValueError, match="view"):
         explorer(problem, view="4d")

@@ -36,6 +36,17 @@ VIEWS: tuple[str, ...] = ("1d", "2d", "3d")
 _VIEW_LABELS = {"1-D": "1d", "2-D": "2d", "3-D": "3d"}
 #: Default (half-range, points per axis) per view: the grid is ``[-r, r]`` per axis.
 DEFAULT_GRIDS: dict[str, tuple[float, int]] = {"1d": (1.0, 51), "2d": (1.0, 51), "3d": (1.0, 15)}
+#: A run estimated to take longer than this (seconds) waits for the Start button.
+CONFIRM_SECONDS = 120.0
+
+
+def format_duration(seconds: float) -> str:
+    """``'3 s'``, ``'4 min'``, ``'1.5 h'``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @dataclass(frozen=True)
@@ -214,6 +225,12 @@ class LandscapeExplorer(w.VBox):
         self.scale = w.ToggleButtons(options=list(SCALES), value=scale, description="colour scale",
                                      style=style)
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="warning")
+        self.start_button = w.Button(description="Start", icon="play", button_style="primary",
+                                     tooltip="compute this grid (it is estimated to take long)",
+                                     layout={"display": "none"})
+        #: Seconds per point measured on the latest run (None before any).
+        self.seconds_per_point: float | None = None
+        self.estimate = w.HTML()
         self.convexity_button = w.Button(
             description="Convexity map", icon="th",
             tooltip="|λmin/λmax| of the Hessian on a coarse grid of this plane (costly)",
@@ -229,20 +246,22 @@ class LandscapeExplorer(w.VBox):
         self.metric.observe(self._on_display, "value")
         self.scale.observe(self._on_display, "value")
         self.stop_button.on_click(lambda _: self.stop())
+        self.start_button.on_click(lambda _: self.refresh(confirmed=True))
         self.convexity_button.on_click(lambda _: self.show_convexity())
-        for name in ("directions", "seed", "view", "num", "stop_button"):  # CSS hooks for browser tests
+        for name in ("directions", "seed", "view", "num", "stop_button", "start_button", "estimate"):  # CSS hooks for browser tests
             getattr(self, name).add_class(f"landscape-{name.replace('_', '-')}")
 
         controls = w.VBox([
             w.HBox([self.view, self.directions, self.seed]),
             w.HBox([self.normalization, self.bias_bn, self.params]),
-            w.HBox([self.half_range, self.num]),
-            w.HBox([self.metric, self.scale, self.stop_button, self.convexity_button]),
+            w.HBox([self.half_range, self.num, self.estimate]),
+            w.HBox([self.metric, self.scale, self.start_button, self.stop_button, self.convexity_button]),
         ])
         super().__init__([controls, self.progress.widget, self.plots, self.convexity_box])
         self.add_class("landscape-explorer")
         self._show_views()
         self._set_running(False)
+        self._show_estimate()
         if autostart:
             self._set_running(True)
             self.runner.start(self._work(self.settings), self._draw, self._finished(self.settings))
@@ -328,10 +347,19 @@ class LandscapeExplorer(w.VBox):
             self.convexity = None
             self.convexity_box.children = []
 
-    def refresh(self) -> None:
-        """Recompute (or redraw from the cache) for the current settings."""
+    def estimated_seconds(self, settings: Settings | None = None) -> float | None:
+        """Time the settings' grid would take at the latest measured rate (None before
+        any run)."""
+        s = settings or self.settings
+        return None if self.seconds_per_point is None else s.grid.size * self.seconds_per_point
+
+    def refresh(self, confirmed: bool = False) -> None:
+        """Recompute (or redraw from the cache) for the current settings. A run estimated
+        over :data:`CONFIRM_SECONDS` waits for Start (``confirmed=True``)."""
         self._drop_convexity()
         settings = self.settings
+        self._show_estimate()
+        self.start_button.layout.display = "none"
         if settings in self.cache:
             self.runner.stop()
             self._set_running(False)
@@ -342,6 +370,15 @@ class LandscapeExplorer(w.VBox):
             n = int(ds["done"].values.sum())
             self.progress.update(n, ds["done"].size, float(ds.attrs.get("elapsed", 0.0)),
                                  str(ds.attrs.get("device", "?")), "from cache")
+            return
+        seconds = self.estimated_seconds(settings)
+        if not confirmed and seconds is not None and seconds > CONFIRM_SECONDS:
+            self.runner.stop()
+            self._set_running(False)
+            self.start_button.layout.display = None
+            self.progress.message(f"{settings.grid.size:,} points would take about {format_duration(seconds)}: "
+                                  "press Start to compute them, or lower the points per axis", "warning",
+                                  reset=True)
             return
         self.progress.message("waiting for the controls to settle...", reset=True)
         self._set_running(True)
@@ -410,8 +447,16 @@ class LandscapeExplorer(w.VBox):
                                         strategy=self.strategy, attrs=attrs)
         return work
 
+    def _show_estimate(self) -> None:
+        s = self.settings
+        seconds = self.estimated_seconds(s)
+        self.estimate.value = f"{s.grid.size:,} points" + (
+            f" · about {format_duration(seconds)}" if seconds is not None else "")
+
     def _draw(self, snap: Snapshot) -> None:
         snap.ds.attrs["elapsed"] = snap.elapsed
+        if snap.n_done >= 8 and snap.elapsed > 0:
+            self.seconds_per_point = snap.elapsed / snap.n_done
         self.result = snap.ds
         self._redraw()
         self.progress.update(snap.n_done, snap.total, snap.elapsed, snap.device)
@@ -419,6 +464,7 @@ class LandscapeExplorer(w.VBox):
     def _finished(self, settings: Settings):
         def done(completed: bool) -> None:
             self._set_running(False)
+            self._show_estimate()  # at the rate just measured
             if completed and self.result is not None:
                 self.cache[settings] = self.result
         return done
