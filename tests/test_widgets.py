@@ -425,6 +425,28 @@ def test_a_long_run_waits_for_start_and_the_controls_show_its_cost(problem):
     assert [format_duration(t) for t in (3, 240, 7200)] == ["3 s", "4 min", "2.0 h"]
 
 
+def test_save_offers_the_figure_and_the_surface_as_downloads(problem, tmp_path):
+    import base64
+
+    import meshio
+
+    ex = explorer(problem)
+    assert ex.wait(120)
+    files = ex.save("png")
+    assert list(files) == ["landscape-2d-seed0.png"] and files["landscape-2d-seed0.png"][:4] == b"\x89PNG"
+    assert "download='landscape-2d-seed0.png'" in ex.download.value
+    link = ex.download.value.split("base64,")[1].split("'")[0]
+    assert base64.b64decode(link) == files["landscape-2d-seed0.png"]
+    files = ex.save("vtk")
+    assert sorted(files) == ["landscape-2d-seed0.vtk", "landscape-2d-seed0.vtk.json"]
+    assert ex.download.value.count("download=") == 2
+    (tmp_path / "s.vtk").write_bytes(files["landscape-2d-seed0.vtk"])
+    mesh = meshio.read(tmp_path / "s.vtk")
+    np.testing.assert_allclose(mesh.point_data["loss"], ex.result["loss"].values.ravel(), rtol=1e-6)
+    with pytest.raises(ValueError, match="fmt must be one of"):
+        ex.save("bmp")
+
+
 def test_explorer_rejects_bad_settings(problem):
     with pytest.raises(ValueError, match="view"):
         explorer(problem, view="4d")

@@ -11,8 +11,11 @@ prepared once per choice of moved parameters (an
 
 from __future__ import annotations
 
+import base64
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from dataclasses import asdict, dataclass, fields
 
 import ipywidgets as w
@@ -36,6 +39,29 @@ VIEWS: tuple[str, ...] = ("1d", "2d", "3d")
 _VIEW_LABELS = {"1-D": "1d", "2-D": "2d", "3-D": "3d"}
 #: Default (half-range, points per axis) per view: the grid is ``[-r, r]`` per axis.
 DEFAULT_GRIDS: dict[str, tuple[float, int]] = {"1d": (1.0, 51), "2d": (1.0, 51), "3d": (1.0, 15)}
+#: What the Save button writes: figures, and surfaces/volumes for other tools.
+SAVE_FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "vtk", "stl", "obj", "glb")
+_MIME = {"json": "application/json", "png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "vtk": "application/octet-stream",
+         "stl": "model/stl", "obj": "model/obj", "glb": "model/gltf-binary"}
+
+
+def _files(ds: xr.Dataset, fmt: str, metric: str, scale: str) -> dict[str, bytes]:
+    """``{"landscape.<fmt>": bytes}``: a figure of ``ds``, or an export with its JSON
+    manifest beside it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"landscape.{fmt}"
+        if fmt in ("png", "svg", "pdf"):
+            from ..plotting.figures import landscape_figure
+
+            name = "accuracy" if metric == "accuracy" else "loss"
+            landscape_figure(ds, name, log=scale == "log" or metric == "log-loss").savefig(path, dpi=150)
+        else:
+            from ..runs.export import export_landscape
+
+            export_landscape(ds, path)
+        return {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir())}
+
+
 #: A run estimated to take longer than this (seconds) waits for the Start button.
 CONFIRM_SECONDS = 120.0
 
@@ -235,6 +261,13 @@ class LandscapeExplorer(w.VBox):
             description="Convexity map", icon="th",
             tooltip="|λmin/λmax| of the Hessian on a coarse grid of this plane (costly)",
         )
+        self.save_format = w.Dropdown(options=list(SAVE_FORMATS), value="png", description="save as",
+                                      layout={"width": "160px"})
+        self.save_button = w.Button(description="Save", icon="download",
+                                    tooltip="a publication figure (png/svg/pdf) or the surface/volume for "
+                                            "ParaView (vtk) or mesh viewers (stl/obj/glb), with its manifest")
+        #: A download link for the latest saved file (data URI: works in Voila too).
+        self.download = w.HTML()
         self.plots = w.Box(layout={"width": "100%"})
         #: Convexity map of the current plane, shown under the plots when asked for.
         self.convexity: ConvexityPanel | None = None
@@ -248,6 +281,7 @@ class LandscapeExplorer(w.VBox):
         self.stop_button.on_click(lambda _: self.stop())
         self.start_button.on_click(lambda _: self.refresh(confirmed=True))
         self.convexity_button.on_click(lambda _: self.show_convexity())
+        self.save_button.on_click(lambda _: self.save())
         for name in ("directions", "seed", "view", "num", "stop_button", "start_button", "estimate"):  # CSS hooks for browser tests
             getattr(self, name).add_class(f"landscape-{name.replace('_', '-')}")
 
@@ -256,6 +290,7 @@ class LandscapeExplorer(w.VBox):
             w.HBox([self.normalization, self.bias_bn, self.params]),
             w.HBox([self.half_range, self.num, self.estimate]),
             w.HBox([self.metric, self.scale, self.start_button, self.stop_button, self.convexity_button]),
+            w.HBox([self.save_format, self.save_button, self.download]),
         ])
         super().__init__([controls, self.progress.widget, self.plots, self.convexity_box])
         self.add_class("landscape-explorer")
@@ -346,6 +381,36 @@ class LandscapeExplorer(w.VBox):
             self.convexity.runner.stop()
             self.convexity = None
             self.convexity_box.children = []
+
+    def save(self, fmt: str | None = None) -> dict[str, bytes]:
+        """The picture on screen as files: a figure (``png``, ``svg``, ``pdf``: the
+        static figure, with the same labels, colour scale and centre marker) or the
+        surface / volume (``vtk``, ``stl``, ``obj``, ``glb``, complete results only) with
+        its JSON manifest; offered as download links under the controls.
+
+        Returns
+        -------
+        dict of str -> bytes
+            File names and contents.
+        """
+        fmt = fmt or self.save_format.value
+        if fmt not in SAVE_FORMATS:
+            raise ValueError(f"fmt must be one of {SAVE_FORMATS}, got {fmt!r}")
+        with self.runner.lock:
+            ds = None if self.result is None else self.result.copy(deep=True)
+        if ds is None:
+            raise ValueError("nothing computed yet to save")
+        stem = f"landscape-{self.view.value}-seed{self.seed.value}"
+        try:
+            files = {name.replace("landscape", stem, 1): data
+                     for name, data in _files(ds, fmt, self.metric.value, self.scale.value).items()}
+        except (ValueError, ImportError) as err:
+            self.download.value = f"<span style='color:#b00'>cannot save: {err}</span>"
+            raise
+        self.download.value = " ".join(
+            f"<a download='{name}' href='data:{_MIME[name.rsplit('.', 1)[-1]]};base64,"
+            f"{base64.b64encode(data).decode()}'>download {name}</a>" for name, data in files.items())
+        return files
 
     def estimated_seconds(self, settings: Settings | None = None) -> float | None:
         """Time the settings' grid would take at the latest measured rate (None before
