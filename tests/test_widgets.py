@@ -445,6 +445,11 @@ def test_save_offers_the_figure_and_the_surface_as_downloads(problem, tmp_path):
     np.testing.assert_allclose(mesh.point_data["loss"], ex.result["loss"].values.ravel(), rtol=1e-6)
     with pytest.raises(ValueError, match="fmt must be one of"):
         ex.save("bmp")
+    ex.view.value = "1d"  # a line has no surface to export: said under the controls, no error raised
+    assert ex.wait(120)
+    ex.save_format.value = "stl"
+    ex.save_button.click()
+    assert "cannot save" in ex.download.value and "no surface or volume" in ex.download.value
 
 
 def test_explorer_rejects_bad_settings(problem):

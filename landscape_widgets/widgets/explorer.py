@@ -1,7 +1,8 @@
 """``LandscapeExplorer``: controls + live views of a model's loss landscape.
 
 Every control that changes *what is computed* (kind of directions, seed,
-normalization, bias/BN rule, moved parameters, view, range, points per axis) cancels the run in flight and, after a short debounce, starts the
+normalization, bias/BN rule, moved parameters, view, range, points per axis) cancels
+the run in flight and, after a short debounce, starts the
 new one in a worker thread; finished results are cached by their settings, so going
 back to earlier settings redraws at once. Controls that change only *how it is drawn*
 (metric, colour scale) redraw without computing. The model copy and the data are
@@ -41,8 +42,8 @@ _VIEW_LABELS = {"1-D": "1d", "2-D": "2d", "3-D": "3d"}
 DEFAULT_GRIDS: dict[str, tuple[float, int]] = {"1d": (1.0, 51), "2d": (1.0, 51), "3d": (1.0, 15)}
 #: What the Save button writes: figures, and surfaces/volumes for other tools.
 SAVE_FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "vtk", "stl", "obj", "glb")
-_MIME = {"json": "application/json", "png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "vtk": "application/octet-stream",
-         "stl": "model/stl", "obj": "model/obj", "glb": "model/gltf-binary"}
+_MIME = {"json": "application/json", "png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf",
+         "vtk": "application/octet-stream", "stl": "model/stl", "obj": "model/obj", "glb": "model/gltf-binary"}
 
 
 def _files(ds: xr.Dataset, fmt: str, metric: str, scale: str) -> dict[str, bytes]:
@@ -273,7 +274,8 @@ class LandscapeExplorer(w.VBox):
         self.convexity: ConvexityPanel | None = None
         self.convexity_box = w.Box(layout={"width": "100%"})
 
-        for control in (self.directions, self.seed, self.normalization, self.bias_bn, self.params, self.half_range, self.num):
+        for control in (self.directions, self.seed, self.normalization, self.bias_bn, self.params,
+                        self.half_range, self.num):
             control.observe(self._on_settings, "value")
         self.view.observe(self._on_view, "value")
         self.metric.observe(self._on_display, "value")
@@ -281,8 +283,9 @@ class LandscapeExplorer(w.VBox):
         self.stop_button.on_click(lambda _: self.stop())
         self.start_button.on_click(lambda _: self.refresh(confirmed=True))
         self.convexity_button.on_click(lambda _: self.show_convexity())
-        self.save_button.on_click(lambda _: self.save())
-        for name in ("directions", "seed", "view", "num", "stop_button", "start_button", "estimate"):  # CSS hooks for browser tests
+        self.save_button.on_click(lambda _: self._save_clicked())
+        # CSS hooks for browser tests
+        for name in ("directions", "seed", "view", "num", "stop_button", "start_button", "estimate"):
             getattr(self, name).add_class(f"landscape-{name.replace('_', '-')}")
 
         controls = w.VBox([
@@ -398,10 +401,10 @@ class LandscapeExplorer(w.VBox):
             raise ValueError(f"fmt must be one of {SAVE_FORMATS}, got {fmt!r}")
         with self.runner.lock:
             ds = None if self.result is None else self.result.copy(deep=True)
-        if ds is None:
-            raise ValueError("nothing computed yet to save")
         stem = f"landscape-{self.view.value}-seed{self.seed.value}"
         try:
+            if ds is None:
+                raise ValueError("nothing computed yet to save")
             files = {name.replace("landscape", stem, 1): data
                      for name, data in _files(ds, fmt, self.metric.value, self.scale.value).items()}
         except (ValueError, ImportError) as err:
@@ -411,6 +414,12 @@ class LandscapeExplorer(w.VBox):
             f"<a download='{name}' href='data:{_MIME[name.rsplit('.', 1)[-1]]};base64,"
             f"{base64.b64encode(data).decode()}'>download {name}</a>" for name, data in files.items())
         return files
+
+    def _save_clicked(self) -> None:
+        try:
+            self.save()
+        except (ValueError, ImportError):
+            pass  # said under the controls
 
     def estimated_seconds(self, settings: Settings | None = None) -> float | None:
         """Time the settings' grid would take at the latest measured rate (None before
