@@ -258,11 +258,25 @@ def test_explorer_1d_and_3d_views(problem):
     ex.view.value = "3d"
     assert ex.num.value == 5
     ex.wait(120)
-    surface, volume = ex.views
+    slices, surface, volume = ex.views
     expected = reference(problem, 2, (5, 5, 5))
     np.testing.assert_allclose(volume.volume.data, expected.transpose(2, 1, 0), rtol=1e-5)
     np.testing.assert_allclose(surface.mesh.y, expected[:, :, 2].ravel(), rtol=1e-5)
-    assert ex.plots.children == (surface.widget, volume.widget)
+    assert ex.plots.children == (slices.widget, surface.widget, volume.widget)
+    # three orthogonal slices through the centre on one colour scale spanning the volume
+    ab, ag, bg = (v.heatmap.color for v in slices.views)
+    np.testing.assert_allclose(ab, expected[:, :, 2].T, rtol=1e-5)
+    np.testing.assert_allclose(ag, expected[:, 2, :].T, rtol=1e-5)
+    np.testing.assert_allclose(bg, expected[2, :, :].T, rtol=1e-5)
+    assert all(v.color_scale is slices.color_scale for v in slices.views)
+    assert (slices.color_scale.min, slices.color_scale.max) == pytest.approx((expected.min(), expected.max()))
+    assert [v.widget.title for v in slices.views][0] == "gamma = 0: 5x5 grid, 25/25 points"
+    assert "gamma (direction 3" in slices.views[1].y_axis.label
+    # moving a slider moves its slice
+    slices.sliders["gamma"].value = 0
+    np.testing.assert_allclose(slices.views[0].heatmap.color, expected[:, :, 0].T, rtol=1e-5)
+    assert slices.views[0].widget.title.startswith("gamma = -1")
+    assert slices.color_axis.label == "loss" and slices.color_bar.marks[0].scales["color"] is slices.color_scale
 
 
 def test_explorer_reaches_every_bias_bn_rule_and_parameter_group(problem):

@@ -8,9 +8,9 @@ from .builtin_demo import demo
 from .explorer import LandscapeExplorer, Settings
 from .progress import ProgressView, format_progress
 from .runner import Runner, Snapshot, landscape_stream
-from .views import ContourView, LineView, SurfaceView, VolumeView
+from .views import ContourView, LineView, SliceView, SurfaceView, VolumeView
 
 __all__ = [
     "ContourView", "LandscapeExplorer", "demo", "LineView", "ProgressView", "Runner", "Settings",
-    "Snapshot", "SurfaceView", "VolumeView", "format_progress", "landscape_stream",
+    "SliceView", "Snapshot", "SurfaceView", "VolumeView", "format_progress", "landscape_stream",
 ]

@@ -34,7 +34,7 @@ from ..core.params import select_params
 from .convexity import ConvexityPanel, convexity_panel
 from .progress import ProgressView
 from .runner import Runner, Snapshot, landscape_stream
-from .views import METRICS, SCALES, ContourView, LineView, SurfaceView, VolumeView
+from .views import METRICS, SCALES, ContourView, LineView, SliceView, SurfaceView, VolumeView
 
 VIEWS: tuple[str, ...] = ("1d", "2d", "3d")
 _VIEW_LABELS = {"1-D": "1d", "2-D": "2d", "3-D": "3d"}
@@ -269,7 +269,7 @@ class LandscapeExplorer(w.VBox):
                                             "ParaView (vtk) or mesh viewers (stl/obj/glb), with its manifest")
         #: A download link for the latest saved file (data URI: works in Voila too).
         self.download = w.HTML()
-        self.plots = w.Box(layout={"width": "100%"})
+        self.plots = w.Box(layout={"width": "100%", "flex_flow": "row wrap"})
         #: Convexity map of the current plane, shown under the plots when asked for.
         self.convexity: ConvexityPanel | None = None
         self.convexity_box = w.Box(layout={"width": "100%"})
@@ -495,7 +495,7 @@ class LandscapeExplorer(w.VBox):
             self._views[view] = {
                 "1d": lambda: [LineView(norm)],
                 "2d": lambda: [ContourView(norm)],
-                "3d": lambda: [SurfaceView(), VolumeView()],
+                "3d": lambda: [SliceView(norm), SurfaceView(), VolumeView()],
             }[view]()
         return self._views[view]
 

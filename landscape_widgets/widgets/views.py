@@ -136,12 +136,13 @@ def _pixels(size: str) -> int:
     return int(size[:-2]) if size.endswith("px") and size[:-2].isdigit() else 640
 
 
-def corner_free_ticks(lo: float, hi: float) -> np.ndarray:
-    """Round tick values over ``[lo, hi]`` without ``lo`` itself: the x axis leaves the
-    lower-left corner to the y axis's first tick, so the two labels do not collide."""
+def corner_free_ticks(lo: float, hi: float, pixels: int = 460) -> np.ndarray:
+    """Round tick values over ``[lo, hi]`` without ``lo`` itself (the x axis leaves the
+    lower-left corner to the y axis's first tick, so the two labels do not collide), about
+    one per 55 pixels of the axis so that their labels do not run together."""
     from matplotlib.ticker import MaxNLocator
 
-    ticks = MaxNLocator(nbins=10, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    ticks = MaxNLocator(nbins=max(2, pixels // 55), steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
     eps = 1e-9 * max(1.0, abs(hi - lo))
     return ticks[(ticks > lo + eps) & (ticks <= hi + eps)]
 
@@ -209,12 +210,13 @@ class ContourView:
     """2-D landscape: heat map + contour lines + colour bar + centre marker, bqplot."""
 
     def __init__(self, normalization: str | None = "filter", width: str = "640px",
-                 height: str = "540px", scheme: str = "viridis", contour_colour: str = "white") -> None:
+                 height: str = "540px", scheme: str = "viridis", contour_colour: str = "white",
+                 color_scale=None, color_bar: bool = True) -> None:
         import bqplot as bq
 
         self.x_scale, self.y_scale = bq.LinearScale(), bq.LinearScale()
         # an explicit domain from the start: the empty map is grey and the colour bar has ticks
-        self.color_scale = bq.ColorScale(scheme=scheme, min=0.0, max=1.0)
+        self.color_scale = color_scale or bq.ColorScale(scheme=scheme, min=0.0, max=1.0)
         scales = {"x": self.x_scale, "y": self.y_scale}
         self.heatmap = bq.HeatMap(
             x=np.array([-1.0, 1.0]), y=np.array([-1.0, 1.0]), color=np.full((2, 2), np.nan),
@@ -227,29 +229,32 @@ class ContourView:
         # which would paint them black
         self.missing = bq.Scatter(x=np.zeros(0), y=np.zeros(0), scales=scales, marker="square",
                                   colors=[MISSING_COLOUR], default_size=64, tooltip=None)
-        self._plot_px = (_pixels(width) - 180, _pixels(height) - 100)  # less the figure margins
+        self._plot_px = (_pixels(width) - 70 - (110 if color_bar else 20), _pixels(height) - 100)  # less margins
         self.centre = bq.Scatter(x=[0.0], y=[0.0], scales=scales, marker="cross",
                                  colors=["red"], default_size=120, stroke="white",
                                  tooltip=None)
         self.normalization = normalization
         self.x_axis = bq.Axis(scale=self.x_scale, label=axis_label("alpha", normalization),
-                              tick_values=corner_free_ticks(-1.0, 1.0))
+                              tick_values=corner_free_ticks(-1.0, 1.0, self._plot_px[0]))
         self.y_axis = bq.Axis(scale=self.y_scale, orientation="vertical",
                               label=axis_label("beta", normalization), label_offset="45px")
         self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label="loss",
                                        tick_format=TICK_FORMAT)
         self.widget = bq.Figure(
             marks=[self.heatmap, self.missing, self.contours, self.centre],
-            axes=[self.x_axis, self.y_axis, self.color_axis],
+            axes=[self.x_axis, self.y_axis] + ([self.color_axis] if color_bar else []),
             title="2-D landscape", padding_x=0, padding_y=0, background_style={"fill": EMPTY_COLOUR},
-            fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 110},
+            fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 110 if color_bar else 20},
             layout={"width": width, "height": height},
         )
 
-    def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> None:
-        """Draw a 2-D result (``alpha`` x ``beta``); cells not computed yet show their
-        nearest computed neighbour, computed non-finite values are dark grey squares."""
-        alpha, beta = ds["alpha"].values, ds["beta"].values
+    def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear",
+               limits: tuple[float, float] | None = None, title: str = "2-D landscape") -> None:
+        """Draw a 2-D result (its two axes, e.g. ``alpha`` x ``beta``); cells not computed
+        yet show their nearest computed neighbour, computed non-finite values are dark
+        grey squares. ``limits``: the colour range (default the shown values')."""
+        names = ds["loss"].dims
+        alpha, beta = ds[names[0]].values, ds[names[1]].values
         values, label = metric_values(ds, metric, scale)
         done = ds["done"].values
         z = fill_nearest(values, done)
@@ -259,10 +264,12 @@ class ContourView:
             self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
             self.y_scale.min, self.y_scale.max = float(beta[0]), float(beta[-1])
             finite = z[np.isfinite(z)]
-            if finite.size:
-                lo, hi = float(finite.min()), float(finite.max())
+            if limits is None and finite.size:
+                limits = (float(finite.min()), float(finite.max()))
+            if limits is not None:
+                lo, hi = limits
                 self.color_scale.min, self.color_scale.max = lo, hi if hi > lo else lo + 1e-12
-            self.x_axis.tick_values = corner_free_ticks(float(alpha[0]), float(alpha[-1]))
+            self.x_axis.tick_values = corner_free_ticks(float(alpha[0]), float(alpha[-1]), self._plot_px[0])
             with self.heatmap.hold_sync():
                 self.heatmap.x, self.heatmap.y, self.heatmap.color = alpha, beta, z.T
                 self.heatmap.visible = bool(done.any())
@@ -274,8 +281,76 @@ class ContourView:
             with self.contours.hold_sync():
                 self.contours.x, self.contours.y = cx, cy
             self.color_axis.label = label
-            self.x_axis.label, self.y_axis.label = axis_labels(ds, ("alpha", "beta"), self.normalization)
-            self.widget.title = f"2-D landscape: {_status(ds)}"
+            self.x_axis.label, self.y_axis.label = axis_labels(ds, names, self.normalization)
+            self.widget.title = f"{title}: {_status(ds)}"
+
+
+class SliceView:
+    """A 3-D result as three orthogonal slices through it: heat maps on one colour scale
+    (one colour bar, the 2-D view's colour map), each slice's position set by a slider.
+    The slices start through the centre."""
+
+    PLANES = (("alpha", "beta", "gamma"), ("alpha", "gamma", "beta"), ("beta", "gamma", "alpha"))
+
+    def __init__(self, normalization: str | None = "filter", size: int = 340) -> None:
+        import threading
+
+        import bqplot as bq
+        import ipywidgets as w
+
+        self.color_scale = bq.ColorScale(scheme="viridis", min=0.0, max=1.0)
+        self.views = [ContourView(normalization, width=f"{size}px", height=f"{size}px",
+                                  color_scale=self.color_scale, color_bar=False) for _ in range(3)]
+        # one colour bar for the three, in its own figure: bqplot draws a colour bar only
+        # a little shorter than its figure's plot area less about 230 px, too short beside
+        # a small slice
+        self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label="loss", tick_format=TICK_FORMAT)
+        hidden = bq.HeatMap(x=np.array([0.0, 1.0]), y=np.array([0.0, 1.0]), color=np.zeros((2, 2)), visible=False,
+                            scales={"x": bq.LinearScale(), "y": bq.LinearScale(), "color": self.color_scale})
+        self.color_bar = bq.Figure(marks=[hidden], axes=[self.color_axis],
+                                   fig_margin={"top": 50, "bottom": 50, "left": 0, "right": 90},
+                                   layout={"width": "130px", "height": f"{size + 230}px"})
+        self.sliders = {fixed: w.SelectionSlider(options=[("0", 0)], description=f"{fixed} =",
+                                                 continuous_update=False) for _, _, fixed in self.PLANES}
+        for slider in self.sliders.values():
+            slider.observe(lambda _: self._redraw(), "value")
+            slider.add_class("landscape-slice-slider")
+        self.widget = w.VBox([w.HBox(list(self.sliders.values())),
+                              w.HBox([v.widget for v in self.views] + [self.color_bar])])
+        self.widget.add_class("landscape-slices")
+        self._lock = threading.RLock()
+        self._shown: tuple[xr.Dataset, str, str] | None = None
+        self._updating = False
+
+    def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> None:
+        """Draw the slices of a 3-D result at the sliders' positions."""
+        with self._lock:
+            self._shown = (ds, metric, scale)
+            for name, slider in self.sliders.items():
+                coords = ds[name].values
+                options = [(f"{c:.3g}", i) for i, c in enumerate(coords)]
+                if [o[0] for o in slider.options] != [o[0] for o in options]:
+                    self._updating = True  # one redraw below, not one per trait change
+                    try:
+                        slider.options = options
+                        slider.value = int(np.argmin(np.abs(coords)))  # through the centre
+                    finally:
+                        self._updating = False
+            self._redraw()
+
+    def _redraw(self) -> None:
+        with self._lock:
+            if self._shown is None or self._updating:
+                return
+            ds, metric, scale = self._shown
+            values, label = metric_values(ds, metric, scale)
+            self.color_axis.label = label
+            finite = values[np.isfinite(values)]
+            limits = (float(finite.min()), float(finite.max())) if finite.size else None
+            for (_, _, fixed), view in zip(self.PLANES, self.views):
+                index = int(self.sliders[fixed].value)
+                at = float(ds[fixed].values[index])
+                view.update(ds.isel({fixed: index}), metric, scale, limits, title=f"{fixed} = {at:.3g}")
 
 
 def _rgb(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
