@@ -188,3 +188,11 @@ def coarse_to_fine_order(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray
     order = np.lexsort((dist, -level))
     counts = np.array([np.count_nonzero(level == s) for s in sorted(set(level.tolist()), reverse=True)])
     return order.astype(np.int64), np.cumsum(counts)
+
+
+def grid_triangles(n: int, m: int) -> np.ndarray:
+    """Triangles ``[2 (n-1)(m-1), 3]`` of an ``n x m`` vertex grid (row-major vertices)."""
+    i, j = np.meshgrid(np.arange(n - 1), np.arange(m - 1), indexing="ij")
+    a = (i * m + j).ravel()
+    b, c = a + 1, a + m
+    return np.concatenate([np.stack([a, b, c + 1], 1), np.stack([a, c + 1, c], 1)]).astype(np.uint32)

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..core.grids import grid_triangles
+
 VTK_SUFFIXES = (".vtk", ".vtu")
 MESH_SUFFIXES = (".stl", ".obj", ".ply", ".glb", ".gltf")
 #: Result attributes copied into the manifest when present.
@@ -85,14 +87,6 @@ def _library(name: str):
         raise ImportError(f"exporting needs {name.split('.')[0]}: pip install 'landscape-widgets[export]'") from err
 
 
-def surface_faces(n_a: int, n_b: int) -> np.ndarray:
-    """Triangles ``[2 (n_a - 1)(n_b - 1), 3]`` over a grid's points numbered ``i * n_b + j``."""
-    i, j = np.meshgrid(np.arange(n_a - 1), np.arange(n_b - 1), indexing="ij")
-    p00 = (i * n_b + j).ravel()
-    p10, p01, p11 = p00 + n_b, p00 + 1, p00 + n_b + 1
-    return np.concatenate([np.stack([p00, p10, p11], 1), np.stack([p00, p11, p01], 1)])
-
-
 def _surface(axes: list[np.ndarray], values: np.ndarray):
     trimesh = _library("trimesh")
 
@@ -100,7 +94,7 @@ def _surface(axes: list[np.ndarray], values: np.ndarray):
     if not np.isfinite(values).all():
         raise ValueError("the surface has non-finite values; a mesh cannot hold them (export VTK instead)")
     vertices = np.stack([a.ravel(), b.ravel(), values.ravel()], 1)
-    return trimesh.Trimesh(vertices, surface_faces(*values.shape), process=False)
+    return trimesh.Trimesh(vertices, grid_triangles(*values.shape), process=False)
 
 
 def _default_levels(values: np.ndarray) -> list[float]:
@@ -135,7 +129,7 @@ def _write_vtk(ds: xr.Dataset, dims, axes: list[np.ndarray], path: Path) -> None
         # the surface, lifted by the first metric, the values attached to its points
         lift = ds[metrics[0]].values.astype(np.float64).ravel()
         points = np.stack([grids[0].ravel(), grids[1].ravel(), np.nan_to_num(lift)], 1)
-        cells = [("triangle", surface_faces(*grids[0].shape))]
+        cells = [("triangle", grid_triangles(*grids[0].shape))]
     else:
         points = np.stack([g.ravel() for g in grids], 1)
         cells = [("hexahedron", _hexahedra(grids[0].shape))]

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
+from ..core.grids import grid_triangles
 from ..plotting.labels import axis_label, axis_labels
 
 METRICS: tuple[str, ...] = ("loss", "accuracy", "log-loss")
@@ -368,14 +369,6 @@ def _limits(values: np.ndarray) -> tuple[float, float]:
         return 0.0, 1.0
     lo, hi = float(finite.min()), float(finite.max())
     return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
-
-
-def grid_triangles(n: int, m: int) -> np.ndarray:
-    """Triangles ``[2 (n-1)(m-1), 3]`` of an ``n x m`` vertex grid (row-major vertices)."""
-    i, j = np.meshgrid(np.arange(n - 1), np.arange(m - 1), indexing="ij")
-    a = (i * m + j).ravel()
-    b, c = a + 1, a + m
-    return np.concatenate([np.stack([a, b, c + 1], 1), np.stack([a, c + 1, c], 1)]).astype(np.uint32)
 
 
 class SurfaceView:
