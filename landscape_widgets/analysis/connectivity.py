@@ -177,6 +177,26 @@ def train_step(objective: Objective, opt: torch.optim.Optimizer, point: torch.Te
     return float(loss.detach())
 
 
+def descend_within(objective: Objective, start: torch.Tensor, project: torch.Tensor, draw, steps: int, lr: float,
+                   momentum: float) -> torch.Tensor:
+    """``start`` moved by ``steps`` SGD steps on minibatches ``draw()``, the gradient's
+    component in the span of ``project`` (orthonormal columns) removed each step, so the
+    point stays in the hyperplane through ``start`` normal to that span (the tunnels'
+    constrained step)."""
+    p = start.clone().requires_grad_(True)
+    opt = torch.optim.SGD([p], lr=lr, momentum=momentum)
+    for _ in range(steps):
+        train_step(objective, opt, p, draw(), project=project)
+    return p.detach()
+
+
+def _ends(objective: Objective, model2: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """A path's ends as flat points of the objective's moved parameters: its theta
+    (``model1``) and ``model2``'s values, on its device and in theta's dtype."""
+    w1 = objective.theta
+    return w1, flatten_params(model2, objective.layout).to(w1.device, w1.dtype)
+
+
 def train_bezier(
     model1: nn.Module,
     model2: nn.Module,
@@ -214,7 +234,7 @@ def train_bezier(
         The flat bend ``theta``.
     """
     ob = path_objective(model1, model2, loss_fn, data, **objective_kwargs)
-    w1, w2 = ob.theta, flatten_params(model2, ob.layout).to(ob.device, ob.theta.dtype)
+    w1, w2 = _ends(ob, model2)
     bend = ((w1 + w2) / 2).requires_grad_(True)
     gen = torch.Generator().manual_seed(int(seed))
     draw = minibatch_sampler(ob, batch_size, gen)
@@ -234,8 +254,7 @@ def curve_path(
 ) -> xr.Dataset:
     """Loss along the Bezier curve with the given bend (coordinate ``alpha`` = t)."""
     ob = path_objective(model1, model2, loss_fn, data, **objective_kwargs)
-    w1 = ob.theta
-    w2 = flatten_params(model2, ob.layout).to(w1.device, w1.dtype)
+    w1, w2 = _ends(ob, model2)
     t = np.linspace(0.0, 1.0, num)
     values = evaluate_points(ob, model1, w1, [bend.to(w1.device, w1.dtype) - w1, w2 - w1],
                              bezier_coefficients(t), bn_data)
@@ -275,21 +294,13 @@ def tunnel(
         ``points`` variable ``[split, param]`` holding the optimized split points.
     """
     ob = path_objective(model1, model2, loss_fn, data, **objective_kwargs)
-    w1 = ob.theta
-    w2 = flatten_params(model2, ob.layout).to(w1.device, w1.dtype)
+    w1, w2 = _ends(ob, model2)
     seg = w2 - w1
-    unit = seg / seg.norm()
-    gen = torch.Generator().manual_seed(int(seed))
-    draw = minibatch_sampler(ob, batch_size, gen)
+    normal = (seg / seg.norm())[:, None]
+    draw = minibatch_sampler(ob, batch_size, torch.Generator().manual_seed(int(seed)))
     s = np.linspace(0, 1, n_points + 2)
-    points = [w1]
-    for frac in s[1:-1]:
-        p = (w1 + float(frac) * seg).requires_grad_(True)
-        opt = torch.optim.SGD([p], lr=lr, momentum=momentum)
-        for _ in range(steps):
-            train_step(ob, opt, p, draw(), project=unit[:, None])
-        points.append(p.detach())
-    points.append(w2)
+    points = [w1, *(descend_within(ob, w1 + float(frac) * seg, normal, draw, steps, lr, momentum)
+                    for frac in s[1:-1]), w2]
     t_all, parts = [], []
     for k in range(len(points) - 1):
         local = np.linspace(0, 1, num_per_segment)[: None if k == len(points) - 2 else -1]

@@ -23,7 +23,8 @@ import xarray as xr
 from torch import nn
 
 from ..core.params import check_same_architecture, flatten_params
-from .connectivity import evaluate_points, linear_path, minibatch_sampler, path_objective, plane_through, train_step
+from .connectivity import (descend_within, evaluate_points, linear_path, minibatch_sampler, path_objective,
+                           plane_through)
 
 
 def simplex_lattice(m: int, subdivisions: int) -> np.ndarray:
@@ -102,21 +103,13 @@ def simplex_tunnel(
     span, _ = torch.linalg.qr((optima[1:] - optima[0]).double().T)  # [n, m] orthonormal
     span = span.to(ob.theta.dtype)
     lattice = simplex_lattice(m, subdivisions)
-    gen = torch.Generator().manual_seed(int(seed))
-    draw = minibatch_sampler(ob, batch_size, gen)
+    draw = minibatch_sampler(ob, batch_size, torch.Generator().manual_seed(int(seed)))
     bary = torch.as_tensor(lattice, dtype=ob.theta.dtype, device=ob.device)
-    points = []
-    for weights in bary:
-        start = weights @ optima
-        if float(weights.max()) == 1.0:  # an optimum: stays
-            points.append(start)
-            continue
-        p = start.clone().requires_grad_(True)
-        opt = torch.optim.SGD([p], lr=lr, momentum=momentum)
-        for _ in range(steps):
-            train_step(ob, opt, p, draw(), project=span)
-        points.append(p.detach())
-    points = torch.stack(points)
+    points = torch.stack([
+        weights @ optima if float(weights.max()) == 1.0  # an optimum: stays
+        else descend_within(ob, weights @ optima, span, draw, steps, lr, momentum)
+        for weights in bary
+    ])
     edges = lattice_edges(lattice, subdivisions)
     evaluated = torch.cat([points, torch.stack([(points[i] + points[j]) / 2 for i, j in edges])])
     coords = np.concatenate([lattice, np.array([(lattice[i] + lattice[j]) / 2 for i, j in edges])])
