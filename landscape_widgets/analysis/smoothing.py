@@ -186,8 +186,9 @@ def flatness_table(models: Mapping[str, nn.Module], loss_fn=None, data=None, *, 
     """
     rows = {}
     for name, model in models.items():
-        ent = local_entropy(model, loss_fn, data, gamma=gamma, samples=samples, seed=seed, **objective_kwargs)
-        sharp = sharpness(model, loss_fn, data, radius=radius, seed=seed, **objective_kwargs)
+        ob = as_objective(model, loss_fn, data, **objective_kwargs)  # one copy for both measures
+        ent = local_entropy(ob, gamma=gamma, samples=samples, seed=seed)
+        sharp = sharpness(ob, radius=radius, seed=seed)
         rows[name] = {"loss": sharp.attrs["base_loss"], "sharpness": sharp.attrs["mean_increase"],
                       **{k: ent[k] for k in ("local_entropy", "local_entropy_stderr", "smoothed_loss")}}
     names = list(rows)

@@ -193,3 +193,9 @@ def _landscape_only(kwargs: dict) -> dict:
 
 def _objective_kwargs(kwargs: dict) -> dict:
     return {k: v for k, v in kwargs.items() if k not in _LANDSCAPE_ONLY}
+
+
+def split_landscape_kwargs(kwargs: dict) -> tuple[dict, dict]:
+    """``(objective keywords, plane keywords)`` of the ``**landscape_kwargs`` these
+    functions take, so that a caller can prepare one objective for several of them."""
+    return _objective_kwargs(kwargs), _landscape_only(kwargs)

@@ -29,7 +29,8 @@ from ..analysis.permutation import align, permute_units, random_permutations
 from ..analysis.sharpness import sharpness
 from ..analysis.simplex import simplex_plane, simplex_tunnel
 from ..analysis.smoothing import local_entropy_map
-from ..analysis.trust import bootstrap_spread, check_range, normalization_spread, seed_spread
+from ..analysis.trust import (bootstrap_spread, check_range, normalization_spread, seed_spread,
+                              split_landscape_kwargs)
 from ..core.grids import Grid, plane
 from ..core.objective import as_objective
 from ..core.params import flatten_params
@@ -180,14 +181,17 @@ def trust_panel(model: nn.Module, loss_fn=None, data=None, grid: Grid | None = N
     Give ``data`` in at least 10 batches (a DataLoader or ``batch_size=``) for the bootstrap.
     """
     grid = grid or plane(num=11)
+    objective_kwargs, plane_kwargs = split_landscape_kwargs(landscape_kwargs)
+    rule = {k: plane_kwargs[k] for k in ("normalization", "bias_bn") if k in plane_kwargs}
 
     def compute():
+        ob = as_objective(model, loss_fn, data, **objective_kwargs)  # one model copy and data for all five
         return {
-            "seeds": seed_spread(model, loss_fn, data, grid, seeds, **landscape_kwargs),
-            "bootstrap": bootstrap_spread(model, loss_fn, data, grid, resamples=resamples, **landscape_kwargs),
-            "normalization": normalization_spread(model, loss_fn, data, grid, **landscape_kwargs),
-            "range": check_range(model, loss_fn, data, grid, warn=False, **landscape_kwargs),
-            "sharpness": sharpness(model, loss_fn, data, **landscape_kwargs),
+            "seeds": seed_spread(ob, grid=grid, seeds=seeds, **plane_kwargs),
+            "bootstrap": bootstrap_spread(ob, grid=grid, resamples=resamples, **plane_kwargs),
+            "normalization": normalization_spread(ob, grid=grid, **plane_kwargs),
+            "range": check_range(ob, grid=grid, warn=False, **plane_kwargs),
+            "sharpness": sharpness(ob, **rule),
         }
 
     def summary(r) -> str:
