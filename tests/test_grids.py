@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from landscape_widgets.core.grids import Axis, Grid, coarse_to_fine_order, line, make_grid, plane, volume
+from landscape_widgets.core.grids import (
+    FIRST_LEVEL_POINTS, Axis, Grid, axis_levels, coarse_to_fine_order, line, make_grid, plane, volume,
+)
 
 
 def test_line_plane_volume_shapes_and_coords():
@@ -62,14 +64,24 @@ def test_first_level_is_a_small_spanning_subgrid(shape, at_most):
     assert np.unravel_index(order[0], shape) == tuple((n - 1) // 2 for n in shape)
 
 
-def test_coarse_to_fine_levels_refine():
-    order, ends = coarse_to_fine_order((33, 33))
-    starts = np.concatenate([[0], ends[:-1]])
-    steps = []
-    for s, e in zip(starts, ends):
-        i, j = np.unravel_index(order[s:e], (33, 33))
-        inner = (i > 0) & (i < 32) & (j > 0) & (j < 32)
-        steps.append(np.gcd.reduce(np.concatenate([i[inner] - 16, j[inner] - 16])))
-    assert steps[0] > steps[-1] == 1
+@pytest.mark.parametrize("shape", [(33, 33), (51, 51), (30, 7), (21, 21, 21)])
+def test_coarse_to_fine_levels_are_sub_grids_that_refine(shape):
+    order, ends = coarse_to_fine_order(shape)
+    gaps = []
+    for end in ends:
+        done = np.zeros(int(np.prod(shape)), dtype=bool)
+        done[order[:end]] = True
+        done = done.reshape(shape)
+        axes = [np.flatnonzero(done.any(axis=tuple(j for j in range(len(shape)) if j != i)))
+                for i in range(len(shape))]
+        # the points of the first levels are exactly the outer product of per-axis indices
+        assert done[np.ix_(*axes)].all() and done.sum() == np.prod([len(a) for a in axes])
+        gaps.append(max(int(np.diff(a).max(initial=1)) for a in axes))
+    first_axes = [np.flatnonzero(axis_levels(n) == 0) for n in shape]
+    assert all(len(a) == min(n, FIRST_LEVEL_POINTS) for a, n in zip(first_axes, shape))
+    assert gaps[-1] == 1 and all(b <= (a + 1) // 2 + 1 for a, b in zip(gaps, gaps[1:]))
+
+
+def test_coarse_to_fine_rejects_an_empty_grid():
     with pytest.raises(ValueError, match="no points"):
         coarse_to_fine_order((0, 3))

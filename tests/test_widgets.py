@@ -24,11 +24,11 @@ from landscape_widgets.core.grids import coarse_to_fine_order, plane
 from landscape_widgets.core.params import flatten_params
 from landscape_widgets.core.results import empty_landscape, fill_chunk
 from landscape_widgets.widgets import LandscapeExplorer, Runner, format_progress
+from landscape_widgets.plotting.fields import fill_nearest
 from landscape_widgets.widgets.views import (
     ContourView,
     contour_levels,
     contour_lines,
-    fill_nearest,
     metric_values,
 )
 

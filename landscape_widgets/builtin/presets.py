@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
-from .training import TrainConfig, TrainResult, trained
+from .training import CNN_CONFIG, TrainConfig, TrainResult, trained
 from .zoo import Dataset
 
 
@@ -33,7 +33,6 @@ class Preset:
 
 
 _SMALL_BATCH = TrainConfig(epochs=20, batch_size=32, lr=0.05)
-_CNN = TrainConfig(epochs=20, batch_size=64, lr=0.005, optimizer="adam")
 
 PRESETS: dict[str, Preset] = {
     "small_batch": Preset("mlp", _SMALL_BATCH, description="MLP, SGD batch 32, 20 epochs"),
@@ -45,10 +44,10 @@ PRESETS: dict[str, Preset] = {
     "weight_decay": Preset(
         "mlp", replace(_SMALL_BATCH, weight_decay=5e-3), description="MLP, batch 32, weight decay 5e-3"
     ),
-    "cnn_skip": Preset("cnn", _CNN, {"skip": True}, description="CNN, 4 blocks with identity skips"),
-    "cnn_plain": Preset("cnn", _CNN, {"skip": False}, description="CNN, 4 plain blocks (same depth)"),
+    "cnn_skip": Preset("cnn", CNN_CONFIG, {"skip": True}, description="CNN, 4 blocks with identity skips"),
+    "cnn_plain": Preset("cnn", CNN_CONFIG, {"skip": False}, description="CNN, 4 plain blocks (same depth)"),
     "cnn_batchnorm": Preset(
-        "cnn", _CNN, {"skip": False, "batchnorm": True}, description="CNN, 4 plain blocks with BatchNorm"
+        "cnn", CNN_CONFIG, {"skip": False, "batchnorm": True}, description="CNN, 4 plain blocks with BatchNorm"
     ),
 }
 

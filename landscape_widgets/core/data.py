@@ -145,6 +145,47 @@ class DataSource:
         return _rows(self.first, 0, rows)
 
 
+def sample_groups(source: DataSource, fraction: float, groups: int, seed: int = 0) -> DataSource:
+    """A seeded simple random sample of ``fraction`` of a resident source's samples, as
+    ``groups`` batches of (nearly) equal size, each itself a simple random sample."""
+    if not source.resident:
+        raise ValueError("a data sample needs resident data (this source is streamed)")
+    n = source.n_samples
+    m = int(round(fraction * n))
+    if not 0 < fraction < 1 or m < groups:
+        raise ValueError(f"a sample of {fraction} of {n} samples cannot fill {groups} groups")
+    chosen = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))[:m]
+    offsets = torch.tensor((0,) + source.sizes).cumsum(0)
+    batches = []
+    for rows in chosen.tensor_split(groups):
+        parts = []
+        for b, batch in enumerate(source._batches):
+            local = rows[(rows >= offsets[b]) & (rows < offsets[b + 1])] - offsets[b]
+            if len(local):
+                parts.append(_take(batch, local.to(source.device)))
+        batches.append(concat_batches(parts))
+    sizes = tuple(n_rows(b) for b in batches)
+    return DataSource(source.device, sizes, batches[0], True, tuple(batches), _dtype=source._dtype)
+
+
+def _take(batch: Batch, rows: torch.Tensor) -> Batch:
+    """Samples ``rows`` of every tensor with a batch dimension."""
+    return tree_map(lambda t: t[rows] if isinstance(t, torch.Tensor) and t.dim() else t, batch)
+
+
+def concat_batches(batches: list[Batch]) -> Batch:
+    """Batches of one structure as one: tensors with a batch dimension concatenated along
+    it, other leaves taken from the first."""
+    if len(batches) == 1:
+        return batches[0]
+
+    def cat(*leaves):
+        first = leaves[0]
+        return torch.cat(leaves) if isinstance(first, torch.Tensor) and first.dim() else first
+
+    return tree_map(cat, *batches)
+
+
 def _read(source, max_batches: int | None, max_samples: int | None) -> Iterator[Batch]:
     seen = 0
     for i, item in enumerate(source):

@@ -138,36 +138,42 @@ def default_grid(n_directions: int = 2) -> Grid:
     return {1: line, 2: plane, 3: volume}[n_directions]()
 
 
-def _axis_levels(n: int, stride: int) -> np.ndarray:
-    """Per-index level stride of one axis: the coarsest stride that contains it.
+#: Points per axis of the first coarse-to-fine level (evenly spread, both ends and the
+#: centre included): on smooth landscapes a cubic interpolation of this sub-grid is
+#: already close to the complete picture.
+FIRST_LEVEL_POINTS = 7
 
-    Level ``s`` holds the indices at multiples of ``s`` from the axis centre, plus both
-    ends (so even the coarsest picture spans the whole range).
+
+def axis_levels(n: int, first: int = FIRST_LEVEL_POINTS) -> np.ndarray:
+    """Per-index level of one axis of ``n`` points (0 the coarsest).
+
+    Level 0 holds ``first`` evenly spread indices (both ends and the centre
+    ``(n - 1) // 2`` included); each further level adds the midpoint of every gap left,
+    so every level halves the spacing and the indices of levels ``<= k`` are a sub-grid.
     """
-    centre = (n - 1) // 2
-    level = np.ones(n, dtype=np.int64)
-    s = stride
-    while s > 1:
-        on = ((np.arange(n) - centre) % s == 0) & (level == 1)
-        level[on] = s
-        s //= 2
-    level[0] = level[-1] = max(level[0], stride, level[-1])
+    if n < 1:
+        raise ValueError(f"an axis needs at least one point, got {n}")
+    level = np.full(n, -1, dtype=np.int64)
+    known = np.union1d(np.round(np.linspace(0, n - 1, min(n, first))).astype(np.int64), [(n - 1) // 2])
+    level[known] = 0
+    k = 0
+    while (level < 0).any():
+        k += 1
+        gaps = np.diff(known) > 1
+        new = (known[:-1][gaps] + known[1:][gaps]) // 2
+        level[new] = k
+        known = np.union1d(known, new)
     return level
-
-
-def coarsest_stride(shape: tuple[int, ...]) -> int:
-    """Largest power of two with at least ~4 steps along the longest axis."""
-    longest = max(shape)
-    return 1 << max(0, int(math.floor(math.log2(max(1, (longest - 1) // 4)))))
 
 
 def coarse_to_fine_order(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Flat indices of a grid ordered coarse to fine, and where each level ends.
 
-    A point belongs to the level of the finest stride among its axes, so the first
-    level is a sub-grid every ``s`` points (plus the edges) in every axis, the next one
-    every ``s/2``, down to every point. Within a level, points nearer the centre come
-    first. Every index appears exactly once.
+    A point belongs to the finest of its axes' levels (:func:`axis_levels`), so the
+    first level is a sub-grid of :data:`FIRST_LEVEL_POINTS` evenly spread points per
+    axis spanning the whole range, and the points of the first ``k`` levels always form
+    a sub-grid (the outer product of per-axis index sets). Within a level, points nearer
+    the centre come first. Every index appears exactly once.
 
     Returns
     -------
@@ -178,16 +184,13 @@ def coarse_to_fine_order(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray
     """
     if not shape or min(shape) < 1:
         raise ValueError(f"grid shape {shape} has no points")
-    stride = coarsest_stride(shape)
-    per_axis = [_axis_levels(n, stride) for n in shape]
-    mesh = np.meshgrid(*per_axis, indexing="ij")
-    level = np.minimum.reduce([m.reshape(-1) for m in mesh])
-    centre = [((n - 1) / 2) for n in shape]
+    mesh = np.meshgrid(*[axis_levels(n) for n in shape], indexing="ij")
+    level = np.maximum.reduce([m.reshape(-1) for m in mesh])
+    centre = [((n - 1) // 2) for n in shape]
     idx = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
     dist = sum(((i.reshape(-1) - c) / max(n, 1)) ** 2 for i, c, n in zip(idx, centre, shape))
-    order = np.lexsort((dist, -level))
-    counts = np.array([np.count_nonzero(level == s) for s in sorted(set(level.tolist()), reverse=True)])
-    return order.astype(np.int64), np.cumsum(counts)
+    order = np.lexsort((dist, level))
+    return order.astype(np.int64), np.cumsum(np.bincount(level))
 
 
 def grid_triangles(n: int, m: int) -> np.ndarray:

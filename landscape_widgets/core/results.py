@@ -12,6 +12,8 @@ import xarray as xr
 from .grids import Axis, Grid
 
 METRICS: tuple[str, ...] = ("loss", "accuracy")
+#: Suffix of the standard-error variable of an estimated metric (``loss_se``).
+SE_SUFFIX = "_se"
 _LABELS = {"loss": ("loss", "mean loss over the data"), "accuracy": ("accuracy", "fraction correct")}
 
 
@@ -37,18 +39,51 @@ def empty_landscape(grid: Grid, metrics: Sequence[str] = METRICS, attrs: dict | 
 
 
 def metrics_of(ds: xr.Dataset) -> tuple[str, ...]:
-    """The per-point variables of a result (every data variable over the grid but ``done``)."""
+    """The per-point variables of a result (every data variable over the grid but ``done``
+    and the standard errors of estimates)."""
     dims = ds["loss"].dims
-    return tuple(n for n, v in ds.data_vars.items() if n != "done" and v.dims == dims)
+    skip = {"done", *standard_errors(ds)}
+    return tuple(n for n, v in ds.data_vars.items() if n not in skip and v.dims == dims)
 
 
-def fill_chunk(ds: xr.Dataset, indices: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
-    """Write one chunk of values (``{variable: array}``) into ``ds`` in place (flat indices)."""
+def fill_chunk(ds: xr.Dataset, indices: np.ndarray, values: Mapping[str, np.ndarray], final: bool = True) -> None:
+    """Write one chunk of values (``{variable: array}``) into ``ds`` in place (flat indices).
+
+    ``final``: exact values; the points become ``done`` and their standard errors
+    (``<metric>_se`` variables, where an estimate was shown before) 0. Otherwise the
+    values are estimates (see :mod:`landscape_widgets.core.sampled`): ``values`` holds
+    their ``<metric>_se`` too (variables created on first use, NaN elsewhere) and
+    ``done`` is left as it is. A point already done keeps its exact values.
+    """
     pos = np.unravel_index(np.asarray(indices, dtype=np.int64), ds["loss"].shape)
+    if not final:
+        fresh = ~ds["done"].values[pos]
+        pos = tuple(p[fresh] for p in pos)
+        values = {k: np.asarray(v)[fresh] for k, v in values.items()}
     for name, v in values.items():
+        if name not in ds and not final and name.endswith(SE_SUFFIX):
+            ds[name] = (ds["loss"].dims, np.full(ds["loss"].shape, np.nan))
+            ds[name].attrs.update(long_name=f"standard error of {name[: -len(SE_SUFFIX)]}",
+                                  units=ds[name[: -len(SE_SUFFIX)]].attrs.get("units", ""))
         if name in ds:
             ds[name].values[pos] = v
-    ds["done"].values[pos] = True
+    if final:
+        ds["done"].values[pos] = True
+        for name in standard_errors(ds):
+            ds[name].values[pos] = 0.0
+
+
+def standard_errors(ds: xr.Dataset) -> list[str]:
+    """The ``<metric>_se`` variables of a result that showed estimates."""
+    return [name for name in ds.data_vars if name.endswith(SE_SUFFIX) and name[: -len(SE_SUFFIX)] in ds]
+
+
+def known_cells(ds: xr.Dataset) -> np.ndarray:
+    """Cells with a value to show: done (exact) or estimated (a finite ``loss_se``)."""
+    known = ds["done"].values.copy()
+    if "loss" + SE_SUFFIX in ds:
+        known |= np.isfinite(ds["loss" + SE_SUFFIX].values)
+    return known
 
 
 def done_indices(ds: xr.Dataset) -> np.ndarray:

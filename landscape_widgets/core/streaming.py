@@ -26,12 +26,18 @@ class Chunk(HasValues):
         ``loss`` (NaN where it was not finite), ``accuracy`` (classification) and the
         user metrics at each point.
     strategy : str
-        ``"loop"`` or ``"batched"``: how this chunk was computed.
+        ``"loop"`` or ``"batched"``: how this chunk was computed (``"sample"`` for
+        estimates).
+    final : bool
+        Exact values on all the data (``False``: estimates from a data sample, with
+        their standard errors as ``<metric>_se`` values; see
+        :mod:`landscape_widgets.core.sampled`).
     """
 
     indices: np.ndarray
     values: dict[str, np.ndarray]
     strategy: str
+    final: bool = True
 
 
 def point_order(grid: Grid, order: str = "coarse_to_fine", skip=None) -> np.ndarray:
@@ -171,7 +177,7 @@ def fill_landscape(
     stream of chunks into a growing result, for every caller (one-call functions, the
     widgets, stored and distributed runs)."""
     for chunk in chunks:
-        fill_chunk(ds, chunk.indices, chunk.values)
+        fill_chunk(ds, chunk.indices, chunk.values, chunk.final)
         yield chunk
 
 

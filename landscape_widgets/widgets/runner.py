@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,8 @@ import xarray as xr
 
 from ..core.evaluation import PointEvaluator
 from ..core.grids import Grid
-from ..core.streaming import fill_landscape, iter_chunks, new_landscape
+from ..core.sampled import FRACTIONS, refining_chunks
+from ..core.streaming import fill_landscape, new_landscape
 
 Work = Callable[[threading.Event], Iterable[Any]]
 Draw = Callable[[Any], None]
@@ -89,11 +90,14 @@ def landscape_stream(
     chunk_size: int | None = None,
     strategy: str = "auto",
     attrs: dict | None = None,
+    fractions: Sequence[float] = FRACTIONS,
 ) -> Iterator[Snapshot]:
     """Evaluate ``grid`` coarse to fine, yielding a :class:`Snapshot` after each chunk.
 
     The first snapshot (nothing computed) is yielded at once, so views can show the
-    empty grid and the progress bar straight away.
+    empty grid and the progress bar straight away. The coarse levels are first
+    estimated on data samples (:func:`~landscape_widgets.core.sampled.refining_chunks`);
+    the snapshots' ``done`` counts exact points only.
 
     Parameters
     ----------
@@ -109,15 +113,17 @@ def landscape_stream(
         See :func:`landscape_widgets.core.streaming.iter_chunks`.
     attrs : dict, optional
         Attributes stored on the dataset.
+    fractions : sequence of float
+        Data fractions of the estimated levels (``()``: exact values only).
     """
     start = time.perf_counter()
     ds = new_landscape(evaluator, grid, attrs)
     device = str(evaluator.device)
     n_done = 0
     yield Snapshot(ds, 0, grid.size, 0.0, False, device)
-    chunks = iter_chunks(evaluator, grid, strategy, chunk_size=chunk_size, cancel=cancel)
+    chunks = refining_chunks(evaluator, grid, strategy, chunk_size=chunk_size, cancel=cancel, fractions=fractions)
     for chunk in fill_landscape(ds, chunks):
-        n_done += len(chunk.indices)
+        n_done += len(chunk.indices) if chunk.final else 0
         final = n_done == grid.size
         yield Snapshot(ds, n_done, grid.size, time.perf_counter() - start, final, device)
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from scipy import ndimage
 
 from ..core.grids import grid_triangles
+from ..core.results import SE_SUFFIX, known_cells
+from ..plotting.fields import complete_subgrid, fill_nearest, interpolate_linear, preview_field
 from ..plotting.labels import axis_label, axis_labels
 
 METRICS: tuple[str, ...] = ("loss", "accuracy", "log-loss")
@@ -30,10 +31,13 @@ LOSS_COLOUR, ACCURACY_COLOUR = "#1f77b4", "#ff7f0e"
 #: The plot area where nothing is computed yet, and computed cells whose value is not finite.
 EMPTY_COLOUR, MISSING_COLOUR = "#eeeeee", "#8c8c8c"
 _TINY = 1e-12
+#: Opacity of the veil over cells shown from data-sample estimates: VEIL_LEAST at a
+#: relative standard error near 0, VEIL_MOST from VEIL_FULL on.
+VEIL_LEAST, VEIL_MOST, VEIL_FULL = 0.25, 0.7, 0.2
 
 
 def metric_values(ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> tuple[np.ndarray, str]:
-    """The values to draw and their label; points not computed yet are NaN.
+    """The values to draw and their label; points not computed (nor estimated) yet are NaN.
 
     Parameters
     ----------
@@ -51,7 +55,7 @@ def metric_values(ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -
     if metric == "accuracy" and "accuracy" not in ds:
         raise ValueError("this landscape has no accuracy (not a classification task); use metric='loss'")
     name = "accuracy" if metric == "accuracy" else "loss"
-    values = np.where(ds["done"].values, ds[name].values, np.nan).astype(float)
+    values = np.where(known_cells(ds), ds[name].values, np.nan).astype(float)
     label = name
     if metric == "log-loss":
         values, label = _log10(values), "log10(loss)"
@@ -63,19 +67,6 @@ def metric_values(ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -
 def _log10(values: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(values > 0, np.log10(np.maximum(values, _TINY)), np.nan)
-
-
-def fill_nearest(values: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Copy each unknown cell from its nearest known cell (coarse pass shown full-size).
-
-    Known cells keep their value (a known NaN stays NaN: a real non-finite loss is shown
-    as missing). With no known cell at all, everything stays NaN.
-    """
-    known = np.asarray(known, dtype=bool)
-    if known.all() or not known.any():
-        return np.where(known, values, np.nan)
-    _, nearest = ndimage.distance_transform_edt(~known, return_indices=True)
-    return values[tuple(nearest)]
 
 
 def contour_lines(
@@ -99,25 +90,6 @@ def contour_lines(
     return padded[:, :, 0], padded[:, :, 1]
 
 
-def interpolate_linear(x: np.ndarray, y: np.ndarray, values: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Fill the unknown cells of ``values[len(x), len(y)]`` by linear interpolation.
-
-    Used for the contour lines of a partial picture, so they are smooth from the first
-    coarse pass on. Cells outside the known points' hull, or next to a known NaN, stay NaN.
-    """
-    from scipy.interpolate import griddata
-    from scipy.spatial import QhullError
-
-    known = np.asarray(known, dtype=bool) & np.isfinite(values)
-    if known.all() or known.sum() < 3:
-        return np.where(known, values, np.nan)
-    X, Y = np.meshgrid(x, y, indexing="ij")
-    try:
-        return griddata((X[known], Y[known]), values[known], (X, Y), method="linear")
-    except (QhullError, ValueError):  # degenerate (e.g. collinear) points: no contours yet
-        return np.where(known, values, np.nan)
-
-
 def contour_levels(z: np.ndarray, n: int = N_CONTOURS) -> np.ndarray:
     """``n`` evenly spaced levels strictly inside the finite range of ``z``."""
     finite = z[np.isfinite(z)]
@@ -127,9 +99,10 @@ def contour_levels(z: np.ndarray, n: int = N_CONTOURS) -> np.ndarray:
 
 
 def display_field(ds: xr.Dataset, metric: str, scale: str) -> tuple[np.ndarray, str]:
-    """Values with the cells not yet computed filled from their nearest computed cell."""
+    """Values with the cells not computed yet filled in (:func:`preview_field`)."""
     values, label = metric_values(ds, metric, scale)
-    return fill_nearest(values, ds["done"].values), label
+    coords = [ds[n].values for n in ds["loss"].dims]
+    return preview_field(values, known_cells(ds), coords), label
 
 
 def _pixels(size: str) -> int:
@@ -153,7 +126,22 @@ def _status(ds: xr.Dataset) -> str:
     size = ds["done"].size
     shape = ds["done"].shape
     grid = f"{'x'.join(str(n) for n in shape)} grid, " if len(shape) > 1 else ""
-    return f"{grid}{done}/{size} points" + ("" if done == size else " (filling in)")
+    estimated = int(known_cells(ds).sum()) - done
+    sampled = f", {estimated} estimated from a data sample (faded)" if estimated else ""
+    return f"{grid}{done}/{size} points{sampled}" + ("" if done == size else " (filling in)")
+
+
+def uncertainty(ds: xr.Dataset) -> np.ndarray:
+    """Relative standard error of the loss shown in each cell: 0 where exact, that of the
+    nearest estimate where the picture comes from data-sample estimates (NaN: nothing)."""
+    done = ds["done"].values
+    known = known_cells(ds)
+    if "loss" + SE_SUFFIX not in ds or done.all():
+        return np.where(known, 0.0, np.nan)
+    loss, se = ds["loss"].values, ds["loss" + SE_SUFFIX].values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(done, 0.0, np.abs(se) / np.maximum(np.abs(loss), _TINY))
+    return fill_nearest(np.where(known, rel, np.nan), known)
 
 
 class LineView:
@@ -230,6 +218,10 @@ class ContourView:
         # which would paint them black
         self.missing = bq.Scatter(x=np.zeros(0), y=np.zeros(0), scales=scales, marker="square",
                                   colors=[MISSING_COLOUR], default_size=64, tooltip=None)
+        # cells whose picture comes from data-sample estimates: a white veil, the more
+        # opaque the larger their relative standard error
+        self.veil = bq.Scatter(x=np.zeros(0), y=np.zeros(0), scales=scales, marker="square",
+                               colors=["white"], default_size=64, stroke_width=0, tooltip=None)
         self._plot_px = (_pixels(width) - 70 - (110 if color_bar else 20), _pixels(height) - 100)  # less margins
         self.centre = bq.Scatter(x=[0.0], y=[0.0], scales=scales, marker="cross",
                                  colors=["red"], default_size=120, stroke="white",
@@ -242,7 +234,7 @@ class ContourView:
         self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label="loss",
                                        tick_format=TICK_FORMAT)
         self.widget = bq.Figure(
-            marks=[self.heatmap, self.missing, self.contours, self.centre],
+            marks=[self.heatmap, self.veil, self.missing, self.contours, self.centre],
             axes=[self.x_axis, self.y_axis] + ([self.color_axis] if color_bar else []),
             title="2-D landscape", padding_x=0, padding_y=0, background_style={"fill": EMPTY_COLOUR},
             fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 110 if color_bar else 20},
@@ -252,14 +244,20 @@ class ContourView:
     def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear",
                limits: tuple[float, float] | None = None, title: str = "2-D landscape") -> None:
         """Draw a 2-D result (its two axes, e.g. ``alpha`` x ``beta``); cells not computed
-        yet show their nearest computed neighbour, computed non-finite values are dark
-        grey squares. ``limits``: the colour range (default the shown values')."""
+        yet show :func:`preview_field` (a cubic interpolation of the finest complete
+        coarse level), cells shown from data-sample estimates are veiled by their
+        relative error (:func:`uncertainty`), computed non-finite values are dark grey
+        squares. ``limits``: the colour range (default the shown values')."""
         names = ds["loss"].dims
         alpha, beta = ds[names[0]].values, ds[names[1]].values
         values, label = metric_values(ds, metric, scale)
-        done = ds["done"].values
-        z = fill_nearest(values, done)
-        smooth = z if done.all() else interpolate_linear(alpha, beta, values, done)
+        done, known = ds["done"].values, known_cells(ds)
+        z = preview_field(values, known, (alpha, beta))
+        levelled = all(len(a) >= 2 for a in complete_subgrid(known))
+        smooth = z if known.all() or levelled else interpolate_linear(alpha, beta, values, known)
+        unc = uncertainty(ds)
+        fade_a, fade_b = np.nonzero(unc > 0)
+        fade = unc[fade_a, fade_b]
         cx, cy = contour_lines(alpha, beta, smooth, contour_levels(smooth))
         with self.widget.hold_sync():
             self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
@@ -273,9 +271,13 @@ class ContourView:
             self.x_axis.tick_values = corner_free_ticks(float(alpha[0]), float(alpha[-1]), self._plot_px[0])
             with self.heatmap.hold_sync():
                 self.heatmap.x, self.heatmap.y, self.heatmap.color = alpha, beta, z.T
-                self.heatmap.visible = bool(done.any())
+                self.heatmap.visible = bool(known.any())
             bad_a, bad_b = np.nonzero(done & ~np.isfinite(values))
             cell = min(self._plot_px[0] / len(alpha), self._plot_px[1] / len(beta))
+            with self.veil.hold_sync():
+                self.veil.x, self.veil.y = alpha[fade_a], beta[fade_b]
+                self.veil.opacities = (VEIL_LEAST + (VEIL_MOST - VEIL_LEAST) * np.minimum(1.0, fade / VEIL_FULL)).tolist()
+                self.veil.default_size = max(4, int(np.ceil(cell) ** 2))
             with self.missing.hold_sync():
                 self.missing.x, self.missing.y = alpha[bad_a], beta[bad_b]
                 self.missing.default_size = max(4, int(cell * cell))

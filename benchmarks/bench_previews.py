@@ -1,0 +1,118 @@
+"""How soon the shown picture is close to the complete one: data-sample estimates first,
+then the exact coarse-to-fine levels, each picture filled in as the live views fill it.
+
+In one run, for the demo digits MLP (51x51 plane, its 1348 training digits) and the demo
+CNN (``trained("cnn", "digits")``; 51x51 plane on the first ``--cnn-samples`` training
+images), a filter-normalized random plane (seed 0) over [-1, 1]^2 computed with
+``compute_landscape(..., backend=refining_chunks)``:
+
+* the time of every chunk's arrival (the clock runs from the call, set-up included) and
+  the picture shown then: :func:`~landscape_widgets.plotting.fields.preview_field` of
+  the known cells (estimated or exact), as the 2-D map draws it; also the nearest-cell
+  fill alone, the picture before cubic previews;
+* each picture's relative RMS distance from the complete map,
+  ``||shown - final|| / ||final||`` over all cells;
+* the time until the shown picture is within 1% (and 5%), against the time of the
+  complete grid, and the same for the exact values alone;
+* the data-sample estimates' error against their standard errors.
+
+    python benchmarks/bench_previews.py [--threads 2] [--cnn-samples 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch.nn.functional as F
+
+from common import apply_threads
+
+from landscape_widgets.builtin.training import trained
+from landscape_widgets.core.grids import plane
+from landscape_widgets.core.landscape import compute_landscape
+from landscape_widgets.core.results import known_cells
+from landscape_widgets.core.sampled import FRACTIONS, refining_chunks
+from landscape_widgets.plotting.fields import fill_nearest, preview_field
+
+
+def relative_rms(shown: np.ndarray, final: np.ndarray) -> float:
+    """``||shown - final|| / ||final||`` (NaN cells count as missing: inf)."""
+    if not np.isfinite(shown).all():
+        return float("inf")
+    return float(np.sqrt(np.mean((shown - final) ** 2)) / np.sqrt(np.mean(final**2)))
+
+
+def run(model, data, num: int) -> dict:
+    """The timed run: arrival times and snapshots of (loss, known, done, loss_se)."""
+    grid = plane((-1, 1), num=num)
+    snapshots = []
+    start = time.perf_counter()
+
+    def on_chunk(ds, chunk):
+        at = time.perf_counter() - start
+        snapshots.append((at, ds["loss"].values.copy(), known_cells(ds), ds["done"].values.copy(),
+                          ds["loss_se"].values.copy() if "loss_se" in ds else None, chunk.final))
+
+    ds = compute_landscape(model, F.cross_entropy, data, grid, backend=refining_chunks, on_chunk=on_chunk)
+    total = time.perf_counter() - start
+    return {"ds": ds, "snapshots": snapshots, "total": total, "coords": (ds["alpha"].values, ds["beta"].values)}
+
+
+def report(name: str, result: dict) -> None:
+    final = result["ds"]["loss"].values
+    total, coords = result["total"], result["coords"]
+    first: dict = {}
+    sample_z = []
+    for at, loss, known, done, se, is_final in result["snapshots"]:
+        shown = preview_field(np.where(known, loss, np.nan), known, coords)
+        nearest = fill_nearest(np.where(known, loss, np.nan), known)
+        exact = preview_field(np.where(done, loss, np.nan), done, coords) if done.any() else None
+        for key, err, n in (("shown", relative_rms(shown, final), int(known.sum())),
+                            ("nearest", relative_rms(nearest, final), int(known.sum())),
+                            ("exact only", relative_rms(exact, final) if exact is not None else np.inf,
+                             int(done.sum()))):
+            for tol in (0.05, 0.01):
+                if err <= tol and (key, tol) not in first:
+                    first[key, tol] = (at, n)
+        if not is_final and se is not None:
+            est = known & ~done
+            sample_z.append(((loss[est] - final[est]) / se[est], relative_rms(shown, final), at))
+    print(f"\n{name}: complete {final.size} points in {total:.2f} s "
+          f"({final.size / total:.0f} points/s); loss {final.min():.3g}..{final.max():.3g}")
+    if sample_z:
+        z = np.concatenate([s[0] for s in sample_z])
+        print(f"  data-sample estimates (fractions {', '.join(f'{f:.4g}' for f in FRACTIONS)}): first picture after "
+              f"{sample_z[0][2] * 1e3:.0f} ms, {100 * sample_z[-1][1]:.1f}% relative RMS from the complete map; "
+              f"|error| / standard error: median {np.median(np.abs(z)):.2f}, 90th percentile "
+              f"{np.percentile(np.abs(z), 90):.2f}")
+    for tol in (0.05, 0.01):
+        for key in ("shown", "exact only", "nearest"):
+            if (key, tol) in first:
+                at, n = first[key, tol]
+                print(f"  within {tol:.0%} ({key:<10}): after {at:.3f} s, {n:5d} points known: "
+                      f"{total / at:5.1f}x sooner than the complete grid")
+            else:
+                print(f"  within {tol:.0%} ({key:<10}): only when complete")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--num", type=int, default=51, help="points per axis (default 51)")
+    parser.add_argument("--cnn-samples", type=int, default=256, help="training images of the CNN run (default 256)")
+    args = parser.parse_args(argv)
+    apply_threads(args)
+    mlp, digits = trained("mlp", "digits")
+    cnn, images = trained("cnn", "digits")
+    x, y = images.train
+    print(f"load average {os.getloadavg()[0]:.2f}; {args.num}x{args.num} planes")
+    report("digits MLP", run(mlp.model, digits.train, args.num))
+    report(f"CNN on {args.cnn_samples} images", run(cnn.model, (x[: args.cnn_samples], y[: args.cnn_samples]), args.num))
+    print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Pictures from data samples first: samples, estimates with honest standard errors, the
+exact values replacing them, and the cubic preview of a partly computed grid."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from landscape_widgets.core.data import prepare_data, sample_groups
+from landscape_widgets.core.evaluation import PointEvaluator
+from landscape_widgets.core.grids import coarse_to_fine_order, plane
+from landscape_widgets.core.landscape import compute_landscape, prepare_evaluator
+from landscape_widgets.core.results import empty_landscape, fill_chunk, known_cells, metrics_of
+from landscape_widgets.core.sampled import _group_values, estimate, refining_chunks, sampled_evaluator
+from landscape_widgets.plotting.fields import complete_subgrid, fill_nearest, preview_field
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """A small classifier on 960 noisy samples: per-sample losses that vary a lot."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(960, 6, generator=g)
+    y = ((x[:, 0] + 0.5 * torch.randn(960, generator=g)) > 0).long() + (x[:, 1] > 1).long()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    for _ in range(100):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.eval(), (x, y)
+
+
+def test_sample_groups_are_a_seeded_sample_without_repeats():
+    x = torch.arange(300.0)[:, None]
+    data = prepare_data([(x[i:i + 100], x[i:i + 100, 0].long()) for i in range(0, 300, 100)], torch.device("cpu"))
+    sample = sample_groups(data, 0.25, 5, seed=3)
+    rows = torch.cat([b[0][:, 0] for b in sample])
+    assert sample.sizes == (15,) * 5 and len(set(rows.tolist())) == 75  # 75 distinct samples
+    assert torch.equal(torch.cat([b[1] for b in sample]), rows.long())  # inputs and targets stay paired
+    again = torch.cat([b[0][:, 0] for b in sample_groups(data, 0.25, 5, seed=3)])
+    other = torch.cat([b[0][:, 0] for b in sample_groups(data, 0.25, 5, seed=4)])
+    assert torch.equal(rows, again) and not torch.equal(rows, other)
+    assert {int(r) // 100 for r in rows} == {0, 1, 2}  # drawn from every batch
+    with pytest.raises(ValueError, match="cannot fill"):
+        sample_groups(data, 0.01, 5)
+
+
+def test_dict_batches_are_sampled_too():
+    batch = {"input_ids": torch.arange(64)[:, None], "labels": torch.arange(64)}
+    sample = sample_groups(prepare_data(batch, torch.device("cpu")), 0.5, 4)
+    for group in sample:
+        assert torch.equal(group["input_ids"][:, 0], group["labels"])
+
+
+def test_standard_errors_match_the_actual_errors_over_seeds(problem):
+    """(estimate - exact) / standard error over 40 independent samples: mean square near 1."""
+    model, data = problem
+    ev, _ = prepare_evaluator(model, F.cross_entropy, data, 2)
+    coeffs = np.array([[0.0, 0.0], [0.6, -0.4], [-0.9, 0.8]])
+    exact = ev.evaluate(coeffs).values
+    z = []
+    for seed in range(40):
+        est = estimate(sampled_evaluator(ev, 1 / 8, groups=8, seed=seed), coeffs, 1 / 8)
+        z.append((est["loss"] - exact["loss"]) / est["loss_se"])
+    z = np.array(z)
+    assert np.isfinite(z).all()
+    assert 0.5 < float(np.mean(z**2)) < 2.0, np.mean(z**2, axis=0)
+    assert abs(float(z.mean())) < 0.5  # unbiased
+
+
+def test_one_forward_per_point_gives_the_groups_values(problem):
+    model, data = problem
+    ev, _ = prepare_evaluator(model, F.cross_entropy, data, 2)
+    sample = sampled_evaluator(ev, 0.25, groups=6)
+    coeffs = np.array([[0.3, 0.1], [-0.5, 0.7]])
+    fast, sizes = _group_values(sample, coeffs)
+    slow, slow_sizes = sample.evaluate_batches(coeffs, "loop")
+    assert sizes == slow_sizes
+    np.testing.assert_allclose(fast.numpy(), slow.double().numpy(), rtol=1e-6)
+
+
+def test_estimates_come_first_and_every_point_ends_exact(problem):
+    model, data = problem
+    grid = plane(num=15)
+    chunks = []
+    ds = compute_landscape(model, F.cross_entropy, data, grid, backend=refining_chunks,
+                           on_chunk=lambda ds, c: chunks.append((c, int(ds["done"].sum()), ds["loss_se"].copy())))
+    first_level = coarse_to_fine_order(grid.shape)[0][:49]
+    estimates = [c for c, _, _ in chunks if not c.final]
+    assert estimates and all(c.strategy == "sample" for c in estimates)
+    assert sorted(np.concatenate([c.indices for c in estimates])) == sorted(first_level)
+    assert chunks[0][1] == 0 and np.isfinite(chunks[0][2].values.reshape(-1)[first_level]).all()
+    finals = np.concatenate([c.indices for c, _, _ in chunks if c.final])
+    assert np.array_equal(np.sort(finals), np.arange(grid.size))  # each point exactly once
+    plain = compute_landscape(model, F.cross_entropy, data, grid, strategy="loop")
+    np.testing.assert_allclose(ds["loss"].values, plain["loss"].values, rtol=1e-6)
+    assert bool(ds["done"].all()) and float(np.abs(ds["loss_se"]).max()) == 0.0
+    assert metrics_of(ds) == ("loss", "accuracy")  # the errors are not metrics
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        list(refining_chunks(PointEvaluator(model, F.cross_entropy, data, [torch.ones(163)]), plane(num=3),
+                             fractions=(1.5,)))
+
+
+def test_an_estimate_never_replaces_an_exact_value():
+    ds = empty_landscape(plane(num=3))
+    fill_chunk(ds, np.array([0, 1]), {"loss": np.array([1.0, 2.0])})
+    fill_chunk(ds, np.array([1, 2]), {"loss": np.array([9.0, 3.0]), "loss_se": np.array([0.5, 0.5])}, final=False)
+    flat = ds["loss"].values.reshape(-1)
+    assert flat[1] == 2.0 and flat[2] == 3.0 and ds["loss_se"].values.reshape(-1)[1] != 0.5
+    assert known_cells(ds).reshape(-1)[:3].all() and not ds["done"].values.reshape(-1)[2]
+
+
+def test_streamed_data_is_computed_exactly_without_estimates(problem):
+    model, (x, y) = problem
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=240)
+    chunks = []
+    compute_landscape(model, F.cross_entropy, loader, plane(num=9), backend=refining_chunks, data_budget=1,
+                      on_chunk=lambda ds, c: chunks.append(c))
+    assert all(c.final for c in chunks)
+
+
+def test_cubic_preview_of_the_first_level_is_exact_for_a_quadratic():
+    grid = plane(num=41)
+    a, b = (ax.values for ax in grid.axes)
+    truth = 1.0 + 2 * a[:, None] ** 2 + a[:, None] * b[None, :] + 0.5 * b[None, :] ** 2 - b[None, :]
+    order, ends = coarse_to_fine_order(grid.shape)
+    known = np.zeros(grid.size, dtype=bool)
+    known[order[: ends[0] - 1]] = True  # the first level but one point: nearest fill
+    known = known.reshape(grid.shape)
+    assert not any(len(axis) for axis in complete_subgrid(known))
+    partial = preview_field(np.where(known, truth, np.nan), known, (a, b))
+    assert np.isfinite(partial).all() and np.abs(partial - truth).max() > 0.1
+    known.reshape(-1)[order[ends[0] - 1]] = True  # the first level complete: 7 x 7 points
+    assert [len(axis) for axis in complete_subgrid(known)] == [7, 7]
+    np.testing.assert_allclose(preview_field(np.where(known, truth, np.nan), known, (a, b)), truth, atol=1e-5)
+
+
+def test_a_non_finite_value_in_the_level_falls_back_to_the_nearest_cell():
+    grid = plane(num=13)
+    a, b = (ax.values for ax in grid.axes)
+    order, ends = coarse_to_fine_order(grid.shape)
+    values = np.add.outer(a, b)
+    values.reshape(-1)[order[3]] = np.nan  # a computed NaN loss
+    known = np.zeros(grid.size, dtype=bool)
+    known[order[: ends[0]]] = True
+    known = known.reshape(grid.shape)
+    shown = preview_field(np.where(known, values, np.nan), known, (a, b))
+    assert np.isnan(shown.reshape(-1)[order[3]])  # shown as missing, not smeared by the spline
+    np.testing.assert_array_equal(shown, fill_nearest(np.where(known, values, np.nan), known))
+
+
+def test_the_map_veils_estimated_cells_by_their_error_until_they_are_exact(problem):
+    from landscape_widgets.widgets.runner import landscape_stream
+    from landscape_widgets.widgets.views import VEIL_LEAST, VEIL_MOST, ContourView
+
+    model, data = problem
+    ev, _ = prepare_evaluator(model, F.cross_entropy, data, 2)
+    grid = plane(num=13)
+    view = ContourView()
+    seen = []
+    for snap in landscape_stream(ev, grid, chunk_size=16):
+        view.update(snap.ds)
+        seen.append((snap.n_done, len(view.veil.x), np.array(view.veil.opacities), view.widget.title))
+    estimated = [s for s in seen if s[1]]
+    assert estimated and estimated[0][0] == 0  # estimates drawn before any exact point
+    assert "estimated from a data sample" in estimated[0][3]
+    opacities = estimated[0][2]
+    assert len(opacities) == grid.size and VEIL_LEAST <= opacities.min() and opacities.max() <= VEIL_MOST
+    assert seen[-1][0] == grid.size and seen[-1][1] == 0 and "estimated" not in seen[-1][3]
