@@ -2,6 +2,8 @@
 
 import json
 import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -206,3 +208,98 @@ def test_console_script(tmp_path, user_model):
     bad = subprocess.run(["landscape-widgets", "info", str(tmp_path / "none.nc")],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "no landscape result" in bad.stderr
+
+
+def _result(grid, seed=0):
+    """A computed-looking result (no torch): a bowl with one missing point."""
+    ds = empty_landscape(grid, attrs={"normalization": "filter", "directions": "random", "n_params": np.int64(26),
+                                      "model": "Sequential", "complete": 0})
+    coords = np.meshgrid(*(ds[d].values for d in ds["loss"].dims), indexing="ij")
+    ds["loss"].values[...] = 0.1 + sum(c**2 for c in coords)
+    ds["accuracy"].values[...] = 1 - ds["loss"].values / ds["loss"].values.max()
+    ds["done"].values[...] = True
+    ds["loss"].values.reshape(-1)[1] = np.nan
+    ds["done"].values.reshape(-1)[2] = False
+    ds["loss"].values.reshape(-1)[2] = np.nan
+    return ds
+
+
+@pytest.fixture
+def saved_results(tmp_path):
+    """The same 2-D result as netCDF, as zarr saved by xarray and as a run store."""
+    from landscape_widgets.core.streaming import Chunk
+    from landscape_widgets.runs.store import create_store, write_chunk
+
+    grid = make_grid([(-1.0, 1.0), (-0.5, 0.5)], 5)
+    ds = _result(grid)
+    paths = [save_landscape(ds, tmp_path / "r.nc"), save_landscape(ds, tmp_path / "r.zarr")]
+    store = create_store(tmp_path / "store.zarr", grid, ("loss", "accuracy"), attrs=dict(ds.attrs))
+    done = np.flatnonzero(ds["done"].values.reshape(-1))
+    write_chunk(store, Chunk(done, {m: ds[m].values.reshape(-1)[done] for m in ("loss", "accuracy")}, "loop"))
+    return ds, [*paths, store]
+
+
+def test_quick_read_equals_load_landscape(saved_results):
+    """info and plot read results without xarray: the same variables, attributes, info
+    and figure (byte for byte) as through load_landscape."""
+    import io
+
+    from landscape_widgets.app.cli import result_info
+    from landscape_widgets.plotting.figures import landscape_figure
+    from landscape_widgets.runs.quick_read import quick_load
+
+    _, paths = saved_results
+    for path in paths:
+        ref, quick = load_landscape(path), quick_load(path)
+        assert set(quick.variables) == set(ref.variables)
+        for name, var in ref.variables.items():
+            assert quick[name].dims == var.dims and quick[name].values.dtype == var.values.dtype
+            np.testing.assert_array_equal(quick[name].values, var.values)
+            assert quick[name].attrs == var.attrs
+        assert {k: (type(v), v) for k, v in quick.attrs.items()} == {k: (type(v), v) for k, v in ref.attrs.items()}
+        assert result_info(quick) == result_info(ref)
+        for options in ({}, {"log": True}, {"metric": "accuracy"}):
+            pngs = []
+            for ds in (ref, quick):
+                buf = io.BytesIO()
+                landscape_figure(ds, **options).savefig(buf, format="png", dpi=60)
+                pngs.append(buf.getvalue())
+            assert pngs[0] == pngs[1], (path, options)
+
+
+def test_info_and_plot_import_neither_torch_xarray_nor_dask(tmp_path, saved_results):
+    _, paths = saved_results
+    script = textwrap.dedent(f"""
+        import json, sys
+        from landscape_widgets.app.cli import main
+        assert main(["--help"]) == 0
+        help_modules = sorted(m for m in ("numpy", "torch", "xarray", "dask") if m in sys.modules)
+        for i, path in enumerate({[str(p) for p in paths]!r}):
+            assert main(["info", path, "--json"]) == 0
+            assert main(["plot", path, "--out", {str(tmp_path)!r} + f"/p{{i}}.svg", "--log"]) == 0
+        heavy = sorted(m for m in ("torch", "xarray", "dask", "scipy") if m in sys.modules)
+        print("MODULES", json.dumps([help_modules, heavy]))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    help_modules, heavy = json.loads(out.stdout.split("MODULES", 1)[1])
+    assert help_modules == [] and heavy == []
+    for i in range(len(paths)):
+        svg = (tmp_path / f"p{i}.svg").read_text()
+        # axis labels (with the normalization) and the colour bar's label
+        for text in ("alpha (direction 1, filter-normalized units)", "beta (direction 2, filter-normalized units)",
+                     "log10 loss (mean loss over the data)"):
+            assert text in svg
+
+
+def test_info_falls_back_to_xarray_for_what_it_cannot_decode(tmp_path, capsys):
+    """A packed variable (scale_factor) is read by xarray: the same info as load_landscape."""
+    from landscape_widgets.app.cli import result_info
+
+    ds = _result(line(num=9))
+    ds["loss"].encoding.update(dtype="int16", scale_factor=0.001, _FillValue=-9999)
+    path = tmp_path / "packed.nc"
+    save_landscape(ds, path)
+    capsys.readouterr()
+    assert main(["info", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(result_info(load_landscape(path)), default=str))

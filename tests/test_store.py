@@ -235,3 +235,80 @@ def test_writes_are_batched_by_time(tmp_path, monkeypatch):
     compute_stored(model, F.cross_entropy, data, plane(num=5), root=tmp_path, strategy="loop", chunk_size=CHUNK,
                    flush_every=0.0)
     assert writes == [CHUNK] * 6 + [1]  # every chunk written at once
+
+
+@pytest.mark.parametrize("shape, chunk_elements", [((7,), 2**20), ((5, 6), 2**20), ((3, 4, 5), 2**20), ((7, 3), 10)])
+def test_created_store_reads_as_the_empty_result_and_takes_writes(tmp_path, monkeypatch, shape, chunk_elements):
+    """create_store/write_chunk write zarr files with numpy alone; xarray reads them as
+    empty_landscape + fill_chunk (one or several chunk files per variable)."""
+    import json
+
+    import xarray as xr
+
+    import landscape_widgets.runs.store as store
+    from landscape_widgets.core.grids import Axis, Grid
+    from landscape_widgets.core.results import empty_landscape, fill_chunk, load_landscape
+    from landscape_widgets.core.streaming import Chunk
+
+    monkeypatch.setattr(store, "CHUNK_ELEMENTS", chunk_elements)
+    grid = Grid(tuple(Axis(n, -1.0, 1.0, k) for n, k in zip(("alpha", "beta", "gamma"), shape)))
+    attrs = {"model": "Sequential", "n_params": np.int64(26), "seed": 0, "complete": False, "grid": {"a": 1}}
+    path = store.create_store(tmp_path / "r.zarr", grid, ("loss", "accuracy"), attrs=attrs)
+    reference = empty_landscape(grid, ("loss", "accuracy"), attrs=attrs)
+    xr.testing.assert_identical(load_landscape(path)[list(reference.data_vars)], reference)
+    rng = np.random.default_rng(0)
+    for n in (1, grid.size // 3, grid.size // 2):
+        idx = rng.choice(grid.size, n, replace=False)
+        values = {"loss": rng.random(n), "accuracy": rng.random(n)}
+        values["loss"][0] = np.nan  # a computed non-finite loss: done, value NaN
+        store.write_chunk(path, Chunk(idx, values, "loop"))
+        fill_chunk(reference, idx, values)
+        xr.testing.assert_identical(load_landscape(path)[list(reference.data_vars)], reference)
+    meta = json.loads((path / "loss" / ".zarray").read_text())
+    assert meta["compressor"] is None and meta["zarr_format"] == 2
+    assert meta["chunks"][1:] == list(shape[1:]) and meta["chunks"][0] == min(shape[0], max(1, chunk_elements // int(np.prod(shape[1:]))))
+    assert len(list((path / "loss").glob("[0-9]*"))) == -(-shape[0] // meta["chunks"][0])  # the files written
+
+
+def test_a_run_does_not_import_zarr_and_writes_into_a_store_saved_by_xarray(tmp_path):
+    """A fresh stored run creates and writes its store without zarr; an existing store in
+    another layout (compressed, zarr format 3, saved by save_landscape) is written through zarr."""
+    script = SETUP + textwrap.dedent(f"""
+        import sys
+        from landscape_widgets.runs.store import compute_stored
+        ds = compute_stored(model, F.cross_entropy, data, plane(num=5), root={str(tmp_path)!r}, strategy="loop")
+        assert ds.attrs["complete"] == 1
+        print("zarr" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False"]
+
+    from landscape_widgets.core.results import empty_landscape, save_landscape
+    from landscape_widgets.core.streaming import Chunk
+    from landscape_widgets.runs.store import write_chunk
+
+    grid = plane(num=4)
+    save_landscape(empty_landscape(grid), tmp_path / "xr.zarr")
+    write_chunk(tmp_path / "xr.zarr", Chunk(np.array([1, 5]), {"loss": np.array([2.0, 3.0]),
+                                                               "accuracy": np.array([0.5, 0.25])}, "loop"))
+    stored = open_partial(tmp_path / "xr.zarr", grid)
+    assert done_indices(stored).tolist() == [1, 5]
+    np.testing.assert_array_equal(stored["loss"].values.reshape(-1)[[1, 5]], [2.0, 3.0])
+
+
+def test_estimates_are_not_stored(tmp_path):
+    """A chunk of estimates (from a data sample) is never written as done."""
+    from landscape_widgets.core.results import empty_landscape
+    from landscape_widgets.core.streaming import Chunk
+    from landscape_widgets.runs.store import StoreWriter
+
+    grid = plane(num=3)
+    ds = empty_landscape(grid)
+    writer = StoreWriter(tmp_path / "s.zarr", grid, every=0.0)
+    writer.add(ds, Chunk(np.array([0, 1]), {"loss": np.array([1.0, 2.0]), "accuracy": np.array([0.5, 0.5]),
+                                            "loss_se": np.array([0.1, 0.1])}, "batched", final=False))
+    writer.add(ds, Chunk(np.array([4]), {"loss": np.array([3.0]), "accuracy": np.array([1.0])}, "batched"))
+    writer.flush()
+    stored = open_partial(tmp_path / "s.zarr", grid)
+    assert done_indices(stored).tolist() == [4] and np.isnan(stored["loss"].values.reshape(-1)[:2]).all()

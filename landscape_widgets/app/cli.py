@@ -21,7 +21,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
+# Nothing heavy is imported here: each command imports what it needs (``--help``, ``info``
+# and ``plot`` start without torch, xarray or dask).
 
 PROG = "landscape-widgets"
 DEMOS: dict[str, tuple[str, str]] = {"mlp-digits": ("mlp", "digits"), "cnn-digits": ("cnn", "digits")}
@@ -183,7 +184,7 @@ def cmd_plot(args) -> int:
     from ..plotting.figures import landscape_figure
 
     out = check_suffix(args.out, PLOT_SUFFIXES, "--out")
-    ds = _load(args.result)
+    ds = _load_quick(args.result)
     try:
         fig = landscape_figure(ds, metric=args.metric, log=args.log, slices=args.slices)
     except ValueError as err:
@@ -207,11 +208,15 @@ def cmd_export(args) -> int:
 
 
 def result_info(ds) -> dict:
-    """Plain description of a result: grid, progress, extrema and how it was made."""
+    """Plain description of a result (an ``xarray.Dataset`` or a
+    :class:`~landscape_widgets.runs.quick_read.QuickResult`): grid, progress, extrema and
+    how it was made."""
+    import numpy as np
+
     loss = ds["loss"].values
     done = ds["done"].values if "done" in ds else np.isfinite(loss)
     info = {
-        "dims": {d: [float(ds[d].values[0]), float(ds[d].values[-1]), int(ds.sizes[d])]
+        "dims": {d: [float(ds[d].values[0]), float(ds[d].values[-1]), len(ds[d].values)]
                  for d in ds["loss"].dims},
         "points_done": int(done.sum()),
         "points_total": int(done.size),
@@ -227,7 +232,7 @@ def result_info(ds) -> dict:
 
 
 def cmd_info(args) -> int:
-    info = result_info(_load(args.result))
+    info = result_info(_load_quick(args.result))
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
@@ -239,6 +244,21 @@ def cmd_info(args) -> int:
         else:
             print(f"{key}: {value}")
     return 0
+
+
+def _load_quick(path: str):
+    """The result at ``path`` read without xarray where its format allows (see
+    :mod:`~landscape_widgets.runs.quick_read`), else as an ``xarray.Dataset``."""
+    from ..runs.quick_read import Unsupported, quick_load
+
+    try:
+        return quick_load(path)
+    except Unsupported:
+        return _load(path)
+    except FileNotFoundError as err:
+        raise CLIError(str(err)) from None
+    except (ValueError, OSError) as err:
+        raise CLIError(f"cannot read {path} as a landscape result: {err}") from None
 
 
 def _load(path: str):

@@ -10,8 +10,8 @@ import numpy as np
 import xarray as xr
 
 from .grids import Axis, Grid
+from .metric_names import METRICS
 
-METRICS: tuple[str, ...] = ("loss", "accuracy")
 #: Suffix of the standard-error variable of an estimated metric (``loss_se``).
 SE_SUFFIX = "_se"
 _LABELS = {"loss": ("loss", "mean loss over the data"), "accuracy": ("accuracy", "fraction correct")}

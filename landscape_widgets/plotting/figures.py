@@ -6,13 +6,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
-from ..core.results import METRICS
+from ..core.metric_names import METRICS
 from .labels import axis_labels
 
-if TYPE_CHECKING:  # the figures import neither torch nor matplotlib until they draw
+if TYPE_CHECKING:  # the figures import neither torch, xarray nor matplotlib until they draw
+    import xarray as xr
+
     from ..analysis.trajectory import TrajectoryPlane
+    from ..runs.quick_read import QuickResult
 
 
 def shared_color_range(landscapes: Mapping[str, xr.Dataset], quantile: float = 1.0) -> tuple[float, float]:
@@ -27,20 +29,22 @@ def shared_color_range(landscapes: Mapping[str, xr.Dataset], quantile: float = 1
     return float(values.min()), float(np.quantile(values, quantile))
 
 
-def _values(ds: xr.Dataset, metric: str, log: bool) -> tuple[xr.DataArray, str]:
+def _values(ds: xr.Dataset | QuickResult, metric: str, log: bool) -> tuple[np.ndarray, str]:
+    """The metric's values (log10 of the positive ones with ``log``) and its label."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     if metric not in ds:
         raise ValueError(f"this result has no {metric!r} (regression results have loss only)")
-    da = ds[metric]
-    label = f"{da.attrs.get('long_name', metric)} ({da.attrs.get('units', '')})".replace(" ()", "")
+    var = ds[metric]
+    label = f"{var.attrs.get('long_name', metric)} ({var.attrs.get('units', '')})".replace(" ()", "")
+    values = np.asarray(var.values)
     if log:
-        positive = da.where(da > 0)
-        if int(positive.count()) == 0:
+        positive = np.where(values > 0, values, np.nan)
+        if not np.count_nonzero(~np.isnan(positive)):
             raise ValueError(f"--log needs positive {metric} values; this result has none")
-        da = np.log10(positive)
+        values = np.log10(positive)
         label = f"log10 {label}"
-    return da, label
+    return values, label
 
 
 def _round_levels(lo: float, hi: float, n: int) -> np.ndarray:
@@ -65,7 +69,7 @@ def _round_ticks(ax) -> None:
         axis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
 
 
-def landscape_figure(ds: xr.Dataset, metric: str = "loss", log: bool = False, slices: int = 3,
+def landscape_figure(ds: xr.Dataset | QuickResult, metric: str = "loss", log: bool = False, slices: int = 3,
                      levels: int = 30):
     """A matplotlib figure of a 1-, 2- or 3-D result.
 
@@ -76,8 +80,10 @@ def landscape_figure(ds: xr.Dataset, metric: str = "loss", log: bool = False, sl
 
     Parameters
     ----------
-    ds : xr.Dataset
-        A result of :func:`~landscape_widgets.core.landscape.compute_landscape`.
+    ds : xr.Dataset or QuickResult
+        A result of :func:`~landscape_widgets.core.landscape.compute_landscape`, or one
+        read without xarray by :func:`~landscape_widgets.runs.quick_read.quick_load`
+        (only ``ds[name].values``, ``.dims``, ``.attrs`` and ``ds.attrs`` are used).
     metric : {"loss", "accuracy"}
     log : bool
         Plot ``log10`` of the metric (non-positive values left blank).
@@ -92,34 +98,34 @@ def landscape_figure(ds: xr.Dataset, metric: str = "loss", log: bool = False, sl
     """
     from matplotlib.figure import Figure
 
-    da, label = _values(ds, metric, log)
-    dims = da.dims
+    values, label = _values(ds, metric, log)
+    dims = tuple(ds[metric].dims)
     names = axis_labels(ds, dims)
+    coords = [np.asarray(ds[d].values) for d in dims]
     if len(dims) == 1:
         fig = Figure(figsize=(5.5, 3.8), layout="constrained")
         ax = fig.add_subplot()
-        ax.plot(ds[dims[0]].values, da.values, marker=".")
+        ax.plot(coords[0], values, marker=".")
         ax.set_xlabel(names[0])
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         _round_ticks(ax)
         return fig
     if len(dims) == 2:
-        planes = [(da, "")]
+        planes = [(values, "")]
     else:
-        n = ds.sizes[dims[2]]
+        n = len(coords[2])
         picks = np.unique(np.linspace(0, n - 1, max(1, min(slices, n))).round().astype(int))
-        planes = [(da.isel({dims[2]: int(i)}), f"{dims[2]} = {float(ds[dims[2]][i]):.3g}") for i in picks]
-    finite = da.values[np.isfinite(da.values)]
+        planes = [(values[:, :, int(i)], f"{dims[2]} = {float(coords[2][i]):.3g}") for i in picks]
+    finite = values[np.isfinite(values)]
     if not len(finite):
         raise ValueError(f"the result has no finite {metric} values to plot yet")
     bounds = _round_levels(float(finite.min()), float(finite.max()), levels)
     fig = Figure(figsize=(5.2 * len(planes) + 1.2, 4.6), layout="constrained")
     axes = fig.subplots(1, len(planes), squeeze=False)[0]
-    for ax, (values, title) in zip(axes, planes):
-        filled = ax.contourf(ds[dims[0]].values, ds[dims[1]].values, values.values.T,
-                             levels=bounds, cmap="viridis", extend="neither")
-        if all(ds[d].values.min() <= 0 <= ds[d].values.max() for d in dims[:2]):
+    for ax, (plane, title) in zip(axes, planes):
+        filled = ax.contourf(coords[0], coords[1], plane.T, levels=bounds, cmap="viridis", extend="neither")
+        if all(c.min() <= 0 <= c.max() for c in coords[:2]):
             _centre(ax)
         ax.set_xlabel(names[0])
         ax.set_ylabel(names[1])

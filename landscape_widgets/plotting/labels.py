@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import xarray as xr
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the labels need only ``ds.attrs``: no xarray import (fast command line)
+    import xarray as xr
 
 
 def axis_label(name: str, normalization: str | None = None, kind: str | None = None) -> str:

@@ -7,11 +7,17 @@ directions (seed, normalization, bias/BN rule, or the given vectors), the centre
 the grid, the data and its caps, the dtype and device type. A callable whose
 configuration cannot be read faithfully (a lambda, a closure, an arbitrary callable
 object) makes the run uncacheable unless the caller names it with ``cache_key=``.
-:func:`compute_stored` writes every chunk of points to a zarr store under that name as
-batch of finished chunks to a zarr store under that name, at most a second after they
-finish (:class:`StoreWriter`; zarr writes each chunk file atomically, and the ``done``
-mask is written after the values), so a killed run loses at most about a second of
-finished work, and running the same specification again computes only the missing points.
+:func:`compute_stored` writes the finished chunks of points to a zarr store under that
+name in batches, at most a second after they finish (:class:`StoreWriter`; the ``done``
+mask is written after the values, so a point marked done always has its values on
+disk), so a killed run loses at most about a second of finished work, and running the
+same specification again computes only the missing points.
+
+The stores it creates are uncompressed zarr (format 2) stores that any zarr and xarray
+read; they are created and written with numpy alone (a write is one file per variable,
+well under a millisecond), so a run pays neither zarr's import nor its per-write cost.
+A store in another layout (compressed, zarr format 3, e.g. saved by
+:func:`~landscape_widgets.core.results.save_landscape`) is written through zarr.
 """
 
 from __future__ import annotations
@@ -31,7 +37,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
-import zarr
 from torch import nn
 
 from ..core.data import prepare_data, tensor_leaves
@@ -39,9 +44,10 @@ from ..core.grids import Grid, default_grid
 from ..core.landscape import compute_landscape
 from ..core.objective import resolve_device
 from ..core.params import select_params
-from ..core.results import empty_landscape, load_landscape, metrics_of, save_landscape
+from ..core.results import _clean_attrs, empty_landscape, load_landscape, metrics_of
 from ..core.streaming import Chunk
 from .paths import cache_dir
+from .quick_read import chunk_key, raw_array_meta, raw_fill
 
 #: Finished results kept in memory by :func:`load_cached` (most recent last).
 MEMORY_CACHE_SIZE = 32
@@ -56,7 +62,8 @@ class UncacheableError(ValueError):
 def _tensor_digest(t: torch.Tensor) -> str:
     t = t.detach().cpu().contiguous()
     data = t.float().numpy() if t.dtype == torch.bfloat16 else t.numpy()
-    return f"{t.dtype}{tuple(t.shape)}:{hashlib.sha256(data.tobytes()).hexdigest()}"
+    # the raw buffer, hashed in place (the same digest as of ``data.tobytes()``, without the copy)
+    return f"{t.dtype}{tuple(t.shape)}:{hashlib.sha256(data.reshape(-1).view(np.uint8)).hexdigest()}"
 
 
 def _code_digest(code: types.CodeType) -> str:
@@ -235,22 +242,126 @@ def store_path(key: str, root: str | Path | None = None) -> Path:
     return store_root(root) / f"{key}.zarr"
 
 
+#: Elements per chunk file of the stores :func:`create_store` makes (float64: 8 MiB).
+CHUNK_ELEMENTS = 2**20
+
+
+def _chunk_shape(shape: tuple[int, ...]) -> list[int]:
+    """The whole array, split along the first axis into files of at most about
+    :data:`CHUNK_ELEMENTS` elements."""
+    rest = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    return [max(1, min(shape[0], CHUNK_ELEMENTS // max(rest, 1))), *shape[1:]]
+
+
+def _json_value(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _write_file(path: Path, data: bytes | str) -> None:
+    """Write ``path`` atomically: a reader (or a kill) sees the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data) if isinstance(data, bytes) else tmp.write_text(data)
+    os.replace(tmp, path)
+
+
 def create_store(path: str | Path, grid: Grid, metrics: Sequence[str], attrs: dict | None = None) -> Path:
     """Create an empty result store (all points missing) at ``path``.
 
-    It is written to a temporary directory first and renamed into place, so a store
-    either exists complete or not at all.
+    The variables, coordinates and attributes are those of
+    :func:`~landscape_widgets.core.results.empty_landscape`, as an uncompressed zarr
+    (format 2) store, which :func:`~landscape_widgets.core.results.load_landscape`, xarray
+    and zarr read and :func:`write_chunk` writes without importing zarr. It is written to
+    a temporary directory first and renamed into place, so a store either exists complete
+    or not at all.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.zarr")
     shutil.rmtree(tmp, ignore_errors=True)
-    save_landscape(empty_landscape(grid, metrics, attrs=attrs), tmp)
+    ds = empty_landscape(grid, metrics, attrs=attrs)
+    tmp.mkdir(parents=True)
+    (tmp / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
+    (tmp / ".zattrs").write_text(json.dumps({k: _json_value(v) for k, v in _clean_attrs(dict(ds.attrs)).items()}))
+    for name, var in ds.variables.items():
+        values = np.ascontiguousarray(var.values)
+        floating = values.dtype.kind == "f"
+        meta = {"shape": list(values.shape), "chunks": _chunk_shape(values.shape), "dtype": values.dtype.str,
+                "fill_value": "NaN" if floating else None, "order": "C", "filters": None,
+                "dimension_separator": ".", "compressor": None, "zarr_format": 2}
+        var_dir = tmp / str(name)
+        var_dir.mkdir()
+        (var_dir / ".zarray").write_text(json.dumps(meta))
+        (var_dir / ".zattrs").write_text(json.dumps({**{k: _json_value(v) for k, v in var.attrs.items()},
+                                                     "_ARRAY_DIMENSIONS": list(var.dims)}))
+        if name in ds.coords:  # data variables start all missing: no chunk files (the fill value)
+            _write_raw(var_dir, meta, np.arange(values.size), values.reshape(-1))
     tmp.rename(path)
     return path
 
 
+def _raw_layout(path: Path, names: Sequence[str]) -> dict[str, dict] | None:
+    """The metadata of the arrays ``names`` when numpy writes each directly (see
+    :func:`~landscape_widgets.runs.quick_read.raw_array_meta`), else None."""
+    layout = {name: raw_array_meta(path / name) for name in names}
+    return None if any(meta is None for meta in layout.values()) else layout
+
+
+def _write_raw(var_dir: Path, meta: dict, flat: np.ndarray, values: np.ndarray) -> None:
+    """Set the elements ``flat`` (flat indices) of the raw zarr array at ``var_dir`` to
+    ``values``, one read and one write per chunk file touched.
+
+    A new chunk file is written whole and renamed into place; an existing one is
+    overwritten in place with its old contents plus the new values: renaming over a file
+    costs milliseconds on ext4 (it flushes the new file), and an in-place write cut short
+    by a kill stops at a page boundary, leaving every element either old or new, so with
+    ``done`` written after the values (:func:`write_chunk`) a point marked done always
+    has its values on disk.
+    """
+    shape, chunks, dtype = tuple(meta["shape"]), tuple(meta["chunks"]), np.dtype(meta["dtype"])
+    pos = np.stack(np.unravel_index(np.asarray(flat, dtype=np.int64), shape), axis=-1).reshape(-1, len(shape))
+    which = pos // np.asarray(chunks, dtype=np.int64)
+    values = np.broadcast_to(np.asarray(values), (len(pos),))
+    n_chunks = [-(-s // c) for s, c in zip(shape, chunks)]
+    ids = np.ravel_multi_index(tuple(which.T), n_chunks) if len(pos) else np.zeros(0, dtype=np.int64)
+    fill = raw_fill(meta)
+    size = int(np.prod(chunks, dtype=np.int64))
+    for chunk_id in np.unique(ids):
+        key = np.asarray(np.unravel_index(int(chunk_id), n_chunks), dtype=np.int64)
+        mine = ids == chunk_id
+        local = tuple((pos[mine] - key * np.asarray(chunks, dtype=np.int64)).T)
+        file = var_dir / chunk_key(key)
+        try:
+            f = open(file, "r+b")
+        except FileNotFoundError:
+            block = np.full(chunks, fill, dtype=dtype)
+            block[local] = values[mine]
+            _write_file(file, block.tobytes())
+            continue
+        with f:
+            block = np.fromfile(f, dtype=dtype, count=size)
+            if block.size != size:
+                raise ValueError(f"the chunk file {file} is truncated")
+            block = block.reshape(chunks)
+            block[local] = values[mine]
+            f.seek(0)
+            f.write(block.tobytes())
+
+
 def write_chunk(path: str | Path, chunk: Chunk) -> None:
-    """Write one chunk of values into the store at ``path`` (``done`` last)."""
+    """Write one chunk of values into the store at ``path`` (``done`` last).
+
+    Stores made by :func:`create_store` are written directly (numpy and an atomic file
+    replace per chunk file); any other zarr store through zarr.
+    """
+    path = Path(path)
+    names = [n for n in chunk.values if (path / n).is_dir()]
+    layout = _raw_layout(path, [*names, "done"])
+    if layout is not None:
+        for name in names:
+            _write_raw(path / name, layout[name], chunk.indices, chunk.values[name])
+        _write_raw(path / "done", layout["done"], chunk.indices, True)
+        return
+    import zarr
+
     group = zarr.open_group(str(path), mode="r+")
     pos = np.unravel_index(np.asarray(chunk.indices, dtype=np.int64), group["loss"].shape)
     for name, values in chunk.values.items():
@@ -275,8 +386,14 @@ class StoreWriter:
         self.last = time.monotonic()
 
     def add(self, ds: xr.Dataset, chunk: Chunk) -> None:
-        """Note a finished chunk of the result ``ds``; write if ``every`` seconds have passed."""
+        """Note a finished chunk of the result ``ds``; write if ``every`` seconds have passed.
+
+        Estimates (``chunk.final`` false, from a data sample) are not stored: a store
+        holds exact values only.
+        """
         self.ds = ds
+        if not getattr(chunk, "final", True):
+            return
         self.pending.append(chunk)
         if time.monotonic() - self.last >= self.every:
             self.flush()
