@@ -256,10 +256,27 @@ def test_vmap_fallback_warns_and_gives_loop_values():
         ds = compute_landscape(model, F.cross_entropy, data, plane(num=3), dirs, strategy="batched")
     np.testing.assert_allclose(ds["loss"].values.reshape(-1), fallback.loss, rtol=1e-6)
     assert ds.attrs["strategy"] == "loop" and "vmap_fallback" in ds.attrs
-    with pytest.warns(RuntimeWarning, match="falling back"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a small grid: auto never tries batched, so no warning
         auto = list(iter_chunks(PointEvaluator(model, F.cross_entropy, data, dirs), plane(num=7)))
     assert {c.strategy for c in auto} == {"loop"}
     assert sum(len(c.indices) for c in auto) == 49
+
+
+def test_auto_falls_back_to_the_loop_when_its_batched_trial_fails(monkeypatch):
+    from landscape_widgets.core.streaming import _AutoTrials
+
+    monkeypatch.setattr(_AutoTrials, "LOSS_FRACTION", float("inf"))  # always try batched
+    torch.manual_seed(0)
+    model, data = DataDependent(), _data((6,), n=20, classes=3)
+    dirs = random_directions(model, 2, seed=0, bias_bn="random")
+    ev = PointEvaluator(model, F.cross_entropy, data, dirs)
+    with pytest.warns(RuntimeWarning, match="falling back"):
+        auto = list(iter_chunks(ev, plane(num=7)))
+    assert {c.strategy for c in auto} == {"loop"}
+    seen = np.concatenate([c.indices for c in auto])
+    assert np.array_equal(np.sort(seen), np.arange(49))
+    assert ev.batched_setup_seconds() == float("inf")
 
 
 # -- streaming: order, auto, cancel, resume ------------------------------------------------
@@ -283,11 +300,10 @@ def test_iter_chunks_covers_grid_once_coarse_to_fine():
     seen = np.concatenate([c.indices for c in chunks])
     assert np.array_equal(seen, point_order(grid))
     assert np.array_equal(np.sort(seen), np.arange(grid.size))
-    # auto: short trials (batched warm-up, loop, batched), then the faster one only
-    assert [(c.strategy, len(c.indices)) for c in chunks[:3]] == [
-        ("batched", 2), ("loop", 8), ("batched", 8)
-    ]
-    assert all(len(c.indices) == 10 for c in chunks[3:-1])  # then full chunks
+    # auto on 81 cheap points: one short loop chunk, then full loop chunks, no batched trial
+    assert (chunks[0].strategy, len(chunks[0].indices)) == ("loop", 8)
+    assert {c.strategy for c in chunks} == {"loop"}
+    assert all(len(c.indices) == 10 for c in chunks[1:-1])
     reference = ev.evaluate(grid.coords(seen), "loop").loss
     np.testing.assert_allclose(np.concatenate([c.loss for c in chunks]), reference, rtol=1e-5)
     skip = np.arange(10)
@@ -438,22 +454,127 @@ def test_cpu_chunk_plan_keeps_intermediates_small():
 def test_auto_follows_a_change_of_speed():
     from landscape_widgets.core.streaming import _AutoTrials
 
-    trials = _AutoTrials(k=16)
-    for expected, seconds in [(("batched", 2), 9.0), (("loop", 8), 1.0), (("batched", 8), 3.0)]:
+    trials = _AutoTrials(k=16, n_points=1000, setup=0.0)
+    plan = [(("loop", 8), 1.0), (("batched", 2), 9.0), (("batched", 8), 3.0), (("loop", 8), 1.0)]
+    for expected, seconds in plan:
         assert trials.next() == expected
         trials.record(expected[0], seconds)
     assert trials.next() == ("loop", 16)  # batched 3x slower: no full-chunk trial
-    trials.record("loop", 5.0)  # the loop got slow (e.g. load on the cores): try batched
-    assert trials.next() == ("batched", 16)
-    trials.record("batched", 6.0)
+    trials.record("loop", 5.0)  # one slow chunk (a burst of load): no switch
     assert trials.next() == ("loop", 16)
-    close = _AutoTrials(k=16)
-    for use, seconds in [("batched", 9.0), ("loop", 1.0), ("batched", 1.1)]:
+    trials.record("loop", 1.2)
+    for _ in range(3):  # the loop got slow for good (e.g. load on the cores): try batched
+        assert trials.next() == ("loop", 16)
+        trials.record("loop", 5.0)
+    assert trials.next() == ("batched", 16)
+    trials.record("batched", 6.0)  # a fresh time: worse, so back to the loop
+    assert trials.next() == ("loop", 16)
+    trials.record("loop", 4.0)
+    assert trials.next() == ("loop", 16)
+    close = _AutoTrials(k=16, n_points=1000, setup=0.0)
+    for use, seconds in [("loop", 1.3), ("batched", 9.0), ("batched", 1.1), ("loop", 1.0)]:
         assert close.next()[0] == use
         close.record(use, seconds)
     assert close.next() == ("batched", 16)  # close behind: one full batched chunk decides
-    close.record("batched", 0.8)
-    assert close.next() == ("batched", 16)
+    close.record("batched", 1.15)
+    assert close.next() == ("loop", 16)  # ... once: it lost, the loop stays
+    close.record("loop", 1.0)
+    assert close.next() == ("loop", 16)
+
+
+def _trial_chunks(trials, n_points, seconds):
+    """Run ``trials`` over ``n_points`` with each chunk taking ``seconds[strategy]`` per point."""
+    used, done = [], 0
+    while done < n_points:
+        use, size = trials.next()
+        size = min(size, n_points - done)
+        trials.record(use, seconds[use])
+        used.append((use, size))
+        done += size
+    assert done == n_points
+    return used
+
+
+@pytest.mark.parametrize("n_points", [1, 5, 8, 81, 300])
+def test_auto_never_tries_batched_on_a_small_cpu_grid(n_points):
+    from landscape_widgets.core.streaming import _AutoTrials
+
+    used = _trial_chunks(_AutoTrials(k=16, n_points=n_points, setup=0.0), n_points,
+                         {"loop": 1e-3, "batched": 1e-4})
+    assert {u for u, _ in used} == {"loop"}
+    assert used[0] == ("loop", min(8, n_points))
+
+
+def test_auto_weighs_the_batched_set_up_against_the_work():
+    from landscape_widgets.core.streaming import _AutoTrials
+
+    fast_batched = {"loop": 1e-3, "batched": 5e-4}
+    # 2601 points of 1 ms: a trial costs about 10 ms, 3% of the work is 78 ms
+    warm = _trial_chunks(_AutoTrials(k=16, n_points=2601, setup=0.0), 2601, fast_batched)
+    assert warm[:4] == [("loop", 8), ("batched", 2), ("batched", 8), ("loop", 8)]
+    assert warm[-2][0] == "batched"  # and it won
+    # a fresh process would pay 0.5 s of set-up first: never paid back here
+    cold = _trial_chunks(_AutoTrials(k=16, n_points=2601, setup=0.5), 2601, fast_batched)
+    assert {u for u, _ in cold} == {"loop"}
+    # on a GPU batched usually wins by far: tried whenever the set-up is under half the work
+    gpu = _trial_chunks(_AutoTrials(k=64, n_points=81, device_type="cuda", setup=0.0), 81, fast_batched)
+    assert ("batched", 8) in gpu
+    tiny = _trial_chunks(_AutoTrials(k=64, n_points=81, device_type="cuda", setup=1.0), 81, fast_batched)
+    assert {u for u, _ in tiny} == {"loop"}
+
+
+def test_small_auto_run_skips_vmap_and_the_activation_probe(monkeypatch):
+    import landscape_widgets.core.evaluation as evaluation
+
+    def no_vmap(*args, **kwargs):
+        raise AssertionError("the batched strategy ran")
+
+    monkeypatch.setattr(evaluation, "evaluate_batched", no_vmap)
+    model = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)
+    ev = PointEvaluator(model, F.cross_entropy, _data((12,), classes=5), random_directions(model, 2))
+    grid = plane(num=9)
+    chunks = list(iter_chunks(ev, grid))
+    assert ev._activation is None  # only the batched memory plan needs it
+    loss = np.full(grid.size, np.nan)
+    for c in chunks:
+        assert np.isnan(loss[c.indices]).all()  # every point once
+        loss[c.indices] = c.loss
+    np.testing.assert_allclose(loss, ev.evaluate(grid.coords(np.arange(grid.size)), "loop").loss, rtol=1e-6)
+
+
+def test_auto_with_trials_covers_the_points_once_and_agrees(monkeypatch):
+    from landscape_widgets.core.streaming import _AutoTrials
+
+    monkeypatch.setattr(_AutoTrials, "LOSS_FRACTION", float("inf"))  # always try batched
+    model = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)
+    data, dirs = _data((12,), classes=5), random_directions(model, 2)
+    grid = plane(num=11)
+    skip = np.arange(0, grid.size, 7)
+    results = {}
+    for strategy in ("loop", "batched", "auto"):
+        ev = PointEvaluator(model, F.cross_entropy, data, dirs)
+        chunks = list(iter_chunks(ev, grid, strategy, chunk_size=16, skip=skip))
+        seen = np.concatenate([c.indices for c in chunks])
+        assert np.array_equal(seen, point_order(grid, skip=skip))  # each point once, in order
+        loss = np.full(grid.size, np.nan)
+        loss[seen] = np.concatenate([c.loss for c in chunks])
+        results[strategy] = loss
+        if strategy == "auto":
+            assert [(c.strategy, len(c.indices)) for c in chunks[:4]] == [
+                ("loop", 8), ("batched", 2), ("batched", 8), ("loop", 8)
+            ]
+    for strategy in ("batched", "auto"):
+        np.testing.assert_allclose(results[strategy], results["loop"], rtol=1e-5, equal_nan=True)
+
+
+def test_streaming_imports_no_xarray():
+    import subprocess
+    import sys
+
+    code = ("import sys, landscape_widgets.core.streaming, landscape_widgets.core.evaluation; "
+            "print(sorted(m for m in ('xarray', 'pandas', 'dask', 'sympy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_loss_only_gives_the_same_loss_without_accuracy():

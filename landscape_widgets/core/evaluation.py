@@ -21,9 +21,9 @@ import torch
 from .allocator import retain_freed_memory
 from .data import n_rows, tensor_leaves
 from .input_layer import CachedInputLayer, find_input_layer
-from .memory import chunk_plan, default_budget, largest_activation
+from .memory import chunk_plan, chunk_points, default_budget, largest_activation
 from .objective import LossShapeError, Objective, as_objective, batch_weights, mean_over_batches
-from .strategies import evaluate_batched, evaluate_loop
+from .strategies import batched_setup_seconds, evaluate_batched, evaluate_loop
 
 Strategy = Literal["auto", "loop", "batched"]
 STRATEGIES: tuple[str, ...] = ("auto", "loop", "batched")
@@ -109,10 +109,7 @@ class PointEvaluator:
         self.directions = torch.stack([d.detach().to(ob.device, self.theta.dtype) for d in directions])
         if ob.device.type == "cpu":
             retain_freed_memory()  # activations are reused, not page-faulted in afresh
-        probe = ob.data.probe()
-        with ob.lock:
-            ob.set_point(self.theta)
-            self.activation = largest_activation(ob.model, lambda: ob.outputs(probe), n_rows(probe))
+        self._activation: int | None = None
         self.memory_budget = memory_budget or default_budget(ob.device)
         self.batched_failed: str | None = None
         self._input_layer: CachedInputLayer | None = None
@@ -130,12 +127,46 @@ class PointEvaluator:
     def metric_names(self) -> tuple[str, ...]:
         return self.objective.metric_names
 
+    @property
+    def activation(self) -> int:
+        """Largest per-sample activation of the model (elements), from a hooked forward
+        of the probe batch on first use (only the batched strategy's memory plan needs it)."""
+        if self._activation is None:
+            ob = self.objective
+            probe = ob.data.probe()
+            with ob.lock:
+                ob.set_point(self.theta)
+                self._activation = largest_activation(ob.model, lambda: ob.outputs(probe), n_rows(probe))
+        return self._activation
+
     def chunk_plan(self, chunk_size: int | None = None) -> tuple[int, int]:
         """Points per batched chunk and data rows per vmapped forward (see
         :func:`~landscape_widgets.core.memory.chunk_plan`)."""
         ob = self.objective
-        return chunk_plan(ob.device, max(ob.data.sizes), self.activation, ob.flat.element_size(),
+        return chunk_plan(ob.device, max(ob.data.sizes), lambda: self.activation, ob.flat.element_size(),
                           ob.layout.size, self.memory_budget, chunk_size)
+
+    def chunk_points(self, chunk_size: int | None = None) -> int:
+        """Points per chunk (the first half of :meth:`chunk_plan`; on the CPU without the
+        activation probe, which only the rows per vmapped forward depend on)."""
+        ob = self.objective
+        return chunk_points(ob.device, max(ob.data.sizes), lambda: self.activation, ob.flat.element_size(),
+                            ob.layout.size, self.memory_budget, chunk_size)
+
+    @property
+    def vmap_values(self) -> bool:
+        """Whether the batched strategy vmaps the loss too (see
+        :func:`~landscape_widgets.core.strategies.evaluate_batched`)."""
+        ob = self.objective
+        return ob.device.type != "cpu" or not ob.tensor_outputs
+
+    def batched_setup_seconds(self) -> float:
+        """Estimated one-off seconds of this evaluator's first batched chunk (vmap's first
+        call in the process, sympy's import): what ``auto`` weighs before a batched trial.
+        ``inf`` once vmap failed on this model."""
+        if self.batched_failed:
+            return float("inf")
+        return batched_setup_seconds(self.vmap_values)
 
     def points(self, coeffs) -> torch.Tensor:
         """Parameter vectors ``theta + coeffs @ directions`` as a ``[k, n]`` matrix."""
@@ -187,10 +218,9 @@ class PointEvaluator:
             raise ValueError(f"strategy must be 'loop' or 'batched', got {strategy!r}")
         if strategy == "batched" and not self.batched_failed:
             ob = self.objective
-            vmap_values = ob.device.type != "cpu" or not ob.tensor_outputs
             try:
                 return evaluate_batched(ob, self.theta, self.directions, coeffs, rows or self.chunk_plan()[1],
-                                        vmap_values)
+                                        self.vmap_values)
             except LossShapeError:
                 raise  # the user's loss is wrong, not vmap: no fallback
             except (RuntimeError, NotImplementedError, TypeError, ValueError) as err:

@@ -57,7 +57,7 @@ def run_hooked(run: Callable[[], object], handles: list) -> None:
 def chunk_plan(
     device: torch.device,
     rows: int,
-    activation: int,
+    activation: int | Callable[[], int],
     element_size: int,
     n_params: int,
     memory_budget: int,
@@ -70,8 +70,9 @@ def chunk_plan(
     device : torch.device
     rows : int
         Samples in the largest data batch.
-    activation : int
-        Largest per-sample activation (elements), see :func:`largest_activation`.
+    activation : int or callable
+        Largest per-sample activation (elements), see :func:`largest_activation`; or a
+        function that returns it (called only when needed).
     element_size : int
         Bytes per element of the evaluation dtype.
     n_params : int
@@ -81,13 +82,32 @@ def chunk_plan(
     chunk_size : int, optional
         Points per chunk asked for by the caller.
     """
-    per_point_row = element_size * activation
+    k = chunk_points(device, rows, activation, element_size, n_params, memory_budget, chunk_size)
+    if device.type == "cuda":
+        return k, rows
+    per_point_row = element_size * _value(activation)
+    limit = min(CPU_TENSOR_LIMIT, memory_budget)
+    return k, int(np.clip(limit // (per_point_row * k), 1, rows))
+
+
+def chunk_points(
+    device: torch.device,
+    rows: int,
+    activation: int | Callable[[], int],
+    element_size: int,
+    n_params: int,
+    memory_budget: int,
+    chunk_size: int | None = None,
+) -> int:
+    """The points per chunk of :func:`chunk_plan` (same arguments). On the CPU they do not
+    depend on the activation, so a callable ``activation`` is not called there."""
     params_bytes = element_size * n_params
     if device.type == "cuda":
-        per_point = 3 * per_point_row * rows + 2 * params_bytes
-        k = chunk_size or int(np.clip(memory_budget // per_point, 1, MAX_CHUNK))
-        return k, rows
-    limit = min(CPU_TENSOR_LIMIT, memory_budget)
+        per_point = 3 * element_size * _value(activation) * rows + 2 * params_bytes
+        return chunk_size or int(np.clip(memory_budget // per_point, 1, MAX_CHUNK))
     k = chunk_size or CPU_CHUNK
-    k = int(min(k, max(1, memory_budget // (2 * params_bytes))))
-    return k, int(np.clip(limit // (per_point_row * k), 1, rows))
+    return int(min(k, max(1, memory_budget // (2 * params_bytes))))
+
+
+def _value(activation: int | Callable[[], int]) -> int:
+    return int(activation() if callable(activation) else activation)

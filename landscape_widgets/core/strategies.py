@@ -19,12 +19,33 @@ and the user metrics of each point on each batch.
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import torch
 
 from .data import n_rows, split_batch
 from .input_layer import CachedInputLayer
 from .objective import Objective
+
+
+#: Seconds the first ``torch.vmap`` forward of a process costs beyond its work (measured
+#: 5-25 ms on the 2-core CI machine for the digits MLP and a small CNN); a later one in
+#: the same process costs about nothing more.
+VMAP_FIRST_CALL = 0.05
+#: Seconds of importing sympy, which vmap's loss decomposition needs (``vmap_values``)
+#: unless something imported it before (about 0.4 s on the CI machine).
+SYMPY_IMPORT = 0.5
+#: Which kinds of vmapped call (``vmap_values`` False / True) have run in this process.
+_vmap_ran: set[bool] = set()
+
+
+def batched_setup_seconds(vmap_values: bool) -> float:
+    """Estimated one-off cost of the next :func:`evaluate_batched` call in this process
+    (beyond its work): what an ``auto`` trial of the batched strategy must pay back."""
+    seconds = 0.0 if _vmap_ran else VMAP_FIRST_CALL
+    if vmap_values and True not in _vmap_ran and "sympy" not in sys.modules:
+        seconds += SYMPY_IMPORT
+    return seconds
 
 
 def evaluate_loop(
@@ -113,4 +134,5 @@ def evaluate_batched(
                     vals = torch.stack([stacked(o, piece) for o in outs.unbind(0)])
                 per_piece.append(vals.T)  # [values, points]
                 sizes.append(n_rows(piece))
+    _vmap_ran.add(vmap_values)
     return torch.stack(per_piece, dim=-1), tuple(sizes)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
 from .evaluation import STRATEGIES, HasValues, PointEvaluator, Strategy
 from .grids import Grid, coarse_to_fine_order
-from .results import empty_landscape, fill_chunk
+
+if TYPE_CHECKING:  # xarray (about 0.2-0.9 s to import) only where a Dataset is made
+    import xarray as xr
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,10 @@ def iter_chunks(
     grid : Grid
         Must have one axis per direction.
     strategy : {"auto", "loop", "batched"}
-        ``auto`` times both strategies on the first chunks (a few loop points, one or
-        two batched chunks; their results are kept, so no point is computed twice) and
-        continues with the faster one.
+        ``auto`` starts with a few loop points; where the rest of the work is large
+        enough for a trial of the batched strategy to pay (see :class:`_AutoTrials`), it
+        times a batched chunk or two, then continues with the faster one. Trial results
+        are kept, so no point is computed twice.
     chunk_size : int, optional
         Points per chunk (default from the evaluator's memory budget).
     order : {"coarse_to_fine", "raster"}
@@ -93,9 +96,12 @@ def iter_chunks(
         )
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-    k = evaluator.chunk_plan(chunk_size)[0]
+    k = evaluator.chunk_points(chunk_size)
     todo = point_order(grid, order, skip)
-    trials = _AutoTrials(k) if strategy == "auto" else None
+    trials = (
+        _AutoTrials(k, len(todo), evaluator.device.type, evaluator.batched_setup_seconds)
+        if strategy == "auto" else None
+    )
     start = 0
     while start < len(todo):
         if cancel is not None and cancel.is_set():
@@ -112,60 +118,125 @@ def iter_chunks(
 
 
 class _AutoTrials:
-    """``auto``: time both strategies on the first chunks, then keep the faster.
+    """``auto``: the loop first, a batched trial only where it can pay, then the faster.
 
-    The trials are real work (their values are kept) and short: a 2-point batched
-    chunk pays vmap's one-off set-up and is not timed, then the loop and the batched
-    strategy are timed on a few points each; when batched is close behind, one full
-    batched chunk (more points per forward) gets the last word. Afterwards each
-    chunk's time replaces its strategy's record, so when the machine's load changes
-    (other processes on the same cores) the choice follows within a chunk or two.
+    1. The first chunk (:attr:`TRIAL_POINTS` points) runs the loop, which has no set-up.
+       Its time per point ``t`` (one-off costs included, so an upper bound) estimates the
+       rest of the work, ``W = points left x t``.
+    2. Batched is tried only where the trial can pay for itself. Its cost is bounded by
+       its set-up ``S`` (vmap's first call in the process, sympy's import: ``setup()``)
+       plus its points at up to :attr:`WORST_CPU_RATIO` times the loop's time:
+       ``C = S + (WORST_CPU_RATIO - 1) (WARMUP_POINTS + TRIAL_POINTS) t``.
+
+       - On the CPU, where a compute-bound forward makes batched 0.6-0.8x the loop,
+         only when ``C <= LOSS_FRACTION x W``: a lost trial then costs at most a few
+         percent. Small grids (81 points) and runs whose set-up would not be paid back
+         (a fresh process) never try it.
+       - On other devices (a GPU, where batched usually wins by far) when
+         ``S <= W / 2``.
+    3. The trial: a :attr:`WARMUP_POINTS` batched chunk (not timed: it pays the
+       set-up), :attr:`TRIAL_POINTS` batched points timed, the same number of loop
+       points timed again (without the first chunk's one-off costs); the best time of
+       each strategy counts. When batched is close behind (within :attr:`CLOSE`), one
+       full batched chunk (more points per forward) gets the last word.
+    4. Afterwards the running strategy's record is its best time over its last
+       :attr:`WINDOW` chunks in a row (the first chunk after a switch counts alone), so
+       when the machine's load changes for good (other processes on the same cores) the
+       choice follows within a few chunks, while one slow chunk (a burst of load that
+       slows both strategies alike) does not make it switch.
+
+    Every chunk is real work: its values are kept, and :func:`iter_chunks` gives each
+    point to exactly one chunk.
     """
 
     TRIAL_POINTS = 8
     WARMUP_POINTS = 2
     #: batched per-point time up to this multiple of the loop's earns a full-chunk trial
     CLOSE = 1.2
+    #: On the CPU, the most of the estimated work a batched trial may cost.
+    LOSS_FRACTION = 0.03
+    #: Batched time per point assumed, at worst, in the trial's cost, as a multiple of the loop's.
+    WORST_CPU_RATIO = 2.0
+    #: Chunks in a row whose best time is the running strategy's record.
+    WINDOW = 3
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, n_points: int | None = None, device_type: str = "cpu",
+                 setup=0.0) -> None:
         self.k = k
+        self.left = n_points  # None: unknown, as many as it takes
+        self.device_type = device_type
+        self._setup = setup
         small = min(k, self.TRIAL_POINTS)
-        self.plan: list[tuple[str, int, bool]] = [
-            ("batched", min(k, self.WARMUP_POINTS), False),
-            ("loop", small, True),
-            ("batched", small, True),
-        ]
+        self.plan: list[tuple[str, int, bool]] = [("loop", small, True)]
         self.timings: dict[str, float] = {}
         self.chosen = "loop"
         self.timed = True
         self.trial = True
+        self.tried_batched: bool | None = None  # None: not decided yet
+        self._full_trial = False
+        self._run: list[float] = []  # times of the running strategy's chunks in a row
+        self._running: str | None = None
+
+    def setup(self) -> float:
+        """Estimated one-off seconds of the first batched chunk."""
+        return float(self._setup() if callable(self._setup) else self._setup)
 
     def next(self) -> tuple[str, int]:
         """Strategy and number of points of the next chunk."""
         self.trial = bool(self.plan)
         if not self.plan:
             self.timed = True
-            return self.chosen, self.k
-        use, size, self.timed = self.plan.pop(0)
+            use, size = self.chosen, self.k
+        else:
+            use, size, self.timed = self.plan.pop(0)
+        if self.left is not None:
+            size = max(1, min(size, self.left))
+            self.left -= size
         return use, size
+
+    def worth_a_batched_trial(self, loop_per_point: float) -> bool:
+        """Whether a batched trial can pay, after the first loop chunk (see the class text)."""
+        left = self.left if self.left is not None else np.inf
+        trial_points = self.WARMUP_POINTS + min(self.k, self.TRIAL_POINTS)
+        if left <= trial_points:
+            return False
+        work = left * loop_per_point
+        setup = self.setup()
+        if self.device_type == "cpu":
+            cost = setup + (self.WORST_CPU_RATIO - 1) * trial_points * loop_per_point
+            return cost <= self.LOSS_FRACTION * work
+        return setup <= work / 2
 
     def record(self, used: str, per_point: float, batched_ok: bool = True) -> None:
         """Note how long the chunk from :meth:`next` took (seconds per point)."""
         if not batched_ok:  # vmap cannot run the model: nothing to compare
-            self.plan, self.chosen = [], "loop"
+            self.plan, self.chosen, self.tried_batched = [], "loop", False
             return
+        if self.tried_batched is None and used == "loop":
+            self.tried_batched = self.worth_a_batched_trial(per_point)
+            if self.tried_batched:
+                small = min(self.k, self.TRIAL_POINTS)
+                self.plan = [("batched", min(self.k, self.WARMUP_POINTS), False),
+                             ("batched", small, True), ("loop", small, True)]
         if not self.timed:
             return
-        first = used not in self.timings
-        self.timings[used] = (
-            min(per_point, self.timings.get(used, np.inf)) if self.trial else per_point
-        )
+        if self.trial:
+            self.timings[used] = min(per_point, self.timings.get(used, np.inf))
+        else:
+            if used != self._running:  # the end of the trials (their best time counts), or a switch
+                after_trials = self._running is None
+                self._running = used
+                self._run = [self.timings[used]] if after_trials and used in self.timings else []
+            self._run = (self._run + [per_point])[-self.WINDOW:]
+            self.timings[used] = min(self._run)
         self.chosen = min(self.timings, key=self.timings.get)
         loop, batched = self.timings.get("loop"), self.timings.get("batched")
         if (
-            first and used == "batched" and not self.plan and self.k > self.TRIAL_POINTS
-            and loop is not None and loop < batched <= self.CLOSE * loop
+            self.trial and not self.plan and self.tried_batched and not self._full_trial
+            and self.k > self.TRIAL_POINTS and loop is not None and batched is not None
+            and loop < batched <= self.CLOSE * loop
         ):
+            self._full_trial = True
             self.plan = [("batched", self.k, True)]
 
 
@@ -176,6 +247,8 @@ def fill_landscape(
     """Write each chunk into ``ds`` as it arrives and pass it on: the one loop that turns a
     stream of chunks into a growing result, for every caller (one-call functions, the
     widgets, stored and distributed runs)."""
+    from .results import fill_chunk
+
     for chunk in chunks:
         fill_chunk(ds, chunk.indices, chunk.values, chunk.final)
         yield chunk
@@ -183,4 +256,6 @@ def fill_landscape(
 
 def new_landscape(evaluator: PointEvaluator, grid: Grid, attrs: dict | None = None) -> xr.Dataset:
     """An empty result for ``evaluator``'s metrics on ``grid``, with the objective's attributes."""
+    from .results import empty_landscape
+
     return empty_landscape(grid, evaluator.metric_names, {**evaluator.objective.attrs(), **(attrs or {})})
