@@ -8,11 +8,10 @@
   pairs' ratios; also without the process's start-up (imports, the cached demo model and
   data, one point: ``compute --dims 1 --num 1 --no-store``, best of ``--repeats``), the
   share of the computation itself.
-* the same in one process, after a warm-up: ``compute_stored`` (a fresh store root each
-  time) against ``compute_landscape``, interleaved, best of ``--pairs // 2``; and the time
-  spent in the store's own code, timed inside each stored run (spec hash, lookups,
-  creation, writes, final flush): the store's cost free of the load's noise, which on a
-  shared 2-core machine (torch's threads descheduled) can double a run.
+* the time spent in the store's own code, timed inside ``--repeats`` more stored
+  commands (spec hash, lookups, creation, writes, final flush): the store's cost free of
+  the load's noise, which on a shared 2-core machine (torch's threads descheduled) can
+  double a run.
 * start-up: ``landscape-widgets --help``, ``info`` and ``plot`` of a small result, each in
   a fresh process, best of ``--repeats``.
 
@@ -24,10 +23,10 @@ Run it on a quiet machine (the load average is printed)::
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,67 +48,48 @@ def _overhead(store: list[float], plain: list[float], base: float = 0.0) -> str:
     return f"{best:+.1f}% (best runs), {pairs:+.1f}% (median of the pairs)"
 
 
-def _time_store_code(store) -> list[float]:
-    """Wrap the store's own steps in ``compute_stored`` (spec hash, cache and store lookups,
-    the writer's batching, creation, writes and final flush, the in-memory copy); the
-    returned list accumulates their seconds (outermost calls only)."""
-    spent, depth = [0.0], [0]
+#: ``python -c`` this: the ``compute`` command with the store's own steps in
+#: ``compute_stored`` timed from inside (spec hash, cache and store lookups, the writer's
+#: batching, store creation, writes and final flush, the in-memory copy; outermost calls
+#: only); prints ``STORE_SECONDS <seconds>``.
+INSTRUMENTED = """
+import functools, sys, time
+import landscape_widgets.runs.store as store
 
-    def wrap(owner, name):
-        inner = getattr(owner, name)
+spent, depth = [0.0], [0]
 
-        @functools.wraps(inner)
-        def timed_step(*args, **kwargs):
-            if depth[0]:
-                return inner(*args, **kwargs)
-            depth[0] += 1
-            start = time.perf_counter()
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                spent[0] += time.perf_counter() - start
-                depth[0] -= 1
+def wrap(owner, name):
+    inner = getattr(owner, name)
 
-        setattr(owner, name, timed_step)
+    @functools.wraps(inner)
+    def timed_step(*args, **kwargs):
+        if depth[0]:
+            return inner(*args, **kwargs)
+        depth[0] += 1
+        start = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - start
+            depth[0] -= 1
 
-    for name in ("spec_hash", "load_cached", "open_partial", "_remember"):
-        wrap(store, name)
-    for name in ("add", "flush"):
-        wrap(store.StoreWriter, name)
-    return spent
+    setattr(owner, name, timed_step)
+
+for name in ("spec_hash", "load_cached", "open_partial", "_remember"):
+    wrap(store, name)
+for name in ("add", "flush"):
+    wrap(store.StoreWriter, name)
+from landscape_widgets.app.cli import main
+rc = main(sys.argv[1:])
+print("STORE_SECONDS", spent[0])
+sys.exit(rc)
+"""
 
 
-def in_process(num: int, pairs: int, root: Path) -> tuple[list[float], list[float], list[float]]:
-    """compute_stored against compute_landscape in this process, as ``compute`` calls them,
-    and the seconds of each stored run spent in the store's own code."""
-    import torch.nn.functional as F
-
-    import landscape_widgets.runs.store as store
-    from landscape_widgets.builtin.training import trained
-    from landscape_widgets.builtin.zoo import load_dataset
-    from landscape_widgets.core.grids import make_grid
-    from landscape_widgets.core.landscape import compute_landscape
-
-    result, _ = trained("mlp", "digits")
-    data = load_dataset("digits").train
-    grid = make_grid([(-1.0, 1.0)] * 2, num)
-    options = dict(seed=0, normalization="filter", bias_bn="ignore", strategy="auto", device="auto")
-    compute_landscape(result.model, F.cross_entropy, data, grid, **options)  # warm-up
-    spent = _time_store_code(store)
-    with_store, without, own = [], [], []
-    for i in range(pairs):
-        for stored in ((True, False) if i % 2 == 0 else (False, True)):
-            store._memory.clear()  # the in-memory cache would serve the finished result
-            start = time.perf_counter()
-            if stored:
-                spent[0] = 0.0
-                store.compute_stored(result.model, F.cross_entropy, data, grid, root=root / f"inproc{i}", **options)
-                with_store.append(time.perf_counter() - start)
-                own.append(spent[0])
-            else:
-                compute_landscape(result.model, F.cross_entropy, data, grid, **options)
-                without.append(time.perf_counter() - start)
-    return with_store, without, own
+def store_seconds(args: list[str], env: dict) -> float:
+    out = subprocess.run([sys.executable, "-c", INSTRUMENTED, *args], check=True, capture_output=True, text=True,
+                         env=env)
+    return float(out.stdout.split("STORE_SECONDS", 1)[1].split()[0])
 
 
 def main(argv=None) -> int:
@@ -148,14 +128,14 @@ def main(argv=None) -> int:
             print(f"  store overhead of the command: {_overhead(store, plain)}")
             print(f"  start-up (compute --dims 1 --num 1 --no-store) {startup:.2f} s; "
                   f"store overhead without it: {_overhead(store, plain, startup)}", flush=True)
-            with_store, without, own = in_process(args.num, max(2, args.pairs // 2), tmp)
-            print(f"  in one process ({load()}): compute_stored {min(with_store):.2f} s, compute_landscape "
-                  f"{min(without):.2f} s (all: {[round(t, 2) for t in with_store]}, "
-                  f"{[round(t, 2) for t in without]}); store overhead {_overhead(with_store, without)}")
-            print(f"  time in the store's own code (spec hash, lookups, creation, writes, final flush), "
-                  f"timed inside each stored run: {1e3 * min(own):.0f} ms best, {1e3 * max(own):.0f} ms worst "
-                  f"= {100 * min(own) / min(without):.1f}% / {100 * max(own) / min(without):.1f}% of the best "
-                  f"computation, {100 * max(own) / min(plain):.1f}% of the best command", flush=True)
+            own = [store_seconds(base[1:] + ["--out", str(tmp / f"i{i}.nc"), "--store", str(tmp / f"iruns{i}")], env)
+                   for i in range(args.repeats)]
+            compute = min(plain) - startup
+            print(f"  the store's own code (spec hash, lookups, creation, writes, final flush), timed inside "
+                  f"{args.repeats} more stored commands: {1e3 * min(own):.0f}-{1e3 * max(own):.0f} ms = "
+                  f"{100 * max(own) / min(plain):.1f}% of the best command at most, "
+                  f"{100 * max(own) / compute:.1f}% of its computation (best command - start-up) "
+                  f"({load()})", flush=True)
         small = tmp / "small.nc"
         subprocess.run(base[:4] + ["--num", "5", "--quiet", "--no-store", "--out", str(small)], check=True, env=env)
         for name, cmd in (("--help", ["landscape-widgets", "--help"]),
