@@ -40,6 +40,16 @@ def heatmap_href(page) -> str:
     return page.get_attribute("image.heatmap", "href") or ""
 
 
+def decoded_image(href: str) -> np.ndarray:
+    """The RGBA pixels of a ``data:image/png;base64,...`` address."""
+    import base64
+
+    from PIL import Image
+
+    assert href.startswith("data:image/png;base64,"), href[:40]
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(href.split(",", 1)[1]))).convert("RGBA"))
+
+
 def wait_until_complete(page, timeout: float = 240.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -216,3 +226,44 @@ def test_analysis_panels_draw_their_figures_under_voila(tmp_path):
         assert page.locator(".landscape-analysis-panel .widget-slider").count() == 1  # PAL's μ
         assert "Traceback" not in page.inner_text("body") and not errors
         screenshot(page, "20_analysis_panels")
+
+
+ESTIMATE_NOTEBOOK = """
+import torch.nn.functional as F
+from landscape_widgets.builtin.training import trained
+from landscape_widgets.core.grids import plane
+from landscape_widgets.core.landscape import prepare_evaluator
+from landscape_widgets.widgets.runner import landscape_stream
+from landscape_widgets.widgets.views import ContourView
+
+result, digits = trained("mlp", "digits")
+evaluator, _ = prepare_evaluator(result.model, F.cross_entropy, digits.train, 2)
+view = ContourView()
+for snap in landscape_stream(evaluator, plane(num=25)):
+    if "loss_se" in snap.ds:  # the first picture: estimates from a data sample only
+        break
+view.update(snap.ds)
+display(view.widget)
+"""
+
+
+def test_estimated_map_is_drawn_veiled_under_voila(tmp_path):
+    """The first picture, from data-sample estimates: a heat map under a veil of one
+    square per cell, and a title that says so."""
+    import nbformat
+
+    require_chromium()
+    notebook = tmp_path / "estimate.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(ESTIMATE_NOTEBOOK)]), notebook)
+    with voila(notebook) as url, chromium_page() as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url, timeout=WAIT_MS)
+        page.wait_for_function("() => document.querySelectorAll('image.heatmap').length === 2", timeout=WAIT_MS)
+        assert "+ 49 estimated (faded)" in page.inner_text("body")
+        veil = decoded_image(page.locator("image.heatmap").nth(1).get_attribute("href"))
+        alpha = veil[..., 3] / 255
+        # white, partly clear, the more opaque the larger a cell's relative error
+        assert 0.2 < alpha.min() < alpha.max() < 0.95 and veil[..., :3].min() > 250
+        assert "Traceback" not in page.inner_text("body") and not errors
+        screenshot(page, "21_estimated_map_veiled")

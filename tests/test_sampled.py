@@ -153,7 +153,7 @@ def test_a_non_finite_value_in_the_level_falls_back_to_the_nearest_cell():
 
 def test_the_map_veils_estimated_cells_by_their_error_until_they_are_exact(problem):
     from landscape_widgets.widgets.runner import landscape_stream
-    from landscape_widgets.widgets.views import VEIL_LEAST, VEIL_MOST, ContourView
+    from landscape_widgets.widgets.views import VEIL_FULL, ContourView
 
     model, data = problem
     ev, _ = prepare_evaluator(model, F.cross_entropy, data, 2)
@@ -162,10 +162,10 @@ def test_the_map_veils_estimated_cells_by_their_error_until_they_are_exact(probl
     seen = []
     for snap in landscape_stream(ev, grid, chunk_size=16):
         view.update(snap.ds)
-        seen.append((snap.n_done, len(view.veil.x), np.array(view.veil.opacities), view.widget.title))
+        seen.append((snap.n_done, view.veil.visible, np.array(view.veil.color, dtype=float), view.widget.title))
     estimated = [s for s in seen if s[1]]
     assert estimated and estimated[0][0] == 0  # estimates drawn before any exact point
-    assert "estimated from a data sample" in estimated[0][3]
-    opacities = estimated[0][2]
-    assert len(opacities) == grid.size and VEIL_LEAST <= opacities.min() and opacities.max() <= VEIL_MOST
-    assert seen[-1][0] == grid.size and seen[-1][1] == 0 and "estimated" not in seen[-1][3]
+    assert "+ 49 estimated (faded)" in estimated[0][3]
+    veil = estimated[0][2]  # each cell's relative standard error, capped where the veil is opaque
+    assert veil.shape == grid.shape and np.isfinite(veil).all() and 0 < veil.min() and veil.max() <= VEIL_FULL
+    assert seen[-1][0] == grid.size and not seen[-1][1] and "estimated" not in seen[-1][3]

@@ -127,8 +127,9 @@ def _status(ds: xr.Dataset) -> str:
     shape = ds["done"].shape
     grid = f"{'x'.join(str(n) for n in shape)} grid, " if len(shape) > 1 else ""
     estimated = int(known_cells(ds).sum()) - done
-    sampled = f", {estimated} estimated from a data sample (faded)" if estimated else ""
-    return f"{grid}{done}/{size} points{sampled}" + ("" if done == size else " (filling in)")
+    if estimated:
+        return f"{grid}{done}/{size} points + {estimated} estimated (faded)"
+    return f"{grid}{done}/{size} points" + ("" if done == size else " (filling in)")
 
 
 def uncertainty(ds: xr.Dataset) -> np.ndarray:
@@ -220,8 +221,12 @@ class ContourView:
                                   colors=[MISSING_COLOUR], default_size=64, tooltip=None)
         # cells whose picture comes from data-sample estimates: a white veil, the more
         # opaque the larger their relative standard error
-        self.veil = bq.Scatter(x=np.zeros(0), y=np.zeros(0), scales=scales, marker="square",
-                               colors=["white"], default_size=64, stroke_width=0, tooltip=None)
+        # (a heat map of semi-transparent whites: seamless, and clear where exact)
+        self.veil_scale = bq.ColorScale(colors=[f"rgba(255,255,255,{VEIL_LEAST})", f"rgba(255,255,255,{VEIL_MOST})"],
+                                        min=0.0, max=VEIL_FULL)
+        self.veil = bq.HeatMap(x=np.array([-1.0, 1.0]), y=np.array([-1.0, 1.0]), color=np.full((2, 2), np.nan),
+                               scales={**scales, "color": self.veil_scale}, null_color="rgba(0,0,0,0)",
+                               visible=False)
         self._plot_px = (_pixels(width) - 70 - (110 if color_bar else 20), _pixels(height) - 100)  # less margins
         self.centre = bq.Scatter(x=[0.0], y=[0.0], scales=scales, marker="cross",
                                  colors=["red"], default_size=120, stroke="white",
@@ -256,8 +261,7 @@ class ContourView:
         levelled = all(len(a) >= 2 for a in complete_subgrid(known))
         smooth = z if known.all() or levelled else interpolate_linear(alpha, beta, values, known)
         unc = uncertainty(ds)
-        fade_a, fade_b = np.nonzero(unc > 0)
-        fade = unc[fade_a, fade_b]
+        veiled = unc > 0
         cx, cy = contour_lines(alpha, beta, smooth, contour_levels(smooth))
         with self.widget.hold_sync():
             self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
@@ -275,9 +279,9 @@ class ContourView:
             bad_a, bad_b = np.nonzero(done & ~np.isfinite(values))
             cell = min(self._plot_px[0] / len(alpha), self._plot_px[1] / len(beta))
             with self.veil.hold_sync():
-                self.veil.x, self.veil.y = alpha[fade_a], beta[fade_b]
-                self.veil.opacities = (VEIL_LEAST + (VEIL_MOST - VEIL_LEAST) * np.minimum(1.0, fade / VEIL_FULL)).tolist()
-                self.veil.default_size = max(4, int(np.ceil(cell) ** 2))
+                self.veil.x, self.veil.y = alpha, beta
+                self.veil.color = np.where(veiled, np.minimum(unc, VEIL_FULL), np.nan).T
+                self.veil.visible = bool(veiled.any())
             with self.missing.hold_sync():
                 self.missing.x, self.missing.y = alpha[bad_a], beta[bad_b]
                 self.missing.default_size = max(4, int(cell * cell))
