@@ -7,9 +7,11 @@ In one run, side by side, for the demo digits MLP (``trained("mlp", "digits")`` 
 downloaded), each on a 9x9 plane (81 points) and a 51x51 plane (2601 points):
 
 warm
-    in this process, after one warm-up run of each strategy; every run builds a fresh
-    :class:`PointEvaluator` (so auto's trials are counted) and evaluates every point with
-    ``iter_chunks``. Printed: ``auto / min(loop, batched)`` (target <= 1.10).
+    in this process, after one warm-up run of each strategy (5x5 points); every run
+    builds a fresh :class:`PointEvaluator` and evaluates every point with
+    ``iter_chunks`` (auto then knows the speeds measured earlier in the process, see
+    ``streaming._SPEEDS``). The order of the strategies rotates from round to round.
+    Printed: ``auto / min(loop, batched)`` (target <= 1.10).
 cold
     each run in a fresh Python process (``--cold-case``), after the common part (torch,
     the model and its data from a file, the directions): the time of
@@ -233,7 +235,7 @@ def main(argv=None) -> None:
                     warm_run(model, loss_fn, data, dirs, plane((-1, 1), num=5), s)
                 best = best_of_interleaved(repeats(num), {
                     s: lambda s=s: warm_run(model, loss_fn, data, dirs, grid, s) for s in ("loop", "batched", "auto")
-                })
+                }, rotate=True)
                 warm[name, num] = best
                 faster = min(best["loop"]["seconds"], best["batched"]["seconds"])
                 print(f"warm {name} {num}x{num}: loop {best['loop']['seconds']:.3f} s, batched "

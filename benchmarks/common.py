@@ -42,14 +42,18 @@ def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
-def best_of_interleaved(repeats: int, benches: dict[str, Callable[[], dict]]) -> dict[str, dict]:
+def best_of_interleaved(repeats: int, benches: dict[str, Callable[[], dict]],
+                        rotate: bool = False) -> dict[str, dict]:
     """The fastest (least ``"seconds"``) of ``repeats`` runs of each ``benches[name]()``,
     run in turn (a, b, a, b, ...) so that a slow spell of a shared machine falls on every
-    contender alike."""
+    contender alike. ``rotate``: each round starts one contender later (a, b, c; b, c, a;
+    ...), so that none always runs right after the same other one."""
     runs: dict[str, list[dict]] = {name: [] for name in benches}
-    for _ in range(repeats):
-        for name, bench in benches.items():
-            runs[name].append(bench())
+    names = list(benches)
+    for r in range(repeats):
+        shift = r % len(names) if rotate else 0
+        for name in names[shift:] + names[:shift]:
+            runs[name].append(benches[name]())
     best = {name: dict(min(r, key=lambda x: x.get("seconds", np.inf))) for name, r in runs.items()}
     for name, r in runs.items():
         best[name]["all_seconds"] = [x.get("seconds", np.nan) for x in r]

@@ -18,6 +18,18 @@ from landscape_widgets.core.params import flatten_params
 from landscape_widgets.core.streaming import iter_chunks, point_order
 
 
+@pytest.fixture(autouse=True)
+def _fresh_speeds():
+    """auto remembers the speeds measured in the process: each test starts without them."""
+    from landscape_widgets.core import streaming
+
+    streaming._SPEEDS.clear()
+    streaming._WORK.clear()
+    yield
+    streaming._SPEEDS.clear()
+    streaming._WORK.clear()
+
+
 def _data(shape, n=40, classes=10, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, *shape, generator=g), torch.randint(0, classes, (n,), generator=g)
@@ -521,6 +533,9 @@ def test_auto_weighs_the_batched_set_up_against_the_work():
     assert ("batched", 8) in gpu
     tiny = _trial_chunks(_AutoTrials(k=64, n_points=81, device_type="cuda", setup=1.0), 81, fast_batched)
     assert {u for u, _ in tiny} == {"loop"}
+    # repeated small runs of one kind: once their work is large enough, one tries batched
+    small = _trial_chunks(_AutoTrials(k=16, n_points=81, setup=0.0, done_before=1.0), 81, fast_batched)
+    assert small[:3] == [("loop", 8), ("batched", 2), ("batched", 8)]
 
 
 def test_small_auto_run_skips_vmap_and_the_activation_probe(monkeypatch):
@@ -551,7 +566,7 @@ def test_auto_with_trials_covers_the_points_once_and_agrees(monkeypatch):
     grid = plane(num=11)
     skip = np.arange(0, grid.size, 7)
     results = {}
-    for strategy in ("loop", "batched", "auto"):
+    for strategy in ("auto", "loop", "batched"):  # auto first: nothing measured yet, so it tries
         ev = PointEvaluator(model, F.cross_entropy, data, dirs)
         chunks = list(iter_chunks(ev, grid, strategy, chunk_size=16, skip=skip))
         seen = np.concatenate([c.indices for c in chunks])
@@ -565,6 +580,47 @@ def test_auto_with_trials_covers_the_points_once_and_agrees(monkeypatch):
             ]
     for strategy in ("batched", "auto"):
         np.testing.assert_allclose(results[strategy], results["loop"], rtol=1e-5, equal_nan=True)
+
+
+def test_auto_remembers_the_speeds_measured_in_the_process(monkeypatch):
+    from landscape_widgets.core import streaming
+
+    model = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)
+    data, dirs = _data((12,), classes=5), random_directions(model, 2)
+    grid = plane(num=9)
+    first = list(iter_chunks(PointEvaluator(model, F.cross_entropy, data, dirs), grid))
+    assert (first[0].strategy, len(first[0].indices)) == ("loop", 8)  # only the loop is known
+    list(iter_chunks(PointEvaluator(model, F.cross_entropy, data, dirs), grid, "batched"))
+    key = PointEvaluator(model, F.cross_entropy, data, dirs).speed_key()
+    assert set(streaming._SPEEDS[key]) == {"loop", "batched"}
+    for faster in ("batched", "loop"):
+        other = {"batched": "loop", "loop": "batched"}[faster]
+        streaming._SPEEDS[key] = {faster: 1e-3, other: 2e-3}
+        ev = PointEvaluator(model, F.cross_entropy, data, dirs)
+        chunks = list(iter_chunks(ev, grid, chunk_size=16))
+        assert {c.strategy for c in chunks} == {faster}  # no trials: the faster one from the start
+        assert all(len(c.indices) == 16 for c in chunks[:-1])
+        seen = np.concatenate([c.indices for c in chunks])
+        assert np.array_equal(seen, point_order(grid))
+    # another kind of evaluation (other data) does not use them
+    other = PointEvaluator(model, F.cross_entropy, _data((12,), n=41, classes=5), dirs)
+    assert other.speed_key() != key and other.speed_key() not in streaming._SPEEDS
+    assert next(iter(iter_chunks(other, grid))).strategy == "loop"
+
+
+def test_auto_remembers_that_vmap_failed(monkeypatch):
+    from landscape_widgets.core import streaming
+
+    monkeypatch.setattr(streaming._AutoTrials, "LOSS_FRACTION", float("inf"))  # always try batched
+    torch.manual_seed(0)
+    model, data = DataDependent(), _data((6,), n=20, classes=3)
+    dirs = random_directions(model, 2, seed=0, bias_bn="random")
+    with pytest.warns(RuntimeWarning, match="falling back"):
+        list(iter_chunks(PointEvaluator(model, F.cross_entropy, data, dirs), plane(num=7)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # known to fail: not tried again
+        again = list(iter_chunks(PointEvaluator(model, F.cross_entropy, data, dirs), plane(num=7)))
+    assert {c.strategy for c in again} == {"loop"}
 
 
 def test_streaming_imports_no_xarray():

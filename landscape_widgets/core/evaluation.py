@@ -114,6 +114,7 @@ class PointEvaluator:
         self.batched_failed: str | None = None
         self._input_layer: CachedInputLayer | None = None
         self._input_layer_tried = not (cache_input_layer and ob.data.resident)
+        self._cache_input_layer = cache_input_layer
 
     @property
     def n_directions(self) -> int:
@@ -159,6 +160,18 @@ class PointEvaluator:
         :func:`~landscape_widgets.core.strategies.evaluate_batched`)."""
         ob = self.objective
         return ob.device.type != "cpu" or not ob.tensor_outputs
+
+    def speed_key(self) -> tuple:
+        """What the speed of the two strategies depends on: the model's class and moved
+        parameters, the data's batches and shapes, device, dtype, directions, the values
+        computed and the input-layer cache (``auto`` remembers the speeds measured in this
+        process under this key)."""
+        ob = self.objective
+        leaves = tuple((tuple(t.shape), str(t.dtype)) for t in tensor_leaves(ob.data.first))
+        loss = getattr(ob.loss_fn, "__qualname__", type(ob.loss_fn).__name__)
+        return (ob.model_name, ob.layout.names, tuple(tuple(s) for s in ob.layout.shapes), ob.n_params_total,
+                ob.data.sizes, ob.data.resident, leaves, str(ob.device), str(ob.dtype), self.n_directions,
+                ob.metric_names, loss, ob.forward is not None, self._cache_input_layer)
 
     def batched_setup_seconds(self) -> float:
         """Estimated one-off seconds of this evaluator's first batched chunk (vmap's first

@@ -98,10 +98,13 @@ def iter_chunks(
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     k = evaluator.chunk_points(chunk_size)
     todo = point_order(grid, order, skip)
+    key = evaluator.speed_key()
     trials = (
-        _AutoTrials(k, len(todo), evaluator.device.type, evaluator.batched_setup_seconds)
+        _AutoTrials(k, len(todo), evaluator.device.type, evaluator.batched_setup_seconds, _SPEEDS.get(key),
+                    _WORK.get(key, 0.0))
         if strategy == "auto" else None
     )
+    best: dict[str, float] = {}  # this run's best seconds per point of each strategy
     start = 0
     while start < len(todo):
         if cancel is not None and cancel.is_set():
@@ -109,12 +112,28 @@ def iter_chunks(
         use, size = trials.next() if trials is not None else (strategy, k)
         idx = todo[start : start + size]
         values, per_point = evaluator.timed(grid.coords(idx), use)
+        timed = trials is None or trials.timed
         if evaluator.batched_failed:
             use = "loop"
+            _SPEEDS.setdefault(key, {})["batched"] = np.inf
         if trials is not None:
             trials.record(use, per_point, batched_ok=not evaluator.batched_failed)
+        _WORK[key] = _WORK.get(key, 0.0) + per_point * len(idx)
+        if timed and len(idx) >= min(k, _AutoTrials.TRIAL_POINTS):
+            best[use] = min(per_point, best.get(use, np.inf))
+            _SPEEDS.setdefault(key, {})[use] = best[use]  # replaces what earlier runs measured
         start += len(idx)
         yield Chunk(idx, values.values, use)
+
+
+#: Seconds per point of each strategy measured by the runs so far in this process (the
+#: latest run's best chunk, ``inf`` where vmap failed), per :meth:`PointEvaluator.speed_key`:
+#: a later ``auto`` run of the same kind that knows both starts with the faster one and
+#: runs no trials.
+_SPEEDS: dict[tuple, dict[str, float]] = {}
+#: Seconds of work done so far in this process per kind of evaluation: the trial budget
+#: of a small run includes it, so repeated small runs of one kind try batched once.
+_WORK: dict[tuple, float] = {}
 
 
 class _AutoTrials:
@@ -123,7 +142,9 @@ class _AutoTrials:
     1. The first chunk (:attr:`TRIAL_POINTS` points) runs the loop, which has no set-up.
        Its time per point ``t`` (one-off costs included, so an upper bound) estimates the
        rest of the work, ``W = points left x t``.
-    2. Batched is tried only where the trial can pay for itself. Its cost is bounded by
+    2. Batched is tried only where the trial can pay for itself (``W`` also counts the
+       work earlier runs of the same kind did in this process, ``done_before``, so that
+       repeated small runs try it once and remember the result). Its cost is bounded by
        its set-up ``S`` (vmap's first call in the process, sympy's import: ``setup()``)
        plus its points at up to :attr:`WORST_CPU_RATIO` times the loop's time:
        ``C = S + (WORST_CPU_RATIO - 1) (WARMUP_POINTS + TRIAL_POINTS) t``.
@@ -145,6 +166,10 @@ class _AutoTrials:
        choice follows within a few chunks, while one slow chunk (a burst of load that
        slows both strategies alike) does not make it switch.
 
+    Where earlier runs in this process measured both strategies on the same kind of
+    evaluation (``known``, from :data:`_SPEEDS`), there are no trials: the faster one
+    runs from the first chunk, and step 4 applies with those times as the records.
+
     Every chunk is real work: its values are kept, and :func:`iter_chunks` gives each
     point to exactly one chunk.
     """
@@ -161,11 +186,12 @@ class _AutoTrials:
     WINDOW = 3
 
     def __init__(self, k: int, n_points: int | None = None, device_type: str = "cpu",
-                 setup=0.0) -> None:
+                 setup=0.0, known: dict[str, float] | None = None, done_before: float = 0.0) -> None:
         self.k = k
         self.left = n_points  # None: unknown, as many as it takes
         self.device_type = device_type
         self._setup = setup
+        self.done_before = done_before
         small = min(k, self.TRIAL_POINTS)
         self.plan: list[tuple[str, int, bool]] = [("loop", small, True)]
         self.timings: dict[str, float] = {}
@@ -176,6 +202,10 @@ class _AutoTrials:
         self._full_trial = False
         self._run: list[float] = []  # times of the running strategy's chunks in a row
         self._running: str | None = None
+        if known and {"loop", "batched"} <= set(known):  # measured before in this process
+            self.timings = {s: known[s] for s in ("loop", "batched")}
+            self.chosen = min(self.timings, key=self.timings.get)
+            self.plan, self.tried_batched = [], True
 
     def setup(self) -> float:
         """Estimated one-off seconds of the first batched chunk."""
@@ -200,7 +230,7 @@ class _AutoTrials:
         trial_points = self.WARMUP_POINTS + min(self.k, self.TRIAL_POINTS)
         if left <= trial_points:
             return False
-        work = left * loop_per_point
+        work = left * loop_per_point + self.done_before
         setup = self.setup()
         if self.device_type == "cpu":
             cost = setup + (self.WORST_CPU_RATIO - 1) * trial_points * loop_per_point
