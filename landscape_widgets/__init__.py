@@ -22,7 +22,7 @@ _EXPORTS = {
     "plane": ".core.grids", "volume": ".core.grids",
     "compute_landscape": ".core.landscape", "Objective": ".core.objective", "select_params": ".core.params",
     "load_landscape": ".core.results", "save_landscape": ".core.results",
-    "Chunk": ".core.streaming", "iter_chunks": ".core.streaming",
+    "Chunk": ".core.streaming", "iter_chunks": ".core.streaming", "refining_chunks": ".core.sampled",
     "compare_landscapes": ".analysis.comparison",
     "convexity_map": ".analysis.curvature", "hessian_eigenvalues": ".analysis.curvature",
     "hessian_directions": ".analysis.curvature",

@@ -75,3 +75,25 @@ def test_two_models_kind_points_at_the_second_model():
         plane_directions(ob, "two models", 2)
     with pytest.raises(ValueError, match="kind must be one of"):
         plane_directions(ob, "sideways", 2)
+
+
+def test_axes_kind_shows_the_wedge_models_flat_valley():
+    """Coordinate axes through a wedge optimum: along its long axis (short coordinate 0)
+    the loss is exactly 0; off it, the distance to the wedge, |short coordinate|."""
+    from landscape_widgets.builtin.wedge import WEDGE_DATA, wedge_model, wedge_objective
+    from landscape_widgets.core.grids import plane
+    from landscape_widgets.core.landscape import compute_landscape
+
+    model = wedge_model(20, 4, seed=0)
+    ob = Objective(model, wedge_objective, WEDGE_DATA, accuracy=False)
+    dirs, how = plane_directions(ob, "axes", 2)
+    point = ob.theta
+    assert how["axes"] == [int(point.abs().argmax()), int(point.abs().argmin())]
+    assert all(float(d.norm()) == 1.0 and int(d.count_nonzero()) == 1 for d in dirs)
+    grid = plane((-0.5, 0.5), num=11)
+    ds = compute_landscape(model, wedge_objective, WEDGE_DATA, grid, directions=dirs)
+    loss = ds["loss"].values
+    np.testing.assert_allclose(loss[:, 5], 0.0, atol=1e-6)  # beta = 0: on the wedge
+    np.testing.assert_allclose(loss[5, :], np.abs(ds["beta"].values), atol=1e-6)
+    with pytest.raises(ValueError, match="different parameter indices"):
+        plane_directions(ob, "axes", 2, axes=[3, 3])

@@ -1,5 +1,5 @@
-"""The axes of a slice, by kind: random (Li et al.), the top Hessian eigenvectors, the
-PCA of a training trajectory, or the line to a second model.
+"""The axes of a slice, by kind: random (Li et al.), the top Hessian eigenvectors,
+coordinate axes, the PCA of a training trajectory, or the line to a second model.
 
 :func:`plane_directions` gives ``ndim`` flat directions over an objective's moved
 parameters and the attributes that say how they were made, for
@@ -8,6 +8,10 @@ parameters and the attributes that say how they were made, for
 - ``random``: normalized like Li et al. (``normalization``, ``bias_bn``);
 - ``hessian``: unit eigenvectors of the largest Hessian eigenvalues (coordinates are
   parameter-space distances);
+- ``axes``: unit vectors along single moved parameters, by default the one of largest
+  and then those of smallest ``|theta|`` (for the wedge model, a long axis of the
+  optimum's wedge and short ones: the plane that shows the wedges); coordinates are
+  changes of those parameters' values;
 - ``trajectory``: the first principal components of the checkpoints, each scaled to
   the path's largest extent along it (coordinate 1 reaches the farthest checkpoint);
 - ``two models``: the first axis is ``theta2 - theta1`` (coordinate 1 is the second
@@ -28,7 +32,7 @@ from ..core.params import check_same_architecture, flatten_params
 from .curvature import hessian_directions
 from .trajectory import trajectory_plane
 
-DIRECTION_KINDS: tuple[str, ...] = ("random", "hessian", "trajectory", "two models")
+DIRECTION_KINDS: tuple[str, ...] = ("random", "hessian", "axes", "trajectory", "two models")
 
 
 def plane_directions(
@@ -41,6 +45,7 @@ def plane_directions(
     bias_bn: str = "ignore",
     trajectory: Sequence[torch.Tensor] | None = None,
     model2: nn.Module | None = None,
+    axes: Sequence[int] | None = None,
 ) -> tuple[list[torch.Tensor], dict]:
     """``ndim`` directions of ``kind`` around the objective's theta (see the module docs).
 
@@ -48,7 +53,7 @@ def plane_directions(
     ----------
     objective : Objective
         The model, data and moved parameters.
-    kind : {"random", "hessian", "trajectory", "two models"}
+    kind : {"random", "hessian", "axes", "trajectory", "two models"}
     ndim : int
         Number of directions (1-3; a trajectory gives at most 2).
     seed : int
@@ -60,6 +65,8 @@ def plane_directions(
         Flat checkpoints over all parameters, the final one last (``trajectory``).
     model2 : nn.Module, optional
         The second model (``two models``).
+    axes : sequence of int, optional
+        Flat indices of the moved parameters (``axes``; default :func:`default_axes`).
 
     Returns
     -------
@@ -75,6 +82,13 @@ def plane_directions(
     if kind == "hessian":
         dirs = hessian_directions(ob, k=ndim, seed=seed)
         return dirs, {"directions": "hessian", "seed": seed, "units": "parameter-space distance"}
+    if kind == "axes":
+        axes = list(axes) if axes is not None else default_axes(ob.theta, ndim)
+        if len(axes) != ndim or len(set(axes)) != ndim or not all(0 <= int(i) < ob.layout.size for i in axes):
+            raise ValueError(f"give {ndim} different parameter indices in [0, {ob.layout.size}), got {axes}")
+        eye = torch.zeros(ndim, ob.layout.size, device=ob.device, dtype=ob.theta.dtype)
+        eye[torch.arange(ndim), torch.as_tensor(axes)] = 1.0
+        return list(eye), {"directions": "axes", "axes": [int(i) for i in axes], "units": "parameter value"}
     if kind == "trajectory":
         if trajectory is None:
             raise ValueError("trajectory directions need the checkpoints: pass trajectory=[...]")
@@ -98,3 +112,9 @@ def plane_directions(
         for d in extra:
             dirs.append(orthogonalize_direction(d, dirs))
     return dirs, {"directions": "two models", "seed": seed, "normalization": normalization}
+
+
+def default_axes(theta: torch.Tensor, ndim: int) -> list[int]:
+    """The flat index of the largest ``|theta|``, then those of the smallest."""
+    order = torch.argsort(theta.abs(), stable=True).tolist()
+    return [order[-1]] + order[: ndim - 1]

@@ -137,10 +137,11 @@ class LandscapeExplorer(w.VBox):
         Data the loss is averaged over: ``(X, y)``, a dict, or a DataLoader.
     view : {"1d", "2d", "3d"}
         Initial view.
-    directions : {"random", "hessian", "trajectory", "two models"}
+    directions : {"random", "hessian", "axes", "trajectory", "two models"}
         Initial kind of axes (the "directions" menu; see
         :mod:`landscape_widgets.analysis.plane_directions`): random, the top Hessian
-        eigenvectors, and, when ``trajectory`` / ``model2`` are given, the PCA of the
+        eigenvectors, coordinate axes (the largest and the smallest parameters: for the
+        wedge model the plane that shows its wedges), and, when ``trajectory`` / ``model2`` are given, the PCA of the
         training path or the line to the second model.
     seed, normalization, bias_bn
         Random directions (Li et al. 2018: filter normalization, bias/BN ignored).
@@ -207,7 +208,7 @@ class LandscapeExplorer(w.VBox):
         unknown = set(grids or {}) - set(VIEWS)
         if unknown:
             raise ValueError(f"grids has unknown views {sorted(unknown)}; use {VIEWS}")
-        kinds = ["random", "hessian"] + (["trajectory"] if trajectory is not None else []) + (
+        kinds = ["random", "hessian", "axes"] + (["trajectory"] if trajectory is not None else []) + (
             ["two models"] if model2 is not None else [])
         if directions not in kinds:
             raise ValueError(f"directions must be one of {kinds} here, got {directions!r}"
