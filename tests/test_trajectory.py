@@ -91,12 +91,20 @@ def test_widget_contour_path_and_slider(run):
     result, data = run
     pl = trajectory_plane(result.trajectory)
     grid = trajectory_grid(pl, num=4)
-    panel = trajectory_panel(result.model, F.cross_entropy, data.train, pl, grid)
+    panel = trajectory_panel(result.model, F.cross_entropy, data.train, pl, grid, trajectory=result.trajectory,
+                             checkpoints_per_epoch=2)
     assert panel.wait(120) and panel.runner.error is None
+    # each checkpoint's loss, from the checkpoint itself (not its projection on the plane)
+    final = panel.checkpoint_values[-1]
+    assert final["loss"] == pytest.approx(mean_loss(result.model, data.train), rel=1e-4)
+    assert panel.checkpoint_values[0]["loss"] > final["loss"]  # the initialization is worse
+    assert "training path, one dot per checkpoint" in panel.key.value
     expected = trajectory_landscape(result.model, F.cross_entropy, data.train, pl, grid)
     np.testing.assert_allclose(panel.result["loss"].values, expected["loss"].values, rtol=1e-5)
     assert "% of variance" in panel.view.x_axis.label and "PC2" in panel.view.y_axis.label
     np.testing.assert_allclose(panel.path.x, pl.path[:, 0])
     panel.slider.value = 3
+    assert f"checkpoint 3 of {len(pl.path) - 1} (epoch 1.5): loss {panel.checkpoint_values[3]['loss']:.4g}, accuracy" \
+        in panel.readout.value
     assert list(panel.current.x) == pytest.approx([pl.path[3, 0]])
     assert list(panel.current.y) == pytest.approx([pl.path[3, 1]])
