@@ -475,14 +475,25 @@ def test_auto_follows_a_change_of_speed():
     trials.record("loop", 5.0)  # one slow chunk (a burst of load): no switch
     assert trials.next() == ("loop", 16)
     trials.record("loop", 1.2)
-    for _ in range(3):  # the loop got slow for good (e.g. load on the cores): try batched
+    for _ in range(3):  # the loop got slow (load on the cores?): then a re-check
         assert trials.next() == ("loop", 16)
         trials.record("loop", 5.0)
+    assert trials.next() == ("batched", 16)  # the re-check: batched, then the loop, back to back
+    trials.record("batched", 6.0)
+    assert trials.next() == ("loop", 16)
+    trials.record("loop", 4.0)  # both slower alike: the loop stays
+    for _ in range(5):
+        assert trials.next() == ("loop", 16)
+        trials.record("loop", 8.0)
+    assert trials.next() == ("loop", 16)  # the next re-check waits twice as long (6 chunks)
+    trials.record("loop", 8.0)
     assert trials.next() == ("batched", 16)
-    trials.record("batched", 6.0)  # a fresh time: worse, so back to the loop
+    trials.record("batched", 2.0)  # now batched is faster for good
     assert trials.next() == ("loop", 16)
-    trials.record("loop", 4.0)
-    assert trials.next() == ("loop", 16)
+    trials.record("loop", 8.0)
+    assert trials.next() == ("batched", 16)
+    trials.record("batched", 2.5)
+    assert trials.next() == ("batched", 16)
     close = _AutoTrials(k=16, n_points=1000, setup=0.0)
     for use, seconds in [("loop", 1.3), ("batched", 9.0), ("batched", 1.1), ("loop", 1.0)]:
         assert close.next()[0] == use
@@ -595,7 +606,7 @@ def test_auto_remembers_the_speeds_measured_in_the_process(monkeypatch):
     assert set(streaming._SPEEDS[key]) == {"loop", "batched"}
     for faster in ("batched", "loop"):
         other = {"batched": "loop", "loop": "batched"}[faster]
-        streaming._SPEEDS[key] = {faster: 1e-3, other: 2e-3}
+        streaming._SPEEDS[key] = {faster: 1e-3, other: 1.0}
         ev = PointEvaluator(model, F.cross_entropy, data, dirs)
         chunks = list(iter_chunks(ev, grid, chunk_size=16))
         assert {c.strategy for c in chunks} == {faster}  # no trials: the faster one from the start

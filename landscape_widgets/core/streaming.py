@@ -161,10 +161,13 @@ class _AutoTrials:
        each strategy counts. When batched is close behind (within :attr:`CLOSE`), one
        full batched chunk (more points per forward) gets the last word.
     4. Afterwards the running strategy's record is its best time over its last
-       :attr:`WINDOW` chunks in a row (the first chunk after a switch counts alone), so
-       when the machine's load changes for good (other processes on the same cores) the
-       choice follows within a few chunks, while one slow chunk (a burst of load that
-       slows both strategies alike) does not make it switch.
+       :attr:`WINDOW` chunks in a row. When it falls behind the other strategy's
+       record, which is older and may date from a quieter spell of a shared machine,
+       auto does not switch at once: it re-checks, timing one chunk of each back to back,
+       and keeps the faster. A re-check that confirms the running strategy doubles the
+       chunks before the next one may start (at least :attr:`WINDOW`), so a burst of
+       load that slows both strategies alike costs a few chunks at most, while a lasting
+       change of their relative speed is followed.
 
     Where earlier runs in this process measured both strategies on the same kind of
     evaluation (``known``, from :data:`_SPEEDS`), there are no trials: the faster one
@@ -202,6 +205,9 @@ class _AutoTrials:
         self._full_trial = False
         self._run: list[float] = []  # times of the running strategy's chunks in a row
         self._running: str | None = None
+        self._recheck: list[tuple[str, int]] = []  # a re-check's two chunks, still to run
+        self._pair: dict[str, float] | None = None  # a re-check's times so far
+        self._patience = self._wait = self.WINDOW  # chunks before a re-check may start
         if known and {"loop", "batched"} <= set(known):  # measured before in this process
             self.timings = {s: known[s] for s in ("loop", "batched")}
             self.chosen = min(self.timings, key=self.timings.get)
@@ -213,8 +219,10 @@ class _AutoTrials:
 
     def next(self) -> tuple[str, int]:
         """Strategy and number of points of the next chunk."""
-        self.trial = bool(self.plan)
-        if not self.plan:
+        self.trial = not self._recheck and bool(self.plan)
+        if self._recheck:
+            (use, size), self.timed = self._recheck.pop(0), True
+        elif not self.plan:
             self.timed = True
             use, size = self.chosen, self.k
         else:
@@ -252,22 +260,41 @@ class _AutoTrials:
             return
         if self.trial:
             self.timings[used] = min(per_point, self.timings.get(used, np.inf))
-        else:
-            if used != self._running:  # the end of the trials (their best time counts), or a switch
-                after_trials = self._running is None
-                self._running = used
-                self._run = [self.timings[used]] if after_trials and used in self.timings else []
-            self._run = (self._run + [per_point])[-self.WINDOW:]
-            self.timings[used] = min(self._run)
-        self.chosen = min(self.timings, key=self.timings.get)
-        loop, batched = self.timings.get("loop"), self.timings.get("batched")
+            self.chosen = min(self.timings, key=self.timings.get)
+            loop, batched = self.timings.get("loop"), self.timings.get("batched")
+            if (
+                not self.plan and self.tried_batched and not self._full_trial
+                and self.k > self.TRIAL_POINTS and loop is not None and batched is not None
+                and loop < batched <= self.CLOSE * loop
+            ):
+                self._full_trial = True
+                self.plan = [("batched", self.k, True)]
+            return
+        if self._pair is not None:  # a re-check: both strategies timed back to back
+            self._pair[used] = per_point
+            if len(self._pair) < 2:
+                return
+            before, self.timings, self._pair = self._running, dict(self._pair), None
+            self.chosen = min(self.timings, key=self.timings.get)
+            # confirmed: wait twice as long before the next re-check; switched: start over
+            self._patience = 2 * self._patience if self.chosen == before else self.WINDOW
+            self._wait = self._patience
+            self._running, self._run = self.chosen, [self.timings[self.chosen]]
+            return
+        if used != self._running:  # the end of the trials: their best time counts
+            after_trials = self._running is None
+            self._running = used
+            self._run = [self.timings[used]] if after_trials and used in self.timings else []
+        self._run = (self._run + [per_point])[-self.WINDOW:]
+        self.timings[used] = min(self._run)
+        self._wait -= 1
+        other = "batched" if used == "loop" else "loop"
         if (
-            self.trial and not self.plan and self.tried_batched and not self._full_trial
-            and self.k > self.TRIAL_POINTS and loop is not None and batched is not None
-            and loop < batched <= self.CLOSE * loop
-        ):
-            self._full_trial = True
-            self.plan = [("batched", self.k, True)]
+            self._wait <= 0 and np.isfinite(self.timings.get(other, np.inf))
+            and self.timings[used] > self.timings[other]
+        ):  # slower than the other's (older) record: time both back to back before switching
+            self._pair = {}
+            self._recheck = [(other, self.k), (used, self.k)]
 
 
 def fill_landscape(
