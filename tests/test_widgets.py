@@ -308,7 +308,7 @@ def test_explorer_direction_kinds_draw_their_planes(problem):
     path.append(flatten_params(model))
     ex = explorer(problem, view="1d", trajectory=path, model2=other)
     ex.wait(120)
-    assert list(ex.directions.options) == ["random", "hessian", "trajectory", "two models"]
+    assert list(ex.directions.options) == ["random", "hessian", "axes", "trajectory", "two models"]
     assert ex.convexity_button.layout.display == "none"  # 1-D view
     grid = make_grid([(-1.0, 1.0)], 9)
     # two models: alpha = 1 is the second model, the line is the interpolation
@@ -317,6 +317,15 @@ def test_explorer_direction_kinds_draw_their_planes(problem):
     expected = compute_landscape(model, loss_fn, data, grid, [interpolation_direction(model, other)])
     np.testing.assert_allclose(ex.views[0].loss_line.y, expected["loss"].values, rtol=1e-5)
     assert "second model" in ex.views[0].x_axis.label
+    # axes: the line along the largest parameter, whose value alpha changes
+    ex.directions.value = "axes"
+    ex.wait(120)
+    largest = int(flatten_params(model).abs().argmax())
+    axis = torch.zeros(flatten_params(model).numel())
+    axis[largest] = 1.0
+    expected = compute_landscape(model, loss_fn, data, grid, [axis])
+    np.testing.assert_allclose(ex.views[0].loss_line.y, expected["loss"].values, rtol=1e-5)
+    assert "coordinate axis 1" in ex.views[0].x_axis.label and ex.result.attrs["axes"] == f"[{largest}]"  # JSON in attrs
     # Hessian: the unit top eigenvector; the curve's curvature at 0 is the top eigenvalue
     ex.directions.value = "hessian"
     ex.wait(120)

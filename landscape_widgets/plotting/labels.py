@@ -16,6 +16,8 @@ def axis_label(name: str, normalization: str | None = None, kind: str | None = N
         return f"{name} (Hessian eigenvector {index}, parameter-space distance)"
     if kind == "trajectory":
         return f"{name} (PC{index} of the training path, 1 = its farthest checkpoint)"
+    if kind == "axes":
+        return f"{name} (coordinate axis {index}: change of one parameter's value)"
     if kind == "two models" and index == 1:
         return f"{name} (towards the second model, 1 = the second model)"
     units = f"{normalization}-normalized units" if normalization not in (None, "none") else "raw units"
