@@ -68,3 +68,6 @@ def test_widget_draws_the_same_curve(runs):
     np.testing.assert_allclose(panel.result["loss"].values, expected["loss"].values, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(panel.view.loss_line.y), expected["loss"].values, rtol=1e-5)
     assert "A" in panel.view.x_axis.label and "B" in panel.view.x_axis.label
+    panel.scale.value = "log"  # redrawn at once from the result, nothing recomputed
+    np.testing.assert_allclose(np.asarray(panel.view.loss_line.y), np.log10(expected["loss"].values), rtol=1e-5)
+    assert "log10" in panel.view.loss_axis.label

@@ -42,7 +42,10 @@ class InterpolationPanel:
         self.progress = ProgressView()
         self.runner = Runner(max_rate=10.0, debounce=0.0, on_error=self.progress.error)
         self.result = None
-        self.widget = w.VBox([self.progress.widget, self.view.widget])
+        #: the loss axis: linear (what a difference is worth) or log (detail near zero)
+        self.scale = w.ToggleButtons(options=["linear", "log"], value="linear", description="loss scale")
+        self.scale.observe(lambda change: self._redraw(), names="value")
+        self.widget = w.VBox([self.progress.widget, self.scale, self.view.widget])
 
     def start(self) -> None:
         """(Re)compute the curve; a run in flight is cancelled."""
@@ -57,11 +60,18 @@ class InterpolationPanel:
 
     def _draw(self, snap: Snapshot) -> None:
         self.result = snap.ds
-        self.view.update(snap.ds)
+        self._redraw()
+        self.progress.update(snap.n_done, snap.total, snap.elapsed, snap.device)
+
+    def _redraw(self) -> None:
+        ds = self.result
+        if ds is None:
+            return
+        self.view.update(ds, "loss", self.scale.value)
+        n_done = int(ds["done"].sum())
         with self.view.widget.hold_sync():
             self.view.x_axis.label = self.x_label
-            self.view.widget.title = f"{self.title} ({snap.n_done}/{snap.total} points)"
-        self.progress.update(snap.n_done, snap.total, snap.elapsed, snap.device)
+            self.view.widget.title = f"{self.title} ({n_done}/{ds['done'].size} points)"
 
 
 def interpolation_panel(
