@@ -154,7 +154,8 @@ def axis_levels(n: int, first: int = FIRST_LEVEL_POINTS) -> np.ndarray:
     if n < 1:
         raise ValueError(f"an axis needs at least one point, got {n}")
     level = np.full(n, -1, dtype=np.int64)
-    known = np.union1d(np.round(np.linspace(0, n - 1, min(n, first))).astype(np.int64), [(n - 1) // 2])
+    # np.unique of a concatenation rather than np.union1d, which imports numpy.ma (slow cold)
+    known = np.unique(np.append(np.round(np.linspace(0, n - 1, min(n, first))).astype(np.int64), (n - 1) // 2))
     level[known] = 0
     k = 0
     while (level < 0).any():
@@ -162,7 +163,7 @@ def axis_levels(n: int, first: int = FIRST_LEVEL_POINTS) -> np.ndarray:
         gaps = np.diff(known) > 1
         new = (known[:-1][gaps] + known[1:][gaps]) // 2
         level[new] = k
-        known = np.union1d(known, new)
+        known = np.unique(np.append(known, new))
     return level
 
 
