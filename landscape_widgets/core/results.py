@@ -50,7 +50,8 @@ def fill_chunk(ds: xr.Dataset, indices: np.ndarray, values: Mapping[str, np.ndar
     """Write one chunk of values (``{variable: array}``) into ``ds`` in place (flat indices).
 
     ``final``: exact values; the points become ``done`` and their standard errors
-    (``<metric>_se`` variables, where an estimate was shown before) 0. Otherwise the
+    (``<metric>_se`` variables, where an estimate was shown before) 0, unless ``values``
+    gives them. Otherwise the
     values are estimates (see :mod:`landscape_widgets.core.sampled`): ``values`` holds
     their ``<metric>_se`` too (variables created on first use, NaN elsewhere) and
     ``done`` is left as it is. A point already done keeps its exact values.
@@ -70,7 +71,8 @@ def fill_chunk(ds: xr.Dataset, indices: np.ndarray, values: Mapping[str, np.ndar
     if final:
         ds["done"].values[pos] = True
         for name in standard_errors(ds):
-            ds[name].values[pos] = 0.0
+            if name not in values:  # an exact value has no error (unless one is given)
+                ds[name].values[pos] = 0.0
 
 
 def standard_errors(ds: xr.Dataset) -> list[str]:
