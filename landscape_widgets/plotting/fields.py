@@ -61,13 +61,8 @@ def complete_subgrid(known: np.ndarray) -> list[np.ndarray]:
 
 
 def preview_field(values: np.ndarray, known: np.ndarray, coords: Sequence[np.ndarray]) -> np.ndarray:
-    """What to show in every cell of a partly computed grid.
-
-    Known cells show their value. The others show a cubic interpolation (linear along
-    an axis of fewer than 4 points) of the finest complete coarse-to-fine sub-grid
-    (:func:`complete_subgrid`), which on a smooth landscape is already close to the
-    complete picture; before the first level is complete, or where that sub-grid holds
-    a non-finite value, the nearest known cell's value (:func:`fill_nearest`).
+    """What to show in every cell of a partly computed grid: :func:`level_interpolation`,
+    or before it has a complete level, the nearest known cell's value (:func:`fill_nearest`).
 
     Parameters
     ----------
@@ -78,16 +73,28 @@ def preview_field(values: np.ndarray, known: np.ndarray, coords: Sequence[np.nda
     coords : sequence of np.ndarray
         Each axis's coordinates.
     """
+    field = level_interpolation(values, known, coords)
+    return fill_nearest(values, known) if field is None else field
+
+
+def level_interpolation(values: np.ndarray, known: np.ndarray, coords: Sequence[np.ndarray]) -> np.ndarray | None:
+    """Known cells with their values, the others with a cubic interpolation (linear along
+    an axis of fewer than 4 points) of the finest complete coarse-to-fine sub-grid
+    (:func:`complete_subgrid`), which on a smooth landscape is already close to the
+    complete picture. None before the first level is complete, or where that sub-grid
+    holds a non-finite value. Arguments as :func:`preview_field`.
+    """
     from scipy.interpolate import RegularGridInterpolator
 
     known = np.asarray(known, dtype=bool)
-    nearest = fill_nearest(values, known)
-    if known.all() or not known.any():
-        return nearest
+    if known.all():
+        return np.asarray(values)
+    if not known.any():
+        return None
     axes = complete_subgrid(known)
     nodes = values[np.ix_(*axes)] if all(len(a) for a in axes) else np.zeros(0)
     if nodes.size == 0 or min(nodes.shape) < 2 or not np.isfinite(nodes).all():
-        return nearest
+        return None
     method = "cubic" if min(nodes.shape) >= 4 else "linear"
     points = np.stack(np.meshgrid(*coords, indexing="ij"), axis=-1)
     field = RegularGridInterpolator([np.asarray(c)[a] for c, a in zip(coords, axes)], nodes, method=method)(points)

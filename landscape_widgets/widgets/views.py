@@ -17,7 +17,7 @@ import xarray as xr
 
 from ..core.grids import grid_triangles
 from ..core.results import SE_SUFFIX, known_cells
-from ..plotting.fields import complete_subgrid, fill_nearest, interpolate_linear, preview_field
+from ..plotting.fields import fill_nearest, interpolate_linear, level_interpolation, preview_field
 from ..plotting.labels import axis_label, axis_labels
 
 METRICS: tuple[str, ...] = ("loss", "accuracy", "log-loss")
@@ -249,17 +249,18 @@ class ContourView:
     def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear",
                limits: tuple[float, float] | None = None, title: str = "2-D landscape") -> None:
         """Draw a 2-D result (its two axes, e.g. ``alpha`` x ``beta``); cells not computed
-        yet show :func:`preview_field` (a cubic interpolation of the finest complete
-        coarse level), cells shown from data-sample estimates are veiled by their
+        yet show :func:`~landscape_widgets.plotting.fields.preview_field` (a cubic
+        interpolation of the finest complete coarse level; the contours follow it, or a
+        linear interpolation of the known cells before), cells shown from data-sample estimates are veiled by their
         relative error (:func:`uncertainty`), computed non-finite values are dark grey
         squares. ``limits``: the colour range (default the shown values')."""
         names = ds["loss"].dims
         alpha, beta = ds[names[0]].values, ds[names[1]].values
         values, label = metric_values(ds, metric, scale)
         done, known = ds["done"].values, known_cells(ds)
-        z = preview_field(values, known, (alpha, beta))
-        levelled = all(len(a) >= 2 for a in complete_subgrid(known))
-        smooth = z if known.all() or levelled else interpolate_linear(alpha, beta, values, known)
+        field = level_interpolation(values, known, (alpha, beta))
+        z = fill_nearest(values, known) if field is None else field
+        smooth = interpolate_linear(alpha, beta, values, known) if field is None else field
         unc = uncertainty(ds)
         veiled = unc > 0
         cx, cy = contour_lines(alpha, beta, smooth, contour_levels(smooth))
