@@ -3,6 +3,7 @@ exact values replacing them, and the cubic preview of a partly computed grid."""
 
 import numpy as np
 import pytest
+from tiny_models import fit
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,13 +24,7 @@ def problem():
     x = torch.randn(960, 6, generator=g)
     y = ((x[:, 0] + 0.5 * torch.randn(960, generator=g)) > 0).long() + (x[:, 1] > 1).long()
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
-    opt = torch.optim.Adam(model.parameters(), lr=0.03)
-    for _ in range(100):
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-    return model.eval(), (x, y)
+    return fit(nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3)), x, y, 100, 0.03), (x, y)
 
 
 def test_sample_groups_are_a_seeded_sample_without_repeats():
@@ -79,6 +74,29 @@ def test_one_forward_per_point_gives_the_groups_values(problem):
     slow, slow_sizes = sample.evaluate_batches(coeffs, "loop")
     assert sizes == slow_sizes
     np.testing.assert_allclose(fast.numpy(), slow.double().numpy(), rtol=1e-6)
+
+
+class ClassesFirst(nn.Module):
+    """Logits as ``[classes, samples]``: rows of the outputs are not samples."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x).T
+
+
+def test_outputs_whose_rows_are_not_samples_are_evaluated_group_by_group(problem):
+    model, data = problem
+    loss = lambda out, y: F.cross_entropy(out.T, y)  # noqa: E731
+    ev, _ = prepare_evaluator(ClassesFirst(model), loss, data, 2, accuracy=False)
+    sample = sampled_evaluator(ev, 0.25, groups=6)
+    coeffs = np.array([[0.3, 0.1], [-0.5, 0.7]])
+    values, sizes = _group_values(sample, coeffs)
+    slow, slow_sizes = sample.evaluate_batches(coeffs, "loop")
+    assert sizes == slow_sizes
+    np.testing.assert_allclose(values.numpy(), slow.double().numpy(), rtol=1e-6)
 
 
 def test_estimates_come_first_and_every_point_ends_exact(problem):

@@ -75,14 +75,20 @@ def estimate(evaluator: PointEvaluator, coeffs, fraction: float) -> dict[str, np
 
 
 def _group_values(evaluator: PointEvaluator, coeffs) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """``[values, points, groups]`` float64 and the group sizes. A model with tensor
-    outputs runs one forward per point over the whole sample and each group's values come
-    from its rows of the outputs (the loss of small groups is cheap, their forwards are
-    not); other outputs are evaluated group by group."""
+    """``[values, points, groups]`` float64 and the group sizes: from one forward per point
+    over the whole sample where the model's outputs are a tensor of rows (the loss of a
+    small group is cheap, its forward is not), else group by group."""
     ob = evaluator.objective
-    if not ob.tensor_outputs:
-        values, sizes = evaluator.evaluate_batches(coeffs, "loop")
-        return values.to(torch.float64), sizes
+    values = _one_forward_per_point(evaluator, coeffs) if ob.tensor_outputs else None
+    if values is None:
+        values, _ = evaluator.evaluate_batches(coeffs, "loop")
+    return values.to(torch.float64), ob.data.sizes
+
+
+def _one_forward_per_point(evaluator: PointEvaluator, coeffs) -> torch.Tensor | None:
+    """Each group's values from its rows of one forward over the whole sample, or None
+    when the outputs' first dimension is not the samples (their rows are not the groups')."""
+    ob = evaluator.objective
     groups = list(ob.data)
     whole = concat_batches(groups)
     bounds = np.cumsum((0,) + ob.data.sizes)
@@ -91,11 +97,13 @@ def _group_values(evaluator: PointEvaluator, coeffs) -> tuple[torch.Tensor, tupl
         for point in evaluator.points(coeffs).unbind(0):
             ob.set_point(point)
             outputs = ob.outputs(whole)
+            if outputs.shape[0] != bounds[-1]:
+                return None
             per_point.append(torch.stack([
                 ob.value_rows(*ob.point_values(outputs[a:b], group), group)
                 for a, b, group in zip(bounds[:-1], bounds[1:], groups)
             ], dim=-1))
-    return torch.stack(per_point, dim=1), ob.data.sizes
+    return torch.stack(per_point, dim=1)
 
 
 def can_sample(data: DataSource, fraction: float, groups: int) -> bool:
