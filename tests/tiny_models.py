@@ -13,11 +13,15 @@ def trained_mlps(n: int = 3, seed0: int = 0):
     models = []
     for s in range(seed0, seed0 + n):
         torch.manual_seed(s)
-        m = nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Linear(12, 2))
-        opt = torch.optim.Adam(m.parameters(), lr=0.05)
-        for _ in range(150):
-            opt.zero_grad()
-            F.cross_entropy(m(x), y).backward()
-            opt.step()
-        models.append(m.eval())
+        models.append(fit(nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Linear(12, 2)), x, y, 150, 0.05))
     return models, (x, y)
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float) -> nn.Module:
+    """``model`` after ``steps`` full-batch Adam steps on cross-entropy, in eval mode."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.eval()

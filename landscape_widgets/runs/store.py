@@ -392,7 +392,7 @@ class StoreWriter:
         holds exact values only.
         """
         self.ds = ds
-        if not getattr(chunk, "final", True):
+        if not chunk.final:
             return
         self.pending.append(chunk)
         if time.monotonic() - self.last >= self.every:
