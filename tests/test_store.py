@@ -312,3 +312,55 @@ def test_estimates_are_not_stored(tmp_path):
     writer.flush()
     stored = open_partial(tmp_path / "s.zarr", grid)
     assert done_indices(stored).tolist() == [4] and np.isnan(stored["loss"].values.reshape(-1)[:2]).all()
+
+
+def _stream_evaluator(model, data, loss_fn=F.cross_entropy, seed=0):
+    from landscape_widgets.core.landscape import prepare_evaluator
+
+    return prepare_evaluator(model, loss_fn, data, 2, None, seed=seed)[0]
+
+
+def test_evaluation_key_names_the_computation_exactly():
+    from landscape_widgets.runs.store import evaluation_key
+
+    torch.manual_seed(0)
+    model = zoo.mlp(width=16)
+    data = tuple(t[:100] for t in zoo.digits().test)
+    grid = plane(num=5)
+    key = evaluation_key(_stream_evaluator(model, data), grid)
+    assert key == evaluation_key(_stream_evaluator(model, data), grid)  # a fresh evaluator, same numbers
+    other_data = (data[0].clone(), data[1].clone())
+    other_data[0][0, 0] += 1.0
+    smoothed = torch.nn.CrossEntropyLoss(label_smoothing=0.3)
+    assert len({key, evaluation_key(_stream_evaluator(model, other_data), grid),
+                evaluation_key(_stream_evaluator(model, data, seed=1), grid),
+                evaluation_key(_stream_evaluator(model, data), plane(num=7)),
+                evaluation_key(_stream_evaluator(model, data, loss_fn=smoothed), grid)}) == 5
+    ev = _stream_evaluator(model, data)
+    ev.evaluate(grid.coords(np.arange(3)))  # evaluating moves the model copy's parameters
+    assert evaluation_key(ev, grid) == key
+
+
+def test_a_stored_stream_is_shown_at_once_without_evaluating(monkeypatch, tmp_path):
+    from landscape_widgets.core.evaluation import PointEvaluator
+    from landscape_widgets.widgets.runner import landscape_stream
+
+    torch.manual_seed(0)
+    model = zoo.mlp(width=16)
+    data = tuple(t[:100] for t in zoo.digits().test)
+    grid = plane(num=9)
+    first = list(landscape_stream(_stream_evaluator(model, data), grid, store=tmp_path))
+    assert first[-1].final and len(first) > 2
+    computed = first[-1].ds["loss"].values.copy()
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("a stored landscape was computed again")
+
+    monkeypatch.setattr(PointEvaluator, "evaluate", no_evaluation)
+    again = list(landscape_stream(_stream_evaluator(model, data), grid, store=tmp_path, attrs={"seed": 0}))
+    assert len(again) == 1 and again[0].final and again[0].n_done == grid.size
+    np.testing.assert_array_equal(again[0].ds["loss"].values, computed)
+    # a lambda loss cannot be named faithfully: computed (here: refused), never taken from the store
+    with pytest.raises(AssertionError, match="computed again"):
+        list(landscape_stream(_stream_evaluator(model, data, loss_fn=lambda o, y: F.cross_entropy(o, y)), grid,
+                              store=tmp_path))

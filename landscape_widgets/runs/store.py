@@ -22,6 +22,7 @@ A store in another layout (compressed, zarr format 3, e.g. saved by
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -83,10 +84,10 @@ def describe(obj, what: str = "value"):
     """A JSON-able description that determines ``obj``'s behaviour, or
     :class:`UncacheableError` when none can be given faithfully.
 
-    Plain values, tensors, containers of them, module-level functions (by name and
-    code), ``functools.partial`` of describable parts and ``nn.Module`` objects whose
-    settings are plain values (by type, ``forward`` code, settings and state) are
-    described; lambdas, closures and other callable objects are not.
+    Plain values, tensors, containers and dataclasses of them, module-level functions
+    (by name and code), ``functools.partial`` of describable parts and ``nn.Module``
+    objects whose settings are plain values (by type, ``forward`` code, settings and
+    state) are described; lambdas, closures and other callable objects are not.
     """
     if isinstance(obj, _PLAIN):
         return obj
@@ -103,6 +104,10 @@ def describe(obj, what: str = "value"):
                 "keywords": describe(obj.keywords, what)}
     if isinstance(obj, nn.Module):
         return _describe_module(obj, what, strict=True)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        cls = type(obj)
+        return {"dataclass": f"{cls.__module__}:{cls.__qualname__}",
+                "fields": {f.name: describe(getattr(obj, f.name), what) for f in dataclasses.fields(obj)}}
     if isinstance(obj, types.FunctionType):
         name = obj.__qualname__
         if "<lambda>" in name or "<locals>" in name or obj.__closure__:
@@ -223,6 +228,46 @@ def spec_hash(
     }
     h = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
     for batch in prepare_data(data, "cpu", **data_options):
+        for leaf in tensor_leaves(batch):
+            h.update(_tensor_digest(leaf).encode())
+    return h.hexdigest()[:24]
+
+
+def evaluation_key(evaluator, grid: Grid, cache_key: str | None = None) -> str:
+    """:func:`spec_hash` of a prepared evaluator: the same name for the same numbers.
+
+    Hashed: the objective's model (module types, settings, ``forward`` code, buffers and
+    fixed parameters), its loss, forward and metrics (or ``cache_key`` instead), the
+    moved parameters, the centre, the directions, the metrics computed, the grid, the
+    data it holds (every batch, as evaluated) and the dtype and device type.
+
+    Raises
+    ------
+    UncacheableError
+        If a callable cannot be described and no ``cache_key`` is given.
+    """
+    ob = evaluator.objective
+    if cache_key is not None:
+        behaviour = {"cache_key": str(cache_key)}
+    else:
+        behaviour = {k: describe(v, k) for k, v in (("loss_fn", ob.loss_fn), ("forward", ob.forward),
+                                                    ("metrics", ob.metrics))}
+    moved = set(ob.layout.names)
+    spec = {
+        "model": _describe_module(ob.model, "model", strict=False),
+        "fixed": {k: _tensor_digest(v) for k, v in ob.model.state_dict().items() if k not in moved},
+        "behaviour": behaviour,
+        "pass_batch": ob.pass_batch,
+        "params": list(ob.layout.names),
+        "theta": _tensor_digest(evaluator.theta),
+        "directions": _tensor_digest(evaluator.directions),
+        "metrics": list(evaluator.metric_names),
+        "grid": grid.to_dict(),
+        "dtype": str(ob.dtype),
+        "device_type": ob.device.type,
+    }
+    h = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
+    for batch in ob.data:
         for leaf in tensor_leaves(batch):
             h.update(_tensor_digest(leaf).encode())
     return h.hexdigest()[:24]

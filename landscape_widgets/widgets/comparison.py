@@ -35,7 +35,8 @@ class ComparisonPanel:
     """
 
     def __init__(self, objectives: Mapping[str, Objective], grid: Grid, seed: int,
-                 test_accuracy: Mapping[str, float], normalization: str) -> None:
+                 test_accuracy: Mapping[str, float], normalization: str, store: bool | str = False) -> None:
+        self.store = store
         self.models = dict(objectives)
         self.grid, self.seed = grid, seed
         self.test_accuracy = dict(test_accuracy)
@@ -66,7 +67,7 @@ class ComparisonPanel:
         norm = self.normalization.value
         for name, objective in self.models.items():
             evaluator, how = prepare_evaluator(objective, n_directions=2, seed=self.seed, normalization=norm)
-            for snap in landscape_stream(evaluator, self.grid, cancel=cancel, attrs=how):
+            for snap in landscape_stream(evaluator, self.grid, cancel=cancel, attrs=how, store=self.store):
                 yield name, snap
 
     def _draw(self, item) -> None:
@@ -101,6 +102,7 @@ def comparison_panel(
     normalization: str = "filter",
     test_data: tuple | None = None,
     autostart: bool = True,
+    store: bool | str = False,
     **objective_kwargs,
 ) -> ComparisonPanel:
     """A live side-by-side comparison of models' landscapes (display ``.widget``).
@@ -121,6 +123,9 @@ def comparison_panel(
         :class:`~landscape_widgets.core.objective.Objective` (prepared once).
     autostart : bool
         Start computing at once.
+    store : bool or path
+        Keep complete landscapes in the run store and show a stored one at once (see
+        :func:`~landscape_widgets.widgets.runner.landscape_stream`).
     """
     if not models:
         raise ValueError("give at least one model to compare")
@@ -128,7 +133,7 @@ def comparison_panel(
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     acc = {} if test_data is None else {n: accuracy_on(m, loss_fn, test_data) for n, m in models.items()}
     objectives = {n: Objective(m, loss_fn, data, **objective_kwargs) for n, m in models.items()}
-    panel = ComparisonPanel(objectives, plane(num=21) if grid is None else grid, seed, acc, normalization)
+    panel = ComparisonPanel(objectives, plane(num=21) if grid is None else grid, seed, acc, normalization, store)
     if autostart:
         panel.start()
     return panel

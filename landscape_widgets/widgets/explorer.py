@@ -172,6 +172,10 @@ class LandscapeExplorer(w.VBox):
         Most redraws per second.
     autostart : bool
         Start computing the initial view right away.
+    store : bool or path
+        Keep complete landscapes in the run store and show a stored one at once, across
+        processes (see :func:`~landscape_widgets.widgets.runner.landscape_stream`);
+        the in-memory cache of this explorer works either way.
     """
 
     def __init__(
@@ -197,6 +201,7 @@ class LandscapeExplorer(w.VBox):
         autostart: bool = True,
         trajectory: Sequence[torch.Tensor] | None = None,
         model2: nn.Module | None = None,
+        store: bool | str = False,
         **objective_kwargs,
     ) -> None:
         if view not in VIEWS:
@@ -215,6 +220,7 @@ class LandscapeExplorer(w.VBox):
                              " (trajectory needs trajectory=, two models needs model2=)")
         self.model, self.loss_fn, self.data = model, loss_fn, data
         self.trajectory, self.model2 = trajectory, model2
+        self.store = store
         #: Plane directions already made, by (kind, seed, normalization, bias/BN, params, ndim).
         self.direction_cache: dict[tuple, tuple[list[torch.Tensor], dict]] = {}
         self.strategy = strategy
@@ -519,7 +525,7 @@ class LandscapeExplorer(w.VBox):
             evaluator = PointEvaluator(self.objective(settings.params), directions=directions)
             attrs = {**asdict(settings), **how}
             yield from landscape_stream(evaluator, grid, cancel, chunk_size=_chunk_size(grid),
-                                        strategy=self.strategy, attrs=attrs)
+                                        strategy=self.strategy, attrs=attrs, store=self.store)
         return work
 
     def _show_estimate(self) -> None:

@@ -33,7 +33,8 @@ class InterpolationPanel:
     """
 
     def __init__(self, evaluator: PointEvaluator, start: float, stop: float, num: int,
-                 labels: tuple[str, str], title: str) -> None:
+                 labels: tuple[str, str], title: str, store: bool | str = False) -> None:
+        self.store = store
         self.evaluator = evaluator
         self.grid = line(start, stop, num)
         self.x_label = f"a  [point (1 - a)·{labels[0]} + a·{labels[1]}]"
@@ -56,7 +57,7 @@ class InterpolationPanel:
         return self.runner.wait(timeout)
 
     def _work(self, cancel: threading.Event) -> Iterator[Snapshot]:
-        return landscape_stream(self.evaluator, self.grid, cancel=cancel, chunk_size=4)
+        return landscape_stream(self.evaluator, self.grid, cancel=cancel, chunk_size=4, store=self.store)
 
     def _draw(self, snap: Snapshot) -> None:
         self.result = snap.ds
@@ -86,6 +87,7 @@ def interpolation_panel(
     labels: tuple[str, str] = ("θ1", "θ2"),
     title: str = "1-D linear interpolation",
     autostart: bool = True,
+    store: bool | str = False,
     **objective_kwargs,
 ) -> InterpolationPanel:
     """A live plot of :func:`landscape_widgets.analysis.interpolation.interpolate` (display ``.widget``).
@@ -103,6 +105,9 @@ def interpolation_panel(
     title : str
     autostart : bool
         Start computing at once.
+    store : bool or path
+        Keep complete landscapes in the run store and show a stored one at once (see
+        :func:`~landscape_widgets.widgets.runner.landscape_stream`).
     **objective_kwargs
         ``device``, ``max_samples``, ``params``... (see
         :class:`~landscape_widgets.core.objective.Objective`).
@@ -111,7 +116,7 @@ def interpolation_panel(
     objective = Objective(model1, loss_fn, data, **objective_kwargs)
     direction = interpolation_direction(model1, model2, objective.layout)
     evaluator = PointEvaluator(objective, directions=[direction])
-    panel = InterpolationPanel(evaluator, start, stop, num, labels, title)
+    panel = InterpolationPanel(evaluator, start, stop, num, labels, title, store)
     if autostart:
         panel.start()
     return panel

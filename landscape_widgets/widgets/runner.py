@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,7 @@ def landscape_stream(
     strategy: str = "auto",
     attrs: dict | None = None,
     fractions: Sequence[float] = FRACTIONS,
+    store: bool | str | Path = False,
 ) -> Iterator[Snapshot]:
     """Evaluate ``grid`` coarse to fine, yielding a :class:`Snapshot` after each chunk.
 
@@ -115,17 +117,64 @@ def landscape_stream(
         Attributes stored on the dataset.
     fractions : sequence of float
         Data fractions of the estimated levels (``()``: exact values only).
+    store : bool or path
+        Keep complete results in the run store (``True``: the default
+        :func:`~landscape_widgets.runs.store.store_root`, or this directory), named by
+        :func:`~landscape_widgets.runs.store.evaluation_key`: a grid already there is
+        shown at once, as one final snapshot, without any evaluation. An evaluator whose
+        loss cannot be hashed faithfully (a lambda) is computed and not stored.
     """
     start = time.perf_counter()
-    ds = new_landscape(evaluator, grid, attrs)
     device = str(evaluator.device)
+    key = _store_key(evaluator, grid) if store is not False else None
+    root = None if store is True else store
+    if key is not None:
+        from ..runs.store import load_cached
+
+        cached = load_cached(key, root)
+        if cached is not None:
+            cached.attrs.update(attrs or {})
+            yield Snapshot(cached, grid.size, grid.size, time.perf_counter() - start, True, device)
+            return
+    ds = new_landscape(evaluator, grid, attrs)
     n_done = 0
     yield Snapshot(ds, 0, grid.size, 0.0, False, device)
     chunks = refining_chunks(evaluator, grid, strategy, chunk_size=chunk_size, cancel=cancel, fractions=fractions)
     for chunk in fill_landscape(ds, chunks):
         n_done += len(chunk.indices) if chunk.final else 0
         final = n_done == grid.size
+        if final and key is not None:
+            _save(key, root, ds)
         yield Snapshot(ds, n_done, grid.size, time.perf_counter() - start, final, device)
+
+
+def _store_key(evaluator: PointEvaluator, grid: Grid) -> str | None:
+    from ..runs.store import UncacheableError, evaluation_key
+
+    try:
+        return evaluation_key(evaluator, grid)
+    except UncacheableError:
+        return None
+
+
+def _save(key: str, root, ds: xr.Dataset) -> None:
+    """Write a complete result to the run store (atomically: a reader sees all or none)."""
+    import shutil
+    import tempfile
+
+    from ..core.results import save_landscape
+    from ..runs.store import store_path
+
+    path = store_path(key, root)
+    if path.exists():
+        return
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{key}-")) / path.name
+    save_landscape(ds, tmp)
+    try:
+        tmp.rename(path)
+    except OSError:  # another process stored the same result first
+        pass
+    shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
 class Runner:

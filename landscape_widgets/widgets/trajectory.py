@@ -44,7 +44,9 @@ class TrajectoryPanel:
            "<span style='color:red'>+</span> the final model (the plane's centre)")
 
     def __init__(self, evaluator: PointEvaluator, plane: TrajectoryPlane, grid: Grid,
-                 trajectory: Sequence[torch.Tensor] | None = None, checkpoints_per_epoch: int = 1) -> None:
+                 trajectory: Sequence[torch.Tensor] | None = None, checkpoints_per_epoch: int = 1,
+                 store: bool | str = False) -> None:
+        self.store = store
         self.evaluator, self.plane, self.grid = evaluator, plane, grid
         if trajectory is not None and len(trajectory) != len(plane.path):
             raise ValueError(f"{len(trajectory)} checkpoints given for a path of {len(plane.path)}")
@@ -87,7 +89,7 @@ class TrajectoryPanel:
             objective = self.evaluator.objective
             self.checkpoint_values = [values_at(objective, point) for point in self.trajectory]
             self._scrub({"new": self.slider.value})
-        yield from landscape_stream(self.evaluator, self.grid, cancel=cancel)
+        yield from landscape_stream(self.evaluator, self.grid, cancel=cancel, store=self.store)
 
     def _draw(self, snap: Snapshot) -> None:
         self.result = snap.ds
@@ -131,6 +133,7 @@ def trajectory_panel(
     trajectory: Sequence[torch.Tensor] | None = None,
     checkpoints_per_epoch: int = 1,
     autostart: bool = True,
+    store: bool | str = False,
     **objective_kwargs,
 ) -> TrajectoryPanel:
     """A live trajectory plot (display ``.widget``).
@@ -152,10 +155,13 @@ def trajectory_panel(
         ``device``, ``max_samples``... (see :class:`~landscape_widgets.core.objective.Objective`).
     autostart : bool
         Start computing at once.
+    store : bool or path
+        Keep complete landscapes in the run store and show a stored one at once (see
+        :func:`~landscape_widgets.widgets.runner.landscape_stream`).
     """
     evaluator = PointEvaluator(model, loss_fn, data, plane.directions, theta=plane.theta, **objective_kwargs)
     panel = TrajectoryPanel(evaluator, plane, trajectory_grid(plane) if grid is None else grid, trajectory,
-                            checkpoints_per_epoch)
+                            checkpoints_per_epoch, store)
     if autostart:
         panel.start()
     return panel
