@@ -25,6 +25,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -42,7 +47,7 @@ def _get(url: str, timeout: float = 120) -> tuple[int, str]:
         with urllib.request.urlopen(url, timeout=timeout) as r:
             return r.status, urllib.parse.urlparse(r.url).path + "\n" + r.read().decode()
     except urllib.error.HTTPError as err:
-        return err.code, ""
+        return err.code, err.read().decode(errors="replace")
     except OSError:  # not listening yet
         return 0, ""
 
@@ -57,9 +62,8 @@ def _wait_until(check, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-@pytest.fixture()
-def app(tmp_path):
-    """``landscape-widgets app`` on a tiny notebook, with a token and a 4 s idle cull."""
+def _serve(tmp_path, *options: str):
+    """``landscape-widgets app`` on a tiny notebook with ``options``; yields (process, URL)."""
     notebook = tmp_path / "tiny.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello class')")],
                                             metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
@@ -67,11 +71,11 @@ def app(tmp_path):
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "landscape_widgets.app.cli", "app", "--no-browser", "--port", str(port),
-         "--notebook", str(notebook), "--token=secret", "--cull-idle", "4"],
+         "--notebook", str(notebook), *options],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}/"
-    _wait_until(lambda: _get(base, 5)[0] in (200, 302, 401, 403), 60, "the server to answer")
+    _wait_until(lambda: _listening(port), 60, "the server to listen")  # without a page (a kernel)
     yield proc, base
     if proc.poll() is None:
         tree = descendants(proc.pid)
@@ -81,6 +85,29 @@ def app(tmp_path):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.fixture()
+def app(tmp_path):
+    """The app server with a token, a 4 s idle cull and no pre-heated kernels."""
+    yield from _serve(tmp_path, "--token=secret", "--cull-idle", "4", "--pool-size", "0")
+
+
+@pytest.mark.parametrize("pool", ["0", "1"])
+def test_a_full_server_says_so(tmp_path, pool):
+    """``--max-kernels 1``: the first page is served (from the pre-heated pool when there
+    is one), the second gets a page saying that the server is full."""
+    from landscape_widgets.app.kernels import FULL
+
+    for proc, base in _serve(tmp_path, "--max-kernels", "1", "--pool-size", pool, "--cull-idle", "0"):
+        if pool == "1":
+            _wait_until(lambda: _kernels(proc.pid), 60, "the pre-heated kernel")
+            time.sleep(3)  # it runs the notebook
+        status, html = _get(base)
+        assert status == 200 and "hello class" in html
+        status, html = _get(base)
+        assert status == 503 and FULL in html
+        assert len([p for p in _kernels(proc.pid)]) <= 1 + int(pool)
 
 
 def test_a_page_without_the_token_is_refused_and_one_with_it_is_served(app):

@@ -15,7 +15,7 @@ from browser_helpers import ARTIFACTS, chromium_page, jupyter, require_chromium,
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from landscape_widgets.app.serve import write_app_notebook
+from landscape_widgets.app.serve import explorer_notebook, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -71,7 +71,7 @@ def coloured_fraction(page, index: int) -> float:
 
 def test_voila_app_fills_in_restarts_on_a_slider_and_draws_every_view(tmp_path):
     require_chromium()
-    notebook = write_app_notebook(tmp_path / "explorer_app.ipynb", grids=APP_GRIDS)
+    notebook = write_notebook(explorer_notebook(grids=APP_GRIDS), tmp_path / "explorer_app.ipynb")
     with voila(notebook) as url, chromium_page() as page:
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -156,7 +156,7 @@ def test_explorer_runs_in_jupyterlab_and_notebook7(app, tmp_path):
     """The explorer as a notebook cell in JupyterLab 4 and Notebook 7: the widget
     labextensions load, the map fills in, and the Stop button is off once it is done."""
     require_chromium()
-    notebook = write_app_notebook(tmp_path / "explorer.ipynb", grids={"2d": (1.0, 21)})
+    notebook = write_notebook(explorer_notebook(grids={"2d": (1.0, 21)}), tmp_path / "explorer.ipynb")
     with jupyter(app, notebook) as url, chromium_page() as page:
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))

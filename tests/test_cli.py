@@ -188,14 +188,26 @@ def test_app_passes_its_options_to_serve(monkeypatch):
     monkeypatch.setattr(app, "serve", lambda **kw: calls.append(kw) or 0)
     assert main(["app", "--port", "9123", "--no-browser"]) == 0
     assert main(["app", "--notebook", "x.ipynb"]) == 0
-    assert main(["app", "--ip", "0.0.0.0", "--token", "--base-url", "/class/", "--cull-idle", "60"]) == 0
-    defaults = {"ip": "localhost", "base_url": "/", "token": None, "cull_idle": 300.0}
+    assert main(["app", "--ip", "0.0.0.0", "--token", "--base-url", "/class/", "--cull-idle", "60",
+                 "--pool-size", "3", "--max-kernels", "30"]) == 0
+    defaults = {"ip": "localhost", "base_url": "/", "token": None, "cull_idle": 300.0, "pool_size": 1,
+                "max_kernels": 0}
     assert calls == [
         {"port": 9123, "open_browser": False, "notebook": None, **defaults},
         {"port": None, "open_browser": True, "notebook": "x.ipynb", **defaults},
         {"port": None, "open_browser": True, "notebook": None, "ip": "0.0.0.0", "base_url": "/class/",
-         "token": "", "cull_idle": 60.0},
+         "token": "", "cull_idle": 60.0, "pool_size": 3, "max_kernels": 30},
     ]
+
+
+def test_prepare_fills_the_caches_of_the_pages_it_is_given(monkeypatch):
+    import landscape_widgets.app.lessons as lessons
+
+    calls = []
+    monkeypatch.setattr(lessons, "prepare", lambda keys: calls.append(keys))
+    assert main(["prepare"]) == 0 and main(["prepare", "trajectory", "curvature"]) == 0
+    assert calls == [None, ["trajectory", "curvature"]]
+    assert main(["prepare", "nonsense"]) == 1 and len(calls) == 2
 
 
 def test_console_script(tmp_path, user_model):

@@ -487,7 +487,7 @@ def test_app_notebook_on_disk_is_app_notebook():
     text = CHECKOUT_NOTEBOOK.read_text()
     assert text == nbformat.writes(app_notebook()) + "\n", (
         "notebooks/explorer_app.ipynb is out of date: run "
-        "python -c 'from landscape_widgets.app.serve import write_app_notebook; write_app_notebook()'"
+        "python -c 'from landscape_widgets.app.serve import write_notebook; write_notebook()'"
     )
     assert json.loads(text)["metadata"]["kernelspec"]["name"] == "python3"
 
@@ -496,7 +496,10 @@ def test_voila_command_hides_sources_and_checks_the_port():
     cmd = voila_command(Path("app.ipynb"), 8899, open_browser=False)
     assert cmd[1:] == ["-m", "voila", "app.ipynb", "--strip_sources=True", "--Voila.ip=localhost", "--port=8899",
                        "--no-browser", "--MappingKernelManager.cull_idle_timeout=300",
-                       "--MappingKernelManager.cull_interval=60"]
+                       "--MappingKernelManager.cull_interval=60", "--preheat_kernel=True", "--pool_size=1",
+                       "--VoilaConfiguration.multi_kernel_manager_class="
+                       "landscape_widgets.app.kernels.ClassroomKernelManager",
+                       "--ClassroomKernelManager.max_kernels=0"]
     with pytest.raises(ValueError, match="port"):
         voila_command(Path("app.ipynb"), 70000)
 

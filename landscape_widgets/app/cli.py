@@ -1,10 +1,12 @@
-"""The ``landscape-widgets`` command: ``app``, ``compute``, ``plot`` and ``info``.
+"""The ``landscape-widgets`` command: ``app``, ``prepare``, ``compute``, ``plot`` and ``info``.
 
 Examples
 --------
 ::
 
+    landscape-widgets prepare          # train the app's models, compute its first pictures
     landscape-widgets app --port 8866
+    landscape-widgets app --ip 0.0.0.0 --token --max-kernels 30   # a class on the network
     landscape-widgets compute --demo mlp-digits --dims 2 --num 51 --out plane.nc
     landscape-widgets compute --model mypkg.models:resnet --weights model.pt \\
         --data mypkg.data:validation --dims 2 --range -0.5 0.5 --out plane.zarr
@@ -135,9 +137,21 @@ def cmd_app(args) -> int:
 
     try:
         return int(serve(port=args.port, open_browser=not args.no_browser, notebook=args.notebook, ip=args.ip,
-                         base_url=args.base_url, token=args.token, cull_idle=args.cull_idle) or 0)
+                         base_url=args.base_url, token=args.token, cull_idle=args.cull_idle,
+                         pool_size=args.pool_size, max_kernels=args.max_kernels) or 0)
     except (ValueError, FileNotFoundError) as err:
         raise CLIError(str(err)) from None
+
+
+def cmd_prepare(args) -> int:
+    from .lessons import LESSONS, prepare
+
+    keys = args.pages or None
+    unknown = sorted(set(keys or ()) - {item.key for item in LESSONS})
+    if unknown:
+        raise CLIError(f"unknown pages {unknown}; the app has {[item.key for item in LESSONS]}")
+    prepare(keys)
+    return 0
 
 
 def cmd_compute(args) -> int:
@@ -279,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="See the loss landscape of a neural network.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    app = sub.add_parser("app", help="serve the explorer app with Voila")
+    app = sub.add_parser("app", help="serve the teaching app (a tab per lesson) with Voila")
     app.add_argument("--port", type=int, default=None, help="port (Voila's default 8866)")
     app.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     app.add_argument("--notebook", default=None, help="serve this notebook instead of the app")
@@ -291,7 +305,16 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--cull-idle", type=float, default=300.0, metavar="SECONDS",
                      help="shut down a closed page's kernel (and its computation) after this idle time "
                           "(default 300; 0 keeps kernels)")
+    app.add_argument("--pool-size", type=int, default=1, metavar="N",
+                     help="kernels kept pre-heated, having run the app already, so a page opens at once "
+                          "(default 1; 0: none)")
+    app.add_argument("--max-kernels", type=int, default=0, metavar="N",
+                     help="most pages served at once; one more gets a 'server full' page (default 0: no limit)")
     app.set_defaults(func=cmd_app)
+
+    prep = sub.add_parser("prepare", help="train the app's models and compute its first pictures ahead")
+    prep.add_argument("pages", nargs="*", help="only these pages (default all)")
+    prep.set_defaults(func=cmd_prepare)
 
     comp = sub.add_parser("compute", help="compute a landscape headless and save it")
     source = comp.add_mutually_exclusive_group(required=True)

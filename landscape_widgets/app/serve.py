@@ -1,4 +1,4 @@
-"""The Voila app: a notebook that shows only the explorer, and ``serve()`` to launch it.
+"""The Voila app: the teaching app's notebook, and ``serve()`` to launch it for a class.
 
 ``notebooks/explorer_app.ipynb`` is :func:`app_notebook` written to disk (a test keeps
 the two equal); ``landscape-widgets app`` calls :func:`serve`.
@@ -18,15 +18,37 @@ import nbformat
 #: Where the app notebook lives in a source checkout.
 CHECKOUT_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "explorer_app.ipynb"
 
-_TITLE = (
+_APP_TITLE = (
+    "# Loss landscapes\n\n"
+    "What the loss of a neural network looks like around its trained weights, one idea per tab. "
+    "Every picture is live: move a control and it is computed again, coarse to fine."
+)
+_EXPLORER_TITLE = (
     "# Loss landscape explorer\n\n"
     "A small MLP trained on scikit-learn's digits. Move a control: the computation restarts "
     "and the picture fills in coarse to fine."
 )
 
 
-def app_notebook(**demo_kwargs) -> nbformat.NotebookNode:
-    """The app as a notebook: a title and one cell calling :func:`landscape_widgets.builtin`.
+def _notebook(title: str, code: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell(title, id="title"), nbformat.v4.new_code_cell(code, id="app")],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+        },
+    )
+
+
+def app_notebook() -> nbformat.NotebookNode:
+    """The teaching app as a notebook: a title and one cell showing
+    :func:`~landscape_widgets.app.teaching_app.teaching_app` (a tab per lesson)."""
+    return _notebook(_APP_TITLE, "from landscape_widgets.app.teaching_app import teaching_app\n\nteaching_app()")
+
+
+def explorer_notebook(**demo_kwargs) -> nbformat.NotebookNode:
+    """The explorer alone as a notebook: a title and one cell calling
+    :func:`landscape_widgets.demo`.
 
     Parameters
     ----------
@@ -35,25 +57,15 @@ def app_notebook(**demo_kwargs) -> nbformat.NotebookNode:
         e.g. ``grids={"2d": (1.0, 31)}``.
     """
     args = ", ".join(f"{k}={v!r}" for k, v in demo_kwargs.items())
-    code = f"import landscape_widgets as lw\n\nlw.demo({args})"
-    nb = nbformat.v4.new_notebook(
-        cells=[
-            nbformat.v4.new_markdown_cell(_TITLE, id="title"),
-            nbformat.v4.new_code_cell(code, id="app"),
-        ],
-        metadata={
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-            "language_info": {"name": "python"},
-        },
-    )
-    return nb
+    return _notebook(_EXPLORER_TITLE, f"import landscape_widgets as lw\n\nlw.demo({args})")
 
 
-def write_app_notebook(path: str | Path = CHECKOUT_NOTEBOOK, **demo_kwargs) -> Path:
-    """Write :func:`app_notebook` to ``path`` (default: the checkout's notebooks/)."""
+def write_notebook(nb: nbformat.NotebookNode | None = None, path: str | Path = CHECKOUT_NOTEBOOK) -> Path:
+    """Write ``nb`` (default :func:`app_notebook`) to ``path`` (default: the checkout's
+    ``notebooks/explorer_app.ipynb``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(app_notebook(**demo_kwargs), path)
+    nbformat.write(app_notebook() if nb is None else nb, path)
     return path
 
 
@@ -66,6 +78,8 @@ def voila_command(
     base_url: str = "/",
     token: str | None = None,
     cull_idle: float = 300.0,
+    pool_size: int = 1,
+    max_kernels: int = 0,
 ) -> list[str]:
     """The command line that serves ``notebook`` with Voila (sources hidden).
 
@@ -86,6 +100,12 @@ def voila_command(
     cull_idle : float
         Seconds after which a kernel whose page is closed (idle, no connection) is shut
         down, and with it any computation it still runs; 0 keeps kernels forever.
+    pool_size : int
+        Kernels kept pre-heated (they have already run the notebook, so a new page opens
+        at once); 0 starts each page's kernel when the page is requested.
+    max_kernels : int
+        Most pages served at once (0: no limit); one more gets a page saying that the
+        server is full (:class:`~landscape_widgets.app.kernels.ClassroomKernelManager`).
     """
     cmd = [sys.executable, "-m", "voila", str(notebook), "--strip_sources=True", f"--Voila.ip={ip}"]
     if port is not None:
@@ -108,6 +128,12 @@ def voila_command(
         interval = max(1, int(min(60, cull_idle / 2)))
         cmd += [f"--MappingKernelManager.cull_idle_timeout={int(cull_idle)}",
                 f"--MappingKernelManager.cull_interval={interval}"]
+    if pool_size < 0 or max_kernels < 0:
+        raise ValueError(f"pool_size and max_kernels must be >= 0, got {pool_size} and {max_kernels}")
+    if pool_size:
+        cmd += ["--preheat_kernel=True", f"--pool_size={int(pool_size)}"]
+    cmd += ["--VoilaConfiguration.multi_kernel_manager_class=landscape_widgets.app.kernels.ClassroomKernelManager",
+            f"--ClassroomKernelManager.max_kernels={int(max_kernels)}"]
     return cmd
 
 
@@ -171,6 +197,8 @@ def serve(
     base_url: str = "/",
     token: str | None = None,
     cull_idle: float = 300.0,
+    pool_size: int = 1,
+    max_kernels: int = 0,
 ) -> int:
     """Serve the explorer app with Voila until stopped; returns Voila's exit code.
 
@@ -179,7 +207,7 @@ def serve(
 
     Parameters
     ----------
-    port, open_browser, ip, base_url, token, cull_idle
+    port, open_browser, ip, base_url, token, cull_idle, pool_size, max_kernels
         See :func:`voila_command`.
     notebook : str, optional
         Serve this notebook instead: by default the checkout's
@@ -199,6 +227,7 @@ def serve(
         elif CHECKOUT_NOTEBOOK.is_file():
             path = CHECKOUT_NOTEBOOK
         else:
-            path = write_app_notebook(Path(tmp) / "explorer_app.ipynb")
-        cmd = voila_command(path, port, open_browser, ip=ip, base_url=base_url, token=token, cull_idle=cull_idle)
+            path = write_notebook(app_notebook(), Path(tmp) / "explorer_app.ipynb")
+        cmd = voila_command(path, port, open_browser, ip=ip, base_url=base_url, token=token, cull_idle=cull_idle,
+                            pool_size=pool_size, max_kernels=max_kernels)
         return run_until_signalled(cmd)

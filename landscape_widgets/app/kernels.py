@@ -1,0 +1,66 @@
+"""A kernel manager for a class on one server: at most ``max_kernels`` pages at once.
+
+Voila starts one kernel per open page, or hands out one of its pre-heated kernels.
+With ``ClassroomKernelManager.max_kernels`` set, a page that would take one more gets
+Voila's error page with :data:`FULL`, instead of pushing the server out of memory.
+Pre-heated kernels waiting in the pool do not count.
+"""
+
+from __future__ import annotations
+
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from tornado import web
+from traitlets import Int
+
+#: What a student sees when the server is full.
+FULL = "This server is full. Close a page you no longer use, or try again in a few minutes"
+
+
+class ClassroomKernelManager(AsyncMappingKernelManager):
+    """Voila's kernel manager with a limit on the kernels serving pages.
+
+    Voila wraps its kernel manager class in a pooling subclass when kernels are
+    pre-heated; the limit is checked where a page takes a kernel: a fresh one
+    (:meth:`start_kernel` for a page) or a pre-heated one (the subclass's
+    ``get_rendered_notebook``).
+    """
+
+    max_kernels = Int(0, config=True, help="Most kernels serving pages at once (0: no limit); "
+                                           "pre-heated kernels waiting in the pool do not count.")
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        hand_out = cls.__dict__.get("get_rendered_notebook")
+        if hand_out is not None:
+            async def get_rendered_notebook(self, *args, **kw):
+                self.check_capacity()
+                result = await hand_out(self, *args, **kw)
+                self._serving_ids.add(result[2])  # (render task, rendered cells, kernel id)
+                return result
+
+            get_rendered_notebook.__doc__ = hand_out.__doc__
+            cls.get_rendered_notebook = get_rendered_notebook
+
+    def __init__(self, **kwargs) -> None:
+        self._serving_ids: set[str] = set()  # before Voila's subclass fills its pool
+        super().__init__(**kwargs)
+
+    def serving(self) -> int:
+        """Kernels serving pages (started for one, or handed out from the pool) that still run."""
+        self._serving_ids &= set(self.list_kernel_ids())
+        return len(self._serving_ids)
+
+    def check_capacity(self) -> None:
+        """Raise HTTP 503 (:data:`FULL`) when ``max_kernels`` pages are served already."""
+        if self.max_kernels and self.serving() >= self.max_kernels:
+            self.log.warning("server full: %d pages served (max_kernels=%d)", self.serving(), self.max_kernels)
+            raise web.HTTPError(503, FULL, reason=FULL)  # the error page shows the reason
+
+    async def start_kernel(self, *args, **kwargs) -> str:
+        for_page = (kwargs.get("env") or {}).get("VOILA_PREHEAT") != "True"  # not to fill the pool
+        if for_page:
+            self.check_capacity()
+        kernel_id = await super().start_kernel(*args, **kwargs)
+        if for_page:
+            self._serving_ids.add(kernel_id)
+        return kernel_id

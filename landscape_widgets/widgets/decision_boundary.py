@@ -1,0 +1,118 @@
+"""What a point of the landscape *is*: the decision boundary of the network at the
+point under the cursor, drawn beside the explorer's map (2-D inputs, e.g. moons).
+
+Hovering the map (a transparent marker on every grid point takes the hover) draws the
+classifier at ``theta + alpha d1 + beta d2``: its predicted class over the input plane
+and the data on top.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import ipywidgets as w
+import numpy as np
+import torch
+
+from ..core.evaluation import PointEvaluator
+from .explorer import LandscapeExplorer
+
+#: Input-plane cells per axis of the boundary picture.
+RESOLUTION = 80
+
+
+class DecisionBoundaryView:
+    """The class the model predicts over its 2-D input plane, with the data points.
+
+    Parameters
+    ----------
+    inputs, labels : torch.Tensor
+        ``[N, 2]`` inputs and their ``[N]`` integer classes (drawn on top).
+    """
+
+    def __init__(self, inputs: torch.Tensor, labels: torch.Tensor, width: str = "420px") -> None:
+        import bqplot as bq
+
+        if inputs.dim() != 2 or inputs.shape[1] != 2:
+            raise ValueError(f"a decision boundary needs 2-D inputs, got shape {tuple(inputs.shape)}")
+        x = inputs.detach().cpu().numpy()
+        pad = 0.1 * (x.max(0) - x.min(0))
+        lo, hi = x.min(0) - pad, x.max(0) + pad
+        self.axes = [np.linspace(lo[i], hi[i], RESOLUTION) for i in range(2)]
+        gx, gy = np.meshgrid(*self.axes, indexing="ij")
+        self.plane_inputs = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=inputs.dtype)
+        sx, sy = bq.LinearScale(), bq.LinearScale()
+        self.class_scale = bq.ColorScale(colors=["#9ecae1", "#fdae6b"], min=0.0, max=1.0)
+        self.region = bq.HeatMap(x=self.axes[0], y=self.axes[1], color=np.full((RESOLUTION, RESOLUTION), np.nan).T,
+                                 scales={"x": sx, "y": sy, "color": self.class_scale})
+        y = labels.detach().cpu().numpy()
+        self.points = bq.Scatter(x=x[:, 0], y=x[:, 1], color=y.astype(float), default_size=12, stroke="black",
+                                 scales={"x": sx, "y": sy, "color": bq.ColorScale(colors=["#08519c", "#a63603"],
+                                                                                  min=0.0, max=1.0)})
+        self.widget = bq.Figure(
+            marks=[self.region, self.points], title="decision boundary at the centre",
+            axes=[bq.Axis(scale=sx, label="input x1"), bq.Axis(scale=sy, orientation="vertical", label="input x2",
+                                                                 label_offset="40px")],
+            padding_x=0, padding_y=0, fig_margin={"top": 50, "bottom": 50, "left": 60, "right": 20},
+            layout={"width": width, "height": width},
+        )
+
+    def show(self, model: torch.nn.Module, where: str) -> None:
+        """Draw ``model``'s predicted class over the input plane; ``where`` titles it."""
+        with torch.inference_mode():
+            outputs = model(self.plane_inputs)
+        predicted = outputs.argmax(1).float().cpu().numpy().reshape(RESOLUTION, RESOLUTION)
+        with self.widget.hold_sync():
+            self.region.color = predicted.T
+            self.widget.title = f"decision boundary {where}"
+
+
+class BoundaryExplorer:
+    """``explorer`` (its 2-D view) with a :class:`DecisionBoundaryView` beside it that
+    follows the cursor on the map: hover a point of the map to see that network.
+
+    Attributes
+    ----------
+    widget : ipywidgets.HBox
+    explorer : LandscapeExplorer
+    boundary : DecisionBoundaryView
+    """
+
+    def __init__(self, explorer: LandscapeExplorer, inputs: torch.Tensor, labels: torch.Tensor) -> None:
+        import bqplot as bq
+
+        self.explorer = explorer
+        self.boundary = DecisionBoundaryView(inputs, labels)
+        contour = explorer._views_for("2d")[0]
+        # one invisible marker per grid point takes the hover
+        self.targets = bq.Scatter(x=np.zeros(0), y=np.zeros(0), default_size=40, opacities=[0.0],
+                                  scales={"x": contour.x_scale, "y": contour.y_scale}, tooltip=None)
+        contour.widget.marks = [*contour.widget.marks, self.targets]
+        for control in (explorer.half_range, explorer.num):
+            control.observe(self._place, "value")
+        self.targets.on_hover(lambda _mark, event: self.show(float(event["data"]["x"]), float(event["data"]["y"])))
+        self._place()
+        self.boundary.show(explorer.model.eval(), "at the centre (the trained network)")
+        hint = w.HTML("<i>Move the cursor over the map: the right-hand picture shows what the network at that "
+                      "point of the plane predicts for every input.</i>")
+        self.widget = w.HBox([explorer, w.VBox([self.boundary.widget, hint])])
+
+    def network_at(self, alpha: float, beta: float) -> torch.nn.Module:
+        """A copy of the model at ``theta + alpha d1 + beta d2`` of the map's plane."""
+        from ..core.params import model_at
+
+        settings = replace(self.explorer.settings, view="2d")
+        directions, _ = self.explorer.plane(settings)
+        evaluator = PointEvaluator(self.explorer.objective(settings.params), directions=directions)
+        point = evaluator.points(np.array([[alpha, beta]]))[0]
+        return model_at(self.explorer.model, point.cpu(), evaluator.objective.layout).eval()
+
+    def show(self, alpha: float, beta: float) -> None:
+        """Draw the boundary of the network at ``(alpha, beta)``."""
+        self.boundary.show(self.network_at(alpha, beta), f"at alpha = {alpha:.2f}, beta = {beta:.2f}")
+
+    def _place(self, _change=None) -> None:
+        axes = replace(self.explorer.settings, view="2d").grid.axes
+        a, b = np.meshgrid(axes[0].values, axes[1].values, indexing="ij")
+        with self.targets.hold_sync():
+            self.targets.x, self.targets.y = a.ravel(), b.ravel()

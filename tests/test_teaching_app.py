@@ -1,0 +1,96 @@
+"""The teaching app: every lesson page builds and draws its first picture from the caches
+that ``prepare`` fills, without training or evaluating anything; pages are built when
+their tab is first shown; the decision-boundary page shows the network at the point."""
+
+import numpy as np
+import pytest
+import torch
+
+from landscape_widgets.app import lessons
+from landscape_widgets.app.teaching_app import TeachingApp
+from landscape_widgets.builtin.training import trained
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    lessons.prepare(log=lambda _line: None)
+
+
+def _forbid_computing(monkeypatch):
+    """No landscape grid, training run or Lanczos run (a checkpoint's loss may be computed)."""
+    import landscape_widgets.analysis.curvature as curvature
+    import landscape_widgets.builtin.training as training
+    import landscape_widgets.widgets.runner as runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a page computed what prepare had cached")
+
+    monkeypatch.setattr(runner, "refining_chunks", refuse)
+    monkeypatch.setattr(training, "train", refuse)
+    monkeypatch.setattr(curvature, "lanczos_ritz", refuse)
+
+
+def _complete(page) -> bool:
+    """Every landscape the page computes is complete."""
+    results = []
+    for item in page.running:
+        results += list(getattr(item, "results", {}).values()) or [item.result]
+    return all(ds is not None and bool(ds["done"].values.all()) for ds in results)
+
+
+def test_every_page_draws_its_first_picture_from_the_caches(prepared, monkeypatch):
+    _forbid_computing(monkeypatch)
+    app = TeachingApp()
+    assert list(app.pages) == ["explorer"]  # only the page shown is built
+    for index, item in enumerate(lessons.LESSONS):
+        app.widget.selected_index = index
+        page = app.pages[item.key]
+        assert page.wait(30), item.key
+        assert _complete(page), item.key
+        assert "could not be built" not in str(app._boxes[index].children[0].value)
+    # every model of the explorer's menu, too
+    menu = app.pages["explorer"].widget.children[0]
+    for label in lessons.EXPLORER_MODELS:
+        menu.value = label
+        page = app.pages["explorer"]
+        assert page.wait(30) and _complete(page), label
+
+
+def test_each_lesson_says_what_to_look_at():
+    keys = [item.key for item in lessons.LESSONS]
+    assert len(set(keys)) == len(keys)
+    for item in lessons.LESSONS:
+        sentences = [s for s in item.text.split(". ") if s.strip()]
+        assert 2 <= len(sentences) <= 4, (item.key, sentences)
+    with pytest.raises(ValueError, match="no lesson"):
+        lessons.lesson("nonsense")
+
+
+def test_the_boundary_page_shows_the_network_at_the_hovered_point(prepared):
+    import torch.nn.functional as F
+
+    from landscape_widgets.core.params import flatten_params
+    from landscape_widgets.widgets.decision_boundary import BoundaryExplorer
+    from landscape_widgets.widgets.explorer import LandscapeExplorer
+
+    result, data = trained("mlp", "moons")
+    explorer = LandscapeExplorer(result.model, F.cross_entropy, data.train, grids={"2d": (1.0, 11)},
+                                 autostart=False)
+    page = BoundaryExplorer(explorer, *data.train)
+    assert len(page.targets.x) == 121  # one hover target per grid point
+    d1, d2 = explorer.plane(explorer.settings)[0]
+    net = page.network_at(0.5, -1.0)
+    expected = flatten_params(result.model) + 0.5 * d1 - 1.0 * d2
+    torch.testing.assert_close(flatten_params(net), expected)
+    page.show(0.0, 0.0)
+    with torch.inference_mode():
+        centre = result.model(page.boundary.plane_inputs).argmax(1).numpy()
+    np.testing.assert_array_equal(page.boundary.region.color.T.ravel(), centre)
+    page.show(1.0, 1.0)
+    far = page.boundary.region.color.T.ravel()
+    assert (far != centre).mean() > 0.01  # far out the network predicts otherwise
+    assert "alpha = 1.00, beta = 1.00" in page.boundary.widget.title
+    explorer.num.value = 7  # a new grid: the targets follow
+    assert len(page.targets.x) == 49
