@@ -43,12 +43,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def voila(notebook: Path, timeout: float = 60.0) -> Iterator[str]:
-    """Serve ``notebook`` with Voila; yields its URL; stops the server afterwards."""
+def voila(notebook: Path, timeout: float = 60.0, pool_size: int = 0) -> Iterator[str]:
+    """Serve ``notebook`` with Voila (``pool_size`` pre-heated kernels: none by default,
+    so a page's kernel starts when it opens); yields its URL; stops the server afterwards."""
     from landscape_widgets.app.serve import voila_command
 
     port = free_port()
-    with _served(voila_command(notebook, port, open_browser=False), port, notebook,
+    with _served(voila_command(notebook, port, open_browser=False, pool_size=pool_size), port, notebook,
                  "voila", timeout) as url:
         yield url
 
@@ -132,3 +133,37 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+#: What shows that a lesson page has drawn its picture: (selector, how many).
+LESSON_PICTURES = {
+    "explorer": ("image.heatmap[href^='data:image']", 1),
+    "boundary": ("image.heatmap[href^='data:image']", 2),
+    "trajectory": ("image.heatmap[href^='data:image']", 1),
+    "interpolation": ("path.line", 4),
+    "comparison": ("image.heatmap[href^='data:image']", 3),
+    "connectivity": ("image.heatmap[href^='data:image']", 1),
+    "curvature": ("image.heatmap[href^='data:image']", 1),
+}
+
+
+def lesson_drawn(page, key: str) -> bool:
+    selector, count = LESSON_PICTURES[key]
+    return page.locator(f".lesson-{key} {selector}").count() >= count
+
+
+def open_lessons(page, url: str, lessons) -> dict[str, float]:
+    """Open the app and every tab in turn: seconds from the page's navigation (the first
+    tab) or the tab's click (the others) until its picture is drawn."""
+    seconds = {}
+    for i, item in enumerate(lessons):
+        start = time.monotonic()
+        if i == 0:
+            page.goto(url, timeout=120_000)
+        else:
+            page.locator(".lm-TabBar-tab", has_text=item.title).click()
+        page.wait_for_function(
+            f"() => document.querySelectorAll({repr(f'.lesson-{item.key} ' + LESSON_PICTURES[item.key][0])})"
+            f".length >= {LESSON_PICTURES[item.key][1]}", timeout=120_000)
+        seconds[item.key] = time.monotonic() - start
+        time.sleep(0.5)
+        screenshot(page, f"30_lesson_{i}_{item.key}")
+    return seconds

@@ -153,3 +153,16 @@ def test_serving_on_the_network_needs_a_token():
     assert "--MappingKernelManager.cull_idle_timeout=60" in cmd
     with pytest.raises(ValueError, match="base_url"):
         voila_command(Path("a.ipynb"), base_url="class")
+
+
+def test_a_preheated_kernel_is_not_culled_as_soon_as_it_is_handed_out(tmp_path):
+    """A pooled kernel idle for longer than the cull time is handed to a page: its idle
+    time starts again then, so the culler leaves it to the page's browser, which may take
+    seconds to connect (before, it was culled at the next check)."""
+    for proc, base in _serve(tmp_path, "--pool-size", "1", "--cull-idle", "4"):
+        pooled = _wait_until(lambda: _kernels(proc.pid), 60, "the pre-heated kernel")
+        time.sleep(9)  # it has run the notebook and idled past the cull time
+        assert _get(base)[0] == 200  # hands out the pooled kernel (no browser connects)
+        time.sleep(3)  # more than a cull interval (2 s)
+        assert pooled[0] in _kernels(proc.pid)
+        _wait_until(lambda: pooled[0] not in _kernels(proc.pid), 30, "the unconnected kernel to be culled")

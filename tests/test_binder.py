@@ -75,3 +75,10 @@ def test_every_notebook_named_in_the_readme_exists():
     assert named, "README.md names no notebooks/*.ipynb (add the Binder/Voila section)"
     missing = sorted(n for n in named if not (ROOT / n).exists())
     assert not missing, f"README.md links to missing notebooks: {missing}"
+
+
+def test_binder_lands_on_the_prepared_teaching_app():
+    assert "landscape-widgets prepare" in (ROOT / "binder" / "postBuild").read_text()
+    readme = (ROOT / "README.md").read_text()
+    badge = re.search(r"\(https://mybinder\.org/v2/gh/[^)\s]+\)", readme)
+    assert badge and "urlpath=voila/render/notebooks/explorer_app.ipynb" in badge.group(0)

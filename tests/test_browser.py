@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 import pytest
-from browser_helpers import ARTIFACTS, chromium_page, jupyter, require_chromium, screenshot, voila
+from browser_helpers import (ARTIFACTS, chromium_page, jupyter, lesson_drawn, open_lessons, require_chromium,
+                             screenshot, voila)
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -267,3 +268,24 @@ def test_estimated_map_is_drawn_veiled_under_voila(tmp_path):
         assert 0.2 < alpha.min() < alpha.max() < 0.95 and veil[..., :3].min() > 250
         assert "Traceback" not in page.inner_text("body") and not errors
         screenshot(page, "21_estimated_map_veiled")
+
+
+def test_teaching_app_draws_every_lesson_under_voila(tmp_path):
+    """The app as ``landscape-widgets app`` serves it (a pre-heated kernel), after
+    ``prepare``: every tab draws its picture, and no page error."""
+    import json
+
+    from landscape_widgets.app.lessons import LESSONS, prepare
+    from landscape_widgets.app.serve import app_notebook
+
+    require_chromium()
+    prepare(log=lambda _line: None)
+    notebook = write_notebook(app_notebook(), tmp_path / "explorer_app.ipynb")
+    with voila(notebook, pool_size=1) as url, chromium_page(height=1300) as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        seconds = open_lessons(page, url, LESSONS)
+        assert all(lesson_drawn(page, item.key) for item in LESSONS)
+        assert "Traceback" not in page.inner_text("body") and "could not be built" not in page.inner_text("body")
+        assert not errors, errors
+    (ARTIFACTS / "teaching_app_seconds.json").write_text(json.dumps(seconds, indent=1))

@@ -8,6 +8,7 @@ Pre-heated kernels waiting in the pool do not count.
 
 from __future__ import annotations
 
+from jupyter_server._tz import utcnow
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado import web
 from traitlets import Int
@@ -22,7 +23,8 @@ class ClassroomKernelManager(AsyncMappingKernelManager):
     Voila wraps its kernel manager class in a pooling subclass when kernels are
     pre-heated; the limit is checked where a page takes a kernel: a fresh one
     (:meth:`start_kernel` for a page) or a pre-heated one (the subclass's
-    ``get_rendered_notebook``).
+    ``get_rendered_notebook``). A pre-heated kernel's idle time starts again when it is
+    handed out, so the idle culler leaves it to the page that is still loading.
     """
 
     max_kernels = Int(0, config=True, help="Most kernels serving pages at once (0: no limit); "
@@ -35,7 +37,11 @@ class ClassroomKernelManager(AsyncMappingKernelManager):
             async def get_rendered_notebook(self, *args, **kw):
                 self.check_capacity()
                 result = await hand_out(self, *args, **kw)
-                self._serving_ids.add(result[2])  # (render task, rendered cells, kernel id)
+                kernel_id = result[2]  # (render task, rendered cells, kernel id)
+                self._serving_ids.add(kernel_id)
+                # idle since it was pre-heated: without this, the culler could end it before
+                # the page's browser has connected
+                self.get_kernel(kernel_id).last_activity = utcnow()
                 return result
 
             get_rendered_notebook.__doc__ = hand_out.__doc__

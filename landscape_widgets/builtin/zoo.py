@@ -47,14 +47,32 @@ def digits(image: bool = False, test_fraction: float = 0.25, seed: int = 0) -> D
 
     ``image=True`` gives ``[N, 1, 8, 8]`` inputs for CNNs, else ``[N, 64]``.
     """
-    from sklearn.datasets import load_digits
-
-    x, y = load_digits(return_X_y=True)
+    x, y = _digits_arrays()
     x = (x / 16.0).astype(np.float32)
     if image:
         x = x.reshape(-1, 1, 8, 8)
     train, test = _split(x, y, test_fraction, seed)
     return Dataset("digits", train, test, 10)
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """``load_digits(return_X_y=True)``, kept in the package cache as ``.npz`` per
+    scikit-learn version (importing scikit-learn takes longer than the rest of a page)."""
+    from importlib.metadata import version
+
+    from ..runs.paths import cache_dir
+
+    path = cache_dir() / f"digits-sklearn-{version('scikit-learn')}.npz"
+    if path.exists():
+        with np.load(path) as f:
+            return f["x"], f["y"]
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, x=x, y=y)
+    tmp.replace(path)
+    return x, y
 
 
 def moons(n: int = 1000, noise: float = 0.2, test_fraction: float = 0.25, seed: int = 0) -> Dataset:

@@ -50,7 +50,7 @@ class DecisionBoundaryView:
                                  scales={"x": sx, "y": sy, "color": bq.ColorScale(colors=["#08519c", "#a63603"],
                                                                                   min=0.0, max=1.0)})
         self.widget = bq.Figure(
-            marks=[self.region, self.points], title="decision boundary at the centre",
+            marks=[self.region, self.points], title="boundary of the trained network",
             axes=[bq.Axis(scale=sx, label="input x1"), bq.Axis(scale=sy, orientation="vertical", label="input x2",
                                                                  label_offset="40px")],
             padding_x=0, padding_y=0, fig_margin={"top": 50, "bottom": 50, "left": 60, "right": 20},
@@ -64,7 +64,7 @@ class DecisionBoundaryView:
         predicted = outputs.argmax(1).float().cpu().numpy().reshape(RESOLUTION, RESOLUTION)
         with self.widget.hold_sync():
             self.region.color = predicted.T
-            self.widget.title = f"decision boundary {where}"
+            self.widget.title = f"boundary {where}"
 
 
 class BoundaryExplorer:
@@ -92,7 +92,7 @@ class BoundaryExplorer:
             control.observe(self._place, "value")
         self.targets.on_hover(lambda _mark, event: self.show(float(event["data"]["x"]), float(event["data"]["y"])))
         self._place()
-        self.boundary.show(explorer.model.eval(), "at the centre (the trained network)")
+        self.boundary.show(explorer.model.eval(), "of the trained network")
         hint = w.HTML("<i>Move the cursor over the map: the right-hand picture shows what the network at that "
                       "point of the plane predicts for every input.</i>")
         self.widget = w.HBox([explorer, w.VBox([self.boundary.widget, hint])])
