@@ -89,8 +89,9 @@ def _serve(tmp_path, *options: str):
 
 @pytest.fixture()
 def app(tmp_path):
-    """The app server with a token, a 4 s idle cull and no pre-heated kernels."""
-    yield from _serve(tmp_path, "--token=secret", "--cull-idle", "4", "--pool-size", "0")
+    """The app server with a token, a 4 s idle cull, no pre-heated kernels and no grace for
+    a page whose browser has not connected (here no browser ever does)."""
+    yield from _serve(tmp_path, "--token=secret", "--cull-idle", "4", "--pool-size", "0", "--connect-grace", "0")
 
 
 @pytest.mark.parametrize("pool", ["0", "1"])
@@ -155,14 +156,14 @@ def test_serving_on_the_network_needs_a_token():
         voila_command(Path("a.ipynb"), base_url="class")
 
 
-def test_a_preheated_kernel_is_not_culled_as_soon_as_it_is_handed_out(tmp_path):
-    """A pooled kernel idle for longer than the cull time is handed to a page: its idle
-    time starts again then, so the culler leaves it to the page's browser, which may take
-    seconds to connect (before, it was culled at the next check)."""
-    for proc, base in _serve(tmp_path, "--pool-size", "1", "--cull-idle", "4"):
+def test_a_pages_kernel_waits_for_its_browser_before_it_can_be_culled(tmp_path):
+    """A pooled kernel idle for longer than the cull time is handed to a page whose browser
+    does not connect: it is kept for ``--connect-grace`` seconds (a busy server's pages take
+    long to load; before, it was culled at the next check), then culled."""
+    for proc, base in _serve(tmp_path, "--pool-size", "1", "--cull-idle", "4", "--connect-grace", "10"):
         pooled = _wait_until(lambda: _kernels(proc.pid), 60, "the pre-heated kernel")
         time.sleep(9)  # it has run the notebook and idled past the cull time
         assert _get(base)[0] == 200  # hands out the pooled kernel (no browser connects)
-        time.sleep(3)  # more than a cull interval (2 s)
+        time.sleep(7)  # past the cull time, within the grace
         assert pooled[0] in _kernels(proc.pid)
         _wait_until(lambda: pooled[0] not in _kernels(proc.pid), 30, "the unconnected kernel to be culled")

@@ -138,7 +138,8 @@ def cmd_app(args) -> int:
     try:
         return int(serve(port=args.port, open_browser=not args.no_browser, notebook=args.notebook, ip=args.ip,
                          base_url=args.base_url, token=args.token, cull_idle=args.cull_idle,
-                         pool_size=args.pool_size, max_kernels=args.max_kernels) or 0)
+                         pool_size=args.pool_size, max_kernels=args.max_kernels,
+                         connect_grace=args.connect_grace) or 0)
     except (ValueError, FileNotFoundError) as err:
         raise CLIError(str(err)) from None
 
@@ -310,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default 1; 0: none)")
     app.add_argument("--max-kernels", type=int, default=0, metavar="N",
                      help="most pages served at once; one more gets a 'server full' page (default 0: no limit)")
+    app.add_argument("--connect-grace", type=float, default=120.0, metavar="SECONDS",
+                     help="keep a page's kernel this long for its browser to connect before the idle cull "
+                          "may end it (default 120)")
     app.set_defaults(func=cmd_app)
 
     prep = sub.add_parser("prepare", help="train the app's models and compute its first pictures ahead")

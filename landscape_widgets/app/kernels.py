@@ -8,10 +8,13 @@ Pre-heated kernels waiting in the pool do not count.
 
 from __future__ import annotations
 
+import time
+
+from jupyter_core.utils import ensure_async
 from jupyter_server._tz import utcnow
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado import web
-from traitlets import Int
+from traitlets import Float, Int
 
 #: What a student sees when the server is full.
 FULL = "This server is full. Close a page you no longer use, or try again in a few minutes"
@@ -23,12 +26,16 @@ class ClassroomKernelManager(AsyncMappingKernelManager):
     Voila wraps its kernel manager class in a pooling subclass when kernels are
     pre-heated; the limit is checked where a page takes a kernel: a fresh one
     (:meth:`start_kernel` for a page) or a pre-heated one (the subclass's
-    ``get_rendered_notebook``). A pre-heated kernel's idle time starts again when it is
-    handed out, so the idle culler leaves it to the page that is still loading.
+    ``get_rendered_notebook``). The idle culler leaves a page's kernel alone until the
+    page's browser has connected, for up to ``connect_grace`` seconds (a busy server's
+    page can take long to load); a pre-heated kernel's idle time starts again when it
+    is handed out.
     """
 
     max_kernels = Int(0, config=True, help="Most kernels serving pages at once (0: no limit); "
                                            "pre-heated kernels waiting in the pool do not count.")
+    connect_grace = Float(120.0, config=True, help="Seconds a page's kernel is kept from the idle culler "
+                                                   "while its browser has not connected yet.")
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -38,10 +45,8 @@ class ClassroomKernelManager(AsyncMappingKernelManager):
                 self.check_capacity()
                 result = await hand_out(self, *args, **kw)
                 kernel_id = result[2]  # (render task, rendered cells, kernel id)
-                self._serving_ids.add(kernel_id)
-                # idle since it was pre-heated: without this, the culler could end it before
-                # the page's browser has connected
-                self.get_kernel(kernel_id).last_activity = utcnow()
+                self._for_page(kernel_id)
+                self.get_kernel(kernel_id).last_activity = utcnow()  # it was idle since pre-heated
                 return result
 
             get_rendered_notebook.__doc__ = hand_out.__doc__
@@ -49,7 +54,32 @@ class ClassroomKernelManager(AsyncMappingKernelManager):
 
     def __init__(self, **kwargs) -> None:
         self._serving_ids: set[str] = set()  # before Voila's subclass fills its pool
+        self._unconnected: dict[str, float] = {}  # page kernels whose browser has not connected: since when
         super().__init__(**kwargs)
+
+    def _for_page(self, kernel_id: str) -> None:
+        self._serving_ids.add(kernel_id)
+        running = set(self.list_kernel_ids())
+        self._unconnected = {k: t for k, t in self._unconnected.items() if k in running}
+        self._unconnected[kernel_id] = time.monotonic()
+
+    def awaiting_browser(self, kernel_id: str) -> bool:
+        """Whether ``kernel_id`` serves a page whose browser has not connected yet, for
+        less than ``connect_grace`` seconds."""
+        since = self._unconnected.get(kernel_id)
+        if since is not None and time.monotonic() - since > self.connect_grace:
+            del self._unconnected[kernel_id]
+            return False
+        return since is not None
+
+    def notify_connect(self, kernel_id: str) -> None:
+        self._unconnected.pop(kernel_id, None)  # the page's browser is there
+        super().notify_connect(kernel_id)
+
+    async def cull_kernel_if_idle(self, kernel_id: str):
+        if self.awaiting_browser(kernel_id):
+            return None
+        return await ensure_async(super().cull_kernel_if_idle(kernel_id))
 
     def serving(self) -> int:
         """Kernels serving pages (started for one, or handed out from the pool) that still run."""
@@ -68,5 +98,5 @@ class ClassroomKernelManager(AsyncMappingKernelManager):
             self.check_capacity()
         kernel_id = await super().start_kernel(*args, **kwargs)
         if for_page:
-            self._serving_ids.add(kernel_id)
+            self._for_page(kernel_id)
         return kernel_id

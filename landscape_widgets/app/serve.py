@@ -80,6 +80,7 @@ def voila_command(
     cull_idle: float = 300.0,
     pool_size: int = 1,
     max_kernels: int = 0,
+    connect_grace: float = 120.0,
 ) -> list[str]:
     """The command line that serves ``notebook`` with Voila (sources hidden).
 
@@ -106,6 +107,9 @@ def voila_command(
     max_kernels : int
         Most pages served at once (0: no limit); one more gets a page saying that the
         server is full (:class:`~landscape_widgets.app.kernels.ClassroomKernelManager`).
+    connect_grace : float
+        Seconds a page's kernel is kept from the idle cull while its browser has not
+        connected yet (a page of a busy server can take long to load).
     """
     cmd = [sys.executable, "-m", "voila", str(notebook), "--strip_sources=True", f"--Voila.ip={ip}"]
     if port is not None:
@@ -128,12 +132,14 @@ def voila_command(
         interval = max(1, int(min(60, cull_idle / 2)))
         cmd += [f"--MappingKernelManager.cull_idle_timeout={int(cull_idle)}",
                 f"--MappingKernelManager.cull_interval={interval}"]
-    if pool_size < 0 or max_kernels < 0:
-        raise ValueError(f"pool_size and max_kernels must be >= 0, got {pool_size} and {max_kernels}")
+    if pool_size < 0 or max_kernels < 0 or connect_grace < 0:
+        raise ValueError(f"pool_size, max_kernels and connect_grace must be >= 0, got {pool_size}, "
+                         f"{max_kernels} and {connect_grace}")
     if pool_size:
         cmd += ["--preheat_kernel=True", f"--pool_size={int(pool_size)}"]
     cmd += ["--VoilaConfiguration.multi_kernel_manager_class=landscape_widgets.app.kernels.ClassroomKernelManager",
-            f"--ClassroomKernelManager.max_kernels={int(max_kernels)}"]
+            f"--ClassroomKernelManager.max_kernels={int(max_kernels)}",
+            f"--ClassroomKernelManager.connect_grace={float(connect_grace)}"]
     return cmd
 
 
@@ -199,6 +205,7 @@ def serve(
     cull_idle: float = 300.0,
     pool_size: int = 1,
     max_kernels: int = 0,
+    connect_grace: float = 120.0,
 ) -> int:
     """Serve the explorer app with Voila until stopped; returns Voila's exit code.
 
@@ -207,7 +214,7 @@ def serve(
 
     Parameters
     ----------
-    port, open_browser, ip, base_url, token, cull_idle, pool_size, max_kernels
+    port, open_browser, ip, base_url, token, cull_idle, pool_size, max_kernels, connect_grace
         See :func:`voila_command`.
     notebook : str, optional
         Serve this notebook instead: by default the checkout's
@@ -229,5 +236,5 @@ def serve(
         else:
             path = write_notebook(app_notebook(), Path(tmp) / "explorer_app.ipynb")
         cmd = voila_command(path, port, open_browser, ip=ip, base_url=base_url, token=token, cull_idle=cull_idle,
-                            pool_size=pool_size, max_kernels=max_kernels)
+                            pool_size=pool_size, max_kernels=max_kernels, connect_grace=connect_grace)
         return run_until_signalled(cmd)
