@@ -36,6 +36,17 @@ def require_chromium() -> str:
     return path
 
 
+def wait_until(check, timeout: float, what: str):
+    """``check()``'s first true value, polled until ``timeout`` seconds (then AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ import threading
 import time
 
 import psutil
-from browser_helpers import ARTIFACTS, CHROMIUM_ARGS, free_port, require_chromium, screenshot
+from browser_helpers import ARTIFACTS, CHROMIUM_ARGS, free_port, require_chromium, screenshot, wait_until
 
 TOKEN = "class-secret"
 #: The explorer's picture is complete: its progress says N/N points.
@@ -53,16 +53,6 @@ def kernels(proc: psutil.Process) -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             pass
     return out
-
-
-def wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def settled(procs: list[psutil.Process], seconds: float = 3.0) -> bool:

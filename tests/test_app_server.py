@@ -13,16 +13,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from browser_helpers import free_port, wait_until
 
 from landscape_widgets.app.serve import descendants, voila_command
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listening(port: int) -> bool:
@@ -52,30 +47,20 @@ def _get(url: str, timeout: float = 120) -> tuple[int, str]:
         return 0, ""
 
 
-def _wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def _serve(tmp_path, *options: str):
     """``landscape-widgets app`` on a tiny notebook with ``options``; yields (process, URL)."""
     notebook = tmp_path / "tiny.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello class')")],
                                             metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                      "language": "python"}}), notebook)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "landscape_widgets.app.cli", "app", "--no-browser", "--port", str(port),
          "--notebook", str(notebook), *options],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}/"
-    _wait_until(lambda: _listening(port), 60, "the server to listen")  # without a page (a kernel)
+    wait_until(lambda: _listening(port), 60, "the server to listen")  # without a page (a kernel)
     yield proc, base
     if proc.poll() is None:
         tree = descendants(proc.pid)
@@ -102,7 +87,7 @@ def test_a_full_server_says_so(tmp_path, pool):
 
     for proc, base in _serve(tmp_path, "--max-kernels", "1", "--pool-size", pool, "--cull-idle", "0"):
         if pool == "1":
-            _wait_until(lambda: _kernels(proc.pid), 60, "the pre-heated kernel")
+            wait_until(lambda: _kernels(proc.pid), 60, "the pre-heated kernel")
             time.sleep(3)  # it runs the notebook
         status, html = _get(base)
         assert status == 200 and "hello class" in html
@@ -123,22 +108,22 @@ def test_a_page_without_the_token_is_refused_and_one_with_it_is_served(app):
 def test_a_closed_pages_kernel_is_culled(app):
     proc, base = app
     assert _get(base + "?token=secret")[0] == 200  # renders the page: one kernel
-    kernels = _wait_until(lambda: _kernels(proc.pid), 30, "the page's kernel")
+    kernels = wait_until(lambda: _kernels(proc.pid), 30, "the page's kernel")
     assert len(kernels) == 1
     # no browser keeps a connection: after 4 s idle (checked every 2 s) the kernel goes
-    _wait_until(lambda: not _kernels(proc.pid), 30, "the idle kernel to be culled")
+    wait_until(lambda: not _kernels(proc.pid), 30, "the idle kernel to be culled")
     assert proc.poll() is None  # the server itself keeps serving
 
 
 def test_sigterm_ends_voila_and_every_kernel(app):
     proc, base = app
     assert _get(base + "?token=secret")[0] == 200
-    _wait_until(lambda: _kernels(proc.pid), 30, "the page's kernel")
+    wait_until(lambda: _kernels(proc.pid), 30, "the page's kernel")
     tree = descendants(proc.pid)
     assert any("voila" in _cmdline(p) for p in tree)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
-    alive = _wait_until(lambda: [p for p in tree if _cmdline(p)] == [] or None, 30, "the app's processes to end")
+    alive = wait_until(lambda: [p for p in tree if _cmdline(p)] == [] or None, 30, "the app's processes to end")
     assert alive is True
     with pytest.raises(OSError):
         urllib.request.urlopen(base, timeout=5)
@@ -161,9 +146,9 @@ def test_a_pages_kernel_waits_for_its_browser_before_it_can_be_culled(tmp_path):
     does not connect: it is kept for ``--connect-grace`` seconds (a busy server's pages take
     long to load; before, it was culled at the next check), then culled."""
     for proc, base in _serve(tmp_path, "--pool-size", "1", "--cull-idle", "4", "--connect-grace", "10"):
-        pooled = _wait_until(lambda: _kernels(proc.pid), 60, "the pre-heated kernel")
+        pooled = wait_until(lambda: _kernels(proc.pid), 60, "the pre-heated kernel")
         time.sleep(9)  # it has run the notebook and idled past the cull time
         assert _get(base)[0] == 200  # hands out the pooled kernel (no browser connects)
         time.sleep(7)  # past the cull time, within the grace
         assert pooled[0] in _kernels(proc.pid)
-        _wait_until(lambda: pooled[0] not in _kernels(proc.pid), 30, "the unconnected kernel to be culled")
+        wait_until(lambda: pooled[0] not in _kernels(proc.pid), 30, "the unconnected kernel to be culled")

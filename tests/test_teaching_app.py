@@ -56,6 +56,8 @@ def test_every_page_draws_its_first_picture_from_the_caches(prepared, monkeypatc
         menu.value = label
         page = app.pages["explorer"]
         assert page.wait(30) and _complete(page), label
+    menu.value = next(iter(lessons.EXPLORER_MODELS))  # back: its finished picture, not "stopped"
+    assert "stopped" not in page.running[0].progress.text.value
 
 
 def test_each_lesson_says_what_to_look_at():
@@ -94,3 +96,4 @@ def test_the_boundary_page_shows_the_network_at_the_hovered_point(prepared):
     assert "alpha = 1.00, beta = 1.00" in page.boundary.widget.title
     explorer.num.value = 7  # a new grid: the targets follow
     assert len(page.targets.x) == 49
+    assert explorer.wait(60)  # (the control change started a run)

@@ -494,7 +494,8 @@ def test_app_notebook_on_disk_is_app_notebook():
 
 def test_voila_command_hides_sources_and_checks_the_port():
     cmd = voila_command(Path("app.ipynb"), 8899, open_browser=False)
-    assert cmd[1:] == ["-m", "voila", "app.ipynb", "--strip_sources=True", "--Voila.ip=localhost", "--port=8899",
+    assert cmd[1:] == ["-m", "voila", "app.ipynb", "--strip_sources=True", "--Voila.ip=localhost",
+                       "--VoilaExecutor.iopub_timeout=60", "--port=8899",
                        "--no-browser", "--MappingKernelManager.cull_idle_timeout=300",
                        "--MappingKernelManager.cull_interval=60", "--preheat_kernel=True", "--pool_size=1",
                        "--VoilaConfiguration.multi_kernel_manager_class="

@@ -88,8 +88,9 @@ def explorer_page() -> Page:
     page = Page(w.VBox([menu, holder]))
 
     def show(_change=None) -> None:
-        for explorer in made.values():
-            explorer.stop()
+        for explorer in made.values():  # the hidden ones stop computing
+            if explorer.runner.running:
+                explorer.stop()
         if menu.value not in made:
             made[menu.value] = EXPLORER_MODELS[menu.value]()
         holder.children = [made[menu.value]]

@@ -69,6 +69,10 @@ def write_notebook(nb: nbformat.NotebookNode | None = None, path: str | Path = C
     return path
 
 
+#: Seconds Voila waits for a cell's output after the cell has run.
+IOPUB_TIMEOUT = 60
+
+
 def voila_command(
     notebook: str | Path,
     port: int | None = None,
@@ -111,7 +115,10 @@ def voila_command(
         Seconds a page's kernel is kept from the idle cull while its browser has not
         connected yet (a page of a busy server can take long to load).
     """
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--strip_sources=True", f"--Voila.ip={ip}"]
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--strip_sources=True", f"--Voila.ip={ip}",
+           # a busy server's kernel can take seconds to send a cell's output: waiting only
+           # nbclient's default 4 s, a page came without its app
+           f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT}"]
     if port is not None:
         if not 0 < int(port) < 65536:
             raise ValueError(f"port must be between 1 and 65535, got {port}")
