@@ -156,9 +156,14 @@ LESSON_PICTURES = {
 }
 
 
-def lesson_drawn(page, key: str) -> bool:
+def lesson_drawn_js(key: str) -> str:
+    """A JavaScript predicate: the lesson page ``key`` has drawn its picture."""
     selector, count = LESSON_PICTURES[key]
-    return page.locator(f".lesson-{key} {selector}").count() >= count
+    return f"() => document.querySelectorAll({repr(f'.lesson-{key} ' + selector)}).length >= {count}"
+
+
+def lesson_drawn(page, key: str) -> bool:
+    return bool(page.evaluate(lesson_drawn_js(key)))
 
 
 def open_lessons(page, url: str, lessons) -> dict[str, float]:
@@ -171,9 +176,7 @@ def open_lessons(page, url: str, lessons) -> dict[str, float]:
             page.goto(url, timeout=120_000)
         else:
             page.locator(".lm-TabBar-tab", has_text=item.title).click()
-        page.wait_for_function(
-            f"() => document.querySelectorAll({repr(f'.lesson-{item.key} ' + LESSON_PICTURES[item.key][0])})"
-            f".length >= {LESSON_PICTURES[item.key][1]}", timeout=120_000)
+        page.wait_for_function(lesson_drawn_js(item.key), timeout=120_000)
         seconds[item.key] = time.monotonic() - start
         time.sleep(0.5)
         screenshot(page, f"30_lesson_{i}_{item.key}")

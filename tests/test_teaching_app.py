@@ -36,7 +36,12 @@ def _complete(page) -> bool:
     """Every landscape the page computes is complete."""
     results = []
     for item in page.running:
-        results += list(getattr(item, "results", {}).values()) or [item.result]
+        if hasattr(item, "results"):  # a comparison: every model's
+            if set(item.results) != set(item.models):
+                return False
+            results += list(item.results.values())
+        else:
+            results.append(item.result)
     return all(ds is not None and bool(ds["done"].values.all()) for ds in results)
 
 

@@ -165,11 +165,10 @@ def curvature_page() -> Page:
     ds = cached_call(convexity_map, result.model, F.cross_entropy, data.train, grid=plane(num=9))
     view = ConvexityView(normalization="filter")
     view.update(ds)
-    worst = float(ds["convexity"].max())
-    summary = w.HTML(f"Largest ratio on this plane: <b>{worst:.3f}</b>, at the centre "
-                     f"<b>{float(ds['convexity'].sel(alpha=0.0, beta=0.0)):.3f}</b>: "
-                     + ("negative curvature is small against positive curvature everywhere here."
-                        if worst < 0.1 else "some points have marked negative curvature."))
+    worst, centre = float(ds["convexity"].max()), float(ds["convexity"].sel(alpha=0.0, beta=0.0))
+    summary = w.HTML(f"Largest ratio on this plane <b>{worst:.3f}</b>, at the centre <b>{centre:.3f}</b>: "
+                     f"wherever you look here, the loss curves down at most {100 * worst:.0f}% as much as "
+                     "it curves up.")
     return Page(w.VBox([summary, view.widget]))
 
 

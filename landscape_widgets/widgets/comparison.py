@@ -63,21 +63,26 @@ class ComparisonPanel:
         """Block until all landscapes are finished (for tests and scripts)."""
         return self.runner.wait(timeout)
 
-    def _work(self, cancel: threading.Event) -> Iterator[tuple[str, object]]:
+    def _work(self, cancel: threading.Event) -> Iterator[tuple[str, object, dict]]:
+        """``(name, snapshot, latest)``: ``latest`` holds every model's newest result, so a
+        throttled draw that skips snapshots still draws each model's last one."""
         norm = self.normalization.value
+        latest: dict = {}
         for name, objective in self.models.items():
             evaluator, how = prepare_evaluator(objective, n_directions=2, seed=self.seed, normalization=norm)
             for snap in landscape_stream(evaluator, self.grid, cancel=cancel, attrs=how, store=self.store):
-                yield name, snap
+                latest[name] = snap.ds
+                yield name, snap, dict(latest)
 
     def _draw(self, item) -> None:
-        name, snap = item
-        self.results[name] = snap.ds
-        self.views[name].update(snap.ds)
+        name, snap, latest = item
+        for other, ds in latest.items():
+            self.results[other] = ds
+            self.views[other].update(ds)
+            self.views[other].widget.title = other
         lo, hi = shared_color_range(self.results)
         for view in self.views.values():
             view.color_scale.min, view.color_scale.max = lo, max(hi, lo + 1e-12)
-        self.views[name].widget.title = name
         for other in self.models:
             self._caption(other)
         self.progress.update(snap.n_done, snap.total, snap.elapsed, snap.device, f"model '{name}'")
