@@ -47,7 +47,7 @@ def digits(image: bool = False, test_fraction: float = 0.25, seed: int = 0) -> D
 
     ``image=True`` gives ``[N, 1, 8, 8]`` inputs for CNNs, else ``[N, 64]``.
     """
-    x, y = _digits_arrays()
+    x, y = _sklearn_arrays("load_digits", return_X_y=True)
     x = (x / 16.0).astype(np.float32)
     if image:
         x = x.reshape(-1, 1, 8, 8)
@@ -55,20 +55,22 @@ def digits(image: bool = False, test_fraction: float = 0.25, seed: int = 0) -> D
     return Dataset("digits", train, test, 10)
 
 
-def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """``load_digits(return_X_y=True)``, kept in the package cache as ``.npz`` per
-    scikit-learn version (importing scikit-learn takes longer than the rest of a page)."""
+def _sklearn_arrays(generator: str, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """``sklearn.datasets.<generator>(**kwargs)``'s ``(x, y)``, kept in the package cache
+    as ``.npz`` per scikit-learn version and arguments (importing scikit-learn takes
+    longer than building the rest of a page)."""
     from importlib.metadata import version
 
     from ..runs.paths import cache_dir
 
-    path = cache_dir() / f"digits-sklearn-{version('scikit-learn')}.npz"
+    args = "-".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
+    path = cache_dir() / f"{generator}-{args}-sklearn-{version('scikit-learn')}.npz"
     if path.exists():
         with np.load(path) as f:
             return f["x"], f["y"]
-    from sklearn.datasets import load_digits
+    import sklearn.datasets
 
-    x, y = load_digits(return_X_y=True)
+    x, y = getattr(sklearn.datasets, generator)(**kwargs)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, x=x, y=y)
     tmp.replace(path)
@@ -77,9 +79,7 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 def moons(n: int = 1000, noise: float = 0.2, test_fraction: float = 0.25, seed: int = 0) -> Dataset:
     """Two interleaving half circles (scikit-learn's generator), 2 classes."""
-    from sklearn.datasets import make_moons
-
-    x, y = make_moons(n_samples=n, noise=noise, random_state=seed)
+    x, y = _sklearn_arrays("make_moons", n_samples=n, noise=noise, random_state=seed)
     train, test = _split(x.astype(np.float32), y, test_fraction, seed)
     return Dataset("moons", train, test, 2)
 
