@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import xarray as xr
 
 from landscape_widgets import compute_landscape, line, load_landscape, make_grid, save_landscape
 from landscape_widgets.core.results import empty_landscape
@@ -258,7 +259,7 @@ def test_quick_read_equals_load_landscape(saved_results):
 
     from landscape_widgets.app.cli import result_info
     from landscape_widgets.plotting.figures import landscape_figure
-    from landscape_widgets.runs.quick_read import quick_load
+    from landscape_widgets.runs.quick_read import as_dataset, quick_load
 
     _, paths = saved_results
     for path in paths:
@@ -270,6 +271,7 @@ def test_quick_read_equals_load_landscape(saved_results):
             assert quick[name].attrs == var.attrs
         assert {k: (type(v), v) for k, v in quick.attrs.items()} == {k: (type(v), v) for k, v in ref.attrs.items()}
         assert result_info(quick) == result_info(ref)
+        xr.testing.assert_identical(as_dataset(quick), ref)
         for options in ({}, {"log": True}, {"metric": "accuracy"}):
             pngs = []
             for ds in (ref, quick):
@@ -277,6 +279,21 @@ def test_quick_read_equals_load_landscape(saved_results):
                 landscape_figure(ds, **options).savefig(buf, format="png", dpi=60)
                 pngs.append(buf.getvalue())
             assert pngs[0] == pngs[1], (path, options)
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_quick_read_keeps_coordinates_that_are_not_dimensions(tmp_path, suffix):
+    """xarray stores a coordinate such as a path's ``step`` in the ``coordinates``
+    attribute: as_dataset makes it a coordinate again, as load_landscape does."""
+    from landscape_widgets.runs.quick_read import as_dataset, quick_load
+
+    t = np.linspace(0.0, 1.0, 6)
+    ds = xr.Dataset({"loss": ("t", t ** 2, {"units": "nats"}), "done": ("t", np.ones(6, dtype=bool))},
+                    coords={"t": t, "step": ("t", np.arange(6) * 10)}, attrs={"kind": "path"})
+    path = save_landscape(ds, tmp_path / f"path{suffix}")
+    ref = load_landscape(path)
+    assert "step" in ref.coords
+    xr.testing.assert_identical(as_dataset(quick_load(path)), ref)
 
 
 def test_info_and_plot_import_neither_torch_xarray_nor_dask(tmp_path, saved_results):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import xarray as xr
 
 from landscape_widgets import compute_landscape, plane
 from landscape_widgets.builtin import zoo
@@ -360,6 +361,18 @@ def test_a_stored_stream_is_shown_at_once_without_evaluating(monkeypatch, tmp_pa
     again = list(landscape_stream(_stream_evaluator(model, data), grid, store=tmp_path, attrs={"seed": 0}))
     assert len(again) == 1 and again[0].final and again[0].n_done == grid.size
     np.testing.assert_array_equal(again[0].ds["loss"].values, computed)
+    # every variable and attribute comes back as computed
+    live = first[-1].ds.assign_attrs(**{k: v for k, v in again[0].ds.attrs.items() if k not in first[-1].ds.attrs})
+    xr.testing.assert_identical(again[0].ds, live.assign_attrs(seed=0))
+    # and is read with numpy: neither zarr nor the dask scheduler (xarray's zarr reader
+    # started them, 1.9 s of a page's start)
+    (stored,) = tmp_path.glob("*.zarr")
+    script = (f"import sys; from landscape_widgets.runs.store import load_cached; "
+              f"ds = load_cached({stored.stem!r}, {str(tmp_path)!r}); assert ds.attrs['complete'] == 1; "
+              "print(sorted(m for m in ('zarr', 'distributed') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]"]
     # a lambda loss cannot be named faithfully: computed (here: refused), never taken from the store
     with pytest.raises(AssertionError, match="computed again"):
         list(landscape_stream(_stream_evaluator(model, data, loss_fn=lambda o, y: F.cross_entropy(o, y)), grid,

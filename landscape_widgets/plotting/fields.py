@@ -84,13 +84,13 @@ def level_interpolation(values: np.ndarray, known: np.ndarray, coords: Sequence[
     complete picture. None before the first level is complete, or where that sub-grid
     holds a non-finite value. Arguments as :func:`preview_field`.
     """
-    from scipy.interpolate import RegularGridInterpolator
-
     known = np.asarray(known, dtype=bool)
     if known.all():
         return np.asarray(values)
     if not known.any():
         return None
+    from scipy.interpolate import RegularGridInterpolator
+
     axes = complete_subgrid(known)
     nodes = values[np.ix_(*axes)] if all(len(a) for a in axes) else np.zeros(0)
     if nodes.size == 0 or min(nodes.shape) < 2 or not np.isfinite(nodes).all():

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["QuickResult", "QuickVariable", "Unsupported", "chunk_key", "quick_load", "raw_array_meta", "raw_fill"]
+__all__ = ["QuickResult", "QuickVariable", "Unsupported", "as_dataset", "chunk_key", "quick_load", "raw_array_meta",
+           "raw_fill"]
 
 
 class Unsupported(ValueError):
@@ -55,6 +56,22 @@ class QuickResult:
 
     def __repr__(self) -> str:
         return f"QuickResult({', '.join(f'{k}{v.dims}' for k, v in self.variables.items())})"
+
+
+def as_dataset(result: QuickResult):
+    """``result`` as the ``xarray.Dataset`` that
+    :func:`~landscape_widgets.core.results.load_landscape` gives for the same file: a
+    variable is a coordinate when it is its own dimension or a data variable's
+    ``coordinates`` attribute names it (as xarray encodes them)."""
+    import xarray as xr
+
+    attrs = {name: dict(var.attrs) for name, var in result.variables.items()}
+    coords = {name for name, var in result.variables.items() if var.dims == (name,)}
+    for a in attrs.values():
+        coords.update(str(a.pop("coordinates", "")).split())
+    variables = {name: xr.Variable(var.dims, var.values, attrs[name]) for name, var in result.variables.items()}
+    return xr.Dataset({k: v for k, v in variables.items() if k not in coords},
+                      coords={k: v for k, v in variables.items() if k in coords}, attrs=dict(result.attrs))
 
 
 # -- decoding as xarray does (CF conventions) ------------------------------------------------

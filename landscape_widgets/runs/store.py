@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import types
 import warnings
@@ -48,7 +49,7 @@ from ..core.params import select_params
 from ..core.results import _clean_attrs, empty_landscape, load_landscape, metrics_of
 from ..core.streaming import Chunk
 from .paths import cache_dir
-from .quick_read import chunk_key, raw_array_meta, raw_fill
+from .quick_read import Unsupported, as_dataset, chunk_key, quick_load, raw_array_meta, raw_fill
 
 #: Finished results kept in memory by :func:`load_cached` (most recent last).
 MEMORY_CACHE_SIZE = 32
@@ -319,27 +320,53 @@ def create_store(path: str | Path, grid: Grid, metrics: Sequence[str], attrs: di
     a temporary directory first and renamed into place, so a store either exists complete
     or not at all.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.zarr")
-    shutil.rmtree(tmp, ignore_errors=True)
     ds = empty_landscape(grid, metrics, attrs=attrs)
+    return _write_store(Path(path), ds, ds.coords)
+
+
+def save_complete(key: str, ds: xr.Dataset, root: str | Path | None = None) -> Path:
+    """Store the complete result ``ds`` as :func:`load_cached` ``(key, root)`` finds it.
+
+    Written as :func:`create_store` writes a store (read back with numpy alone) and
+    renamed into place, so a reader sees all of it or nothing; when the key is stored
+    already (by another process, say), that result stays.
+    """
+    path = store_path(key, root)
+    if not path.exists():
+        try:
+            _write_store(path, ds, ds.variables)
+        except OSError:  # stored by another process meanwhile
+            if not path.exists():
+                raise
+    return path
+
+
+def _write_store(path: Path, ds: xr.Dataset, filled) -> Path:
+    """Write ``ds`` at ``path`` as an uncompressed zarr (format 2) store, the variables
+    named in ``filled`` with their values and the others all missing (no chunk files);
+    written under a temporary name and renamed into place."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.zarr")
+    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    (tmp / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
-    (tmp / ".zattrs").write_text(json.dumps({k: _json_value(v) for k, v in _clean_attrs(dict(ds.attrs)).items()}))
-    for name, var in ds.variables.items():
-        values = np.ascontiguousarray(var.values)
-        floating = values.dtype.kind == "f"
-        meta = {"shape": list(values.shape), "chunks": _chunk_shape(values.shape), "dtype": values.dtype.str,
-                "fill_value": "NaN" if floating else None, "order": "C", "filters": None,
-                "dimension_separator": ".", "compressor": None, "zarr_format": 2}
-        var_dir = tmp / str(name)
-        var_dir.mkdir()
-        (var_dir / ".zarray").write_text(json.dumps(meta))
-        (var_dir / ".zattrs").write_text(json.dumps({**{k: _json_value(v) for k, v in var.attrs.items()},
-                                                     "_ARRAY_DIMENSIONS": list(var.dims)}))
-        if name in ds.coords:  # data variables start all missing: no chunk files (the fill value)
-            _write_raw(var_dir, meta, np.arange(values.size), values.reshape(-1))
-    tmp.rename(path)
+    try:
+        (tmp / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
+        (tmp / ".zattrs").write_text(json.dumps({k: _json_value(v) for k, v in _clean_attrs(dict(ds.attrs)).items()}))
+        for name, var in ds.variables.items():
+            values = np.ascontiguousarray(var.values)
+            floating = values.dtype.kind == "f"
+            meta = {"shape": list(values.shape), "chunks": _chunk_shape(values.shape), "dtype": values.dtype.str,
+                    "fill_value": "NaN" if floating else None, "order": "C", "filters": None,
+                    "dimension_separator": ".", "compressor": None, "zarr_format": 2}
+            var_dir = tmp / str(name)
+            var_dir.mkdir()
+            (var_dir / ".zarray").write_text(json.dumps(meta))
+            (var_dir / ".zattrs").write_text(json.dumps({**{k: _json_value(v) for k, v in var.attrs.items()},
+                                                         "_ARRAY_DIMENSIONS": list(var.dims)}))
+            if name in filled:
+                _write_raw(var_dir, meta, np.arange(values.size), values.reshape(-1))
+        tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
@@ -460,10 +487,20 @@ def open_partial(path: str | Path, grid: Grid) -> xr.Dataset | None:
     path = Path(path)
     if not path.exists():
         return None
-    ds = load_landscape(path)
+    ds = _read(path)
     if ds["loss"].shape != grid.shape:
         raise ValueError(f"the store {path} holds a grid of shape {ds['loss'].shape}, not {grid.shape}")
     return ds
+
+
+def _read(path: Path) -> xr.Dataset:
+    """:func:`~landscape_widgets.core.results.load_landscape`, with numpy alone where the
+    layout allows (:mod:`~landscape_widgets.runs.quick_read`: no zarr, dask or scheduler
+    start-up)."""
+    try:
+        return as_dataset(quick_load(path))
+    except Unsupported:
+        return load_landscape(path)
 
 
 def load_cached(key: str, root: str | Path | None = None) -> xr.Dataset | None:
@@ -478,7 +515,7 @@ def load_cached(key: str, root: str | Path | None = None) -> xr.Dataset | None:
     path = store_path(key, root)
     if not path.exists():
         return None
-    ds = load_landscape(path)
+    ds = _read(path)
     if not bool(ds["done"].values.all()):
         return None
     ds.attrs.update(complete=1, n_done=int(ds["done"].sum()), spec_hash=key)

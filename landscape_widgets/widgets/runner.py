@@ -144,7 +144,9 @@ def landscape_stream(
         n_done += len(chunk.indices) if chunk.final else 0
         final = n_done == grid.size
         if final and key is not None:
-            _save(key, root, ds)
+            from ..runs.store import save_complete
+
+            save_complete(key, ds, root)
         yield Snapshot(ds, n_done, grid.size, time.perf_counter() - start, final, device)
 
 
@@ -155,26 +157,6 @@ def _store_key(evaluator: PointEvaluator, grid: Grid) -> str | None:
         return evaluation_key(evaluator, grid)
     except UncacheableError:
         return None
-
-
-def _save(key: str, root, ds: xr.Dataset) -> None:
-    """Write a complete result to the run store (atomically: a reader sees all or none)."""
-    import shutil
-    import tempfile
-
-    from ..core.results import save_landscape
-    from ..runs.store import store_path
-
-    path = store_path(key, root)
-    if path.exists():
-        return
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{key}-")) / path.name
-    save_landscape(ds, tmp)
-    try:
-        tmp.rename(path)
-    except OSError:  # another process stored the same result first
-        pass
-    shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
 class Runner:
