@@ -72,6 +72,11 @@ def write_notebook(nb: nbformat.NotebookNode | None = None, path: str | Path = C
 #: Seconds Voila waits for a cell's output after the cell has run.
 IOPUB_TIMEOUT = 60
 
+#: Front-end extensions that come with the widget libraries' dependencies (ipyvue and
+#: ipyvuetify with ipyvolume) but draw nothing in the app: Voila would load and run them
+#: in every page before its widgets.
+UNUSED_EXTENSIONS = ("jupyter-vue", "jupyter-vuetify", "@jupyter-notebook/lab-extension")
+
 
 def voila_command(
     notebook: str | Path,
@@ -118,7 +123,8 @@ def voila_command(
     cmd = [sys.executable, "-m", "voila", str(notebook), "--strip_sources=True", f"--Voila.ip={ip}",
            # a busy server's kernel can take seconds to send a cell's output: waiting only
            # nbclient's default 4 s, a page came without its app
-           f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT}"]
+           f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT}",
+           f"--VoilaConfiguration.extension_denylist={list(UNUSED_EXTENSIONS)!r}"]
     if port is not None:
         if not 0 < int(port) < 65536:
             raise ValueError(f"port must be between 1 and 65535, got {port}")
