@@ -56,7 +56,7 @@ def test_every_page_draws_its_first_picture_from_the_caches(prepared, monkeypatc
         assert _complete(page), item.key
         assert "could not be built" not in str(app._boxes[index].children[0].value)
     # every model of the explorer's menu, too
-    menu = app.pages["explorer"].widget.children[0]
+    menu = app.pages["explorer"].menu
     for label in lessons.EXPLORER_MODELS:
         menu.value = label
         page = app.pages["explorer"]

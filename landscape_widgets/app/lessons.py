@@ -39,10 +39,12 @@ from ..widgets.trajectory import trajectory_panel
 
 @dataclass
 class Page:
-    """A built page: its widget and what computes in the background (``wait()``-able)."""
+    """A built page: its widget, what computes in the background (``wait()``-able) and,
+    on a page with a choice of models, the menu that chooses."""
 
     widget: w.Widget
     running: list = field(default_factory=list)
+    menu: w.Dropdown | None = None
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every computation of the page has finished."""
@@ -85,7 +87,7 @@ def explorer_page() -> Page:
     menu = w.Dropdown(options=list(EXPLORER_MODELS), description="model", style={"description_width": "initial"})
     menu.add_class("landscape-model")
     holder = w.Box()
-    page = Page(w.VBox([menu, holder]))
+    page = Page(w.VBox([menu, holder]), menu=menu)
 
     def show(_change=None) -> None:
         for explorer in made.values():  # the hidden ones stop computing
@@ -223,9 +225,7 @@ def prepare(keys=None, log: Callable[[str], None] = print) -> None:
         start = time.perf_counter()
         page = item.build()
         page.wait()
-        if item.key == "explorer":  # every model of the menu, not only the first
-            menu = page.widget.children[0]
-            for label in EXPLORER_MODELS:
-                menu.value = label
-                page.wait()
+        for label in page.menu.options if page.menu is not None else ():  # every model, not only the first
+            page.menu.value = label
+            page.wait()
         log(f"{item.title}: ready ({time.perf_counter() - start:.1f} s)")

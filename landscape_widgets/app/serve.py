@@ -124,7 +124,7 @@ def voila_command(
            # a busy server's kernel can take seconds to send a cell's output: waiting only
            # nbclient's default 4 s, a page came without its app
            f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT}",
-           f"--VoilaConfiguration.extension_denylist={list(UNUSED_EXTENSIONS)!r}"]
+           *(f"--VoilaConfiguration.extension_denylist={name}" for name in UNUSED_EXTENSIONS)]
     if port is not None:
         if not 0 < int(port) < 65536:
             raise ValueError(f"port must be between 1 and 65535, got {port}")

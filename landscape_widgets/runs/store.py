@@ -205,11 +205,7 @@ def spec_hash(
         If a callable cannot be described and no ``cache_key`` is given.
     """
     options = dict(objective_kwargs)
-    callables = {"loss_fn": loss_fn, "forward": options.pop("forward", None), "metrics": options.pop("metrics", None)}
-    if cache_key is not None:
-        behaviour = {"cache_key": str(cache_key)}
-    else:
-        behaviour = {k: describe(v, k) for k, v in callables.items()}
+    behaviour = _behaviour(loss_fn, options.pop("forward", None), options.pop("metrics", None), cache_key)
     names = select_params(model, options.pop("params", None))
     device = options.pop("device", None)
     data_options = {k: options.pop(k, None) for k in ("batch_size", "max_batches", "max_samples")}
@@ -227,8 +223,21 @@ def spec_hash(
         "device_type": resolve_device(device, model).type,
         "options": describe(options, "option"),
     }
+    return _digest(spec, prepare_data(data, "cpu", **data_options))
+
+
+def _behaviour(loss_fn, forward, metrics, cache_key: str | None) -> dict:
+    """What the loss, forward and metrics compute: :func:`describe` of each, or the
+    caller's ``cache_key`` standing for all three."""
+    if cache_key is not None:
+        return {"cache_key": str(cache_key)}
+    return {k: describe(v, k) for k, v in (("loss_fn", loss_fn), ("forward", forward), ("metrics", metrics))}
+
+
+def _digest(spec: dict, batches) -> str:
+    """24 hex digits of the JSON of ``spec`` and of every tensor of ``batches``."""
     h = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
-    for batch in prepare_data(data, "cpu", **data_options):
+    for batch in batches:
         for leaf in tensor_leaves(batch):
             h.update(_tensor_digest(leaf).encode())
     return h.hexdigest()[:24]
@@ -248,16 +257,11 @@ def evaluation_key(evaluator, grid: Grid, cache_key: str | None = None) -> str:
         If a callable cannot be described and no ``cache_key`` is given.
     """
     ob = evaluator.objective
-    if cache_key is not None:
-        behaviour = {"cache_key": str(cache_key)}
-    else:
-        behaviour = {k: describe(v, k) for k, v in (("loss_fn", ob.loss_fn), ("forward", ob.forward),
-                                                    ("metrics", ob.metrics))}
     moved = set(ob.layout.names)
     spec = {
         "model": _describe_module(ob.model, "model", strict=False),
         "fixed": {k: _tensor_digest(v) for k, v in ob.model.state_dict().items() if k not in moved},
-        "behaviour": behaviour,
+        "behaviour": _behaviour(ob.loss_fn, ob.forward, ob.metrics, cache_key),
         "pass_batch": ob.pass_batch,
         "params": list(ob.layout.names),
         "theta": _tensor_digest(evaluator.theta),
@@ -267,11 +271,7 @@ def evaluation_key(evaluator, grid: Grid, cache_key: str | None = None) -> str:
         "dtype": str(ob.dtype),
         "device_type": ob.device.type,
     }
-    h = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
-    for batch in ob.data:
-        for leaf in tensor_leaves(batch):
-            h.update(_tensor_digest(leaf).encode())
-    return h.hexdigest()[:24]
+    return _digest(spec, ob.data)
 
 
 def store_root(root: str | Path | None = None) -> Path:

@@ -83,7 +83,7 @@ class BoundaryExplorer:
 
         self.explorer = explorer
         self.boundary = DecisionBoundaryView(inputs, labels)
-        contour = explorer._views_for("2d")[0]
+        contour = explorer.views_of("2d")[0]
         # one invisible marker per grid point takes the hover
         self.targets = bq.Scatter(x=np.zeros(0), y=np.zeros(0), default_size=40, opacities=[0.0],
                                   scales={"x": contour.x_scale, "y": contour.y_scale}, tooltip=None)

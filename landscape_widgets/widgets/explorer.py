@@ -340,7 +340,7 @@ class LandscapeExplorer(w.VBox):
     @property
     def views(self) -> list:
         """The view objects of the current view (e.g. ``[ContourView]``)."""
-        return self._views_for(self.view.value)
+        return self.views_of(self.view.value)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current run (and any pending one) has finished."""
@@ -496,7 +496,8 @@ class LandscapeExplorer(w.VBox):
         self.stop_button.button_style = "warning" if running else ""
 
     # -- views -----------------------------------------------------------------------
-    def _views_for(self, view: str) -> list:
+    def views_of(self, view: str) -> list:
+        """The view objects of the ``"1d"``, ``"2d"`` or ``"3d"`` view (made when first asked)."""
         if view not in self._views:
             norm = self.normalization.value
             self._views[view] = {
@@ -507,14 +508,14 @@ class LandscapeExplorer(w.VBox):
         return self._views[view]
 
     def _show_views(self) -> None:
-        self.plots.children = [v.widget for v in self._views_for(self.view.value)]
+        self.plots.children = [v.widget for v in self.views_of(self.view.value)]
         # the convexity map describes a plane: offered in the 2-D view only
         self.convexity_button.layout.display = None if self.view.value == "2d" else "none"
 
     def _redraw(self) -> None:
         ds = self.result
         ndim = ds["loss"].ndim
-        for v in self._views_for(VIEWS[ndim - 1]):
+        for v in self.views_of(VIEWS[ndim - 1]):
             v.update(ds, self.metric.value, self.scale.value)
 
     # -- the worker ------------------------------------------------------------------
