@@ -102,3 +102,13 @@ def test_the_boundary_page_shows_the_network_at_the_hovered_point(prepared):
     explorer.num.value = 7  # a new grid: the targets follow
     assert len(page.targets.x) == 49
     assert explorer.wait(60)  # (the control change started a run)
+    # a fine grid: at most MAX_TARGETS per axis, symmetric, the trained network among them
+    from landscape_widgets.widgets.decision_boundary import MAX_POINTS, MAX_TARGETS
+
+    explorer.num.value = 31
+    axis = np.unique(np.round(page.targets.x, 9))
+    assert len(axis) <= MAX_TARGETS and 0.0 in axis and len(page.targets.x) == len(axis) ** 2
+    np.testing.assert_allclose(axis, -axis[::-1])
+    assert set(axis) <= set(np.round(np.linspace(-1, 1, 31), 9)) and axis[-1] > 0.9
+    assert len(page.boundary.points.x) == MAX_POINTS < len(data.train[0])
+    assert explorer.wait(60)

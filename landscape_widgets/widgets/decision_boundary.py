@@ -20,6 +20,11 @@ from .explorer import LandscapeExplorer
 #: Input-plane cells per axis of the boundary picture.
 RESOLUTION = 80
 
+#: Most data points drawn over the boundary, and most hover targets per map axis: every
+#: point is an SVG element of its own, and the browser draws thousands slowly.
+MAX_POINTS = 200
+MAX_TARGETS = 16
+
 
 class DecisionBoundaryView:
     """The class the model predicts over its 2-D input plane, with the data points.
@@ -27,7 +32,8 @@ class DecisionBoundaryView:
     Parameters
     ----------
     inputs, labels : torch.Tensor
-        ``[N, 2]`` inputs and their ``[N]`` integer classes (drawn on top).
+        ``[N, 2]`` inputs and their ``[N]`` integer classes (at most :data:`MAX_POINTS`
+        of them drawn on top, a fixed random choice).
     """
 
     def __init__(self, inputs: torch.Tensor, labels: torch.Tensor, width: str = "420px") -> None:
@@ -45,7 +51,8 @@ class DecisionBoundaryView:
         self.class_scale = bq.ColorScale(colors=["#9ecae1", "#fdae6b"], min=0.0, max=1.0)
         self.region = bq.HeatMap(x=self.axes[0], y=self.axes[1], color=np.full((RESOLUTION, RESOLUTION), np.nan).T,
                                  scales={"x": sx, "y": sy, "color": self.class_scale})
-        y = labels.detach().cpu().numpy()
+        shown = np.sort(np.random.default_rng(0).permutation(len(x))[:MAX_POINTS])
+        x, y = x[shown], labels.detach().cpu().numpy()[shown]
         self.points = bq.Scatter(x=x[:, 0], y=x[:, 1], color=y.astype(float), default_size=12, stroke="black",
                                  scales={"x": sx, "y": sy, "color": bq.ColorScale(colors=["#08519c", "#a63603"],
                                                                                   min=0.0, max=1.0)})
@@ -112,7 +119,17 @@ class BoundaryExplorer:
         self.boundary.show(self.network_at(alpha, beta), f"at alpha = {alpha:.2f}, beta = {beta:.2f}")
 
     def _place(self, _change=None) -> None:
+        """Hover targets on the map's grid points: the centre and every ``step``-th point
+        out from it, at most :data:`MAX_TARGETS` per axis."""
         axes = replace(self.explorer.settings, view="2d").grid.axes
-        a, b = np.meshgrid(axes[0].values, axes[1].values, indexing="ij")
+        a, b = np.meshgrid(*(_around_centre(axis.values) for axis in axes), indexing="ij")
         with self.targets.hold_sync():
             self.targets.x, self.targets.y = a.ravel(), b.ravel()
+
+
+def _around_centre(values: np.ndarray) -> np.ndarray:
+    """The middle value of ``values`` and every ``step``-th one out from it, at most
+    :data:`MAX_TARGETS` (the map's grids have an odd number of points, 0 in the middle)."""
+    mid = len(values) // 2
+    step = max(1, -(-(len(values) - 1) // (MAX_TARGETS - 1)))
+    return values[mid + step * np.arange(-(mid // step), (len(values) - 1 - mid) // step + 1)]
