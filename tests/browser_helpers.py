@@ -54,14 +54,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def voila(notebook: Path, timeout: float = 60.0, pool_size: int = 0) -> Iterator[str]:
+def voila(notebook: Path, timeout: float = 60.0, pool_size: int = 0, still: bool = False) -> Iterator[str]:
     """Serve ``notebook`` with Voila (``pool_size`` pre-heated kernels: none by default,
-    so a page's kernel starts when it opens); yields its URL; stops the server afterwards."""
-    from landscape_widgets.app.serve import voila_command
+    so a page's kernel starts when it opens; ``still``: the app's loading screen); yields
+    its URL; stops the server afterwards."""
+    from landscape_widgets.app.serve import voila_command, voila_env
 
     port = free_port()
-    with _served(voila_command(notebook, port, open_browser=False, pool_size=pool_size), port, notebook,
-                 "voila", timeout) as url:
+    with _served(voila_command(notebook, port, open_browser=False, pool_size=pool_size, still=still), port,
+                 notebook, "voila", timeout, env=voila_env(still)) as url:
         yield url
 
 
@@ -89,12 +90,13 @@ def jupyter(app: str, notebook: Path, timeout: float = 60.0) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _served(cmd: list[str], port: int, notebook: Path, server: str, timeout: float) -> Iterator[str]:
-    """Run a notebook server until it answers on ``port``; its log goes to
+def _served(cmd: list[str], port: int, notebook: Path, server: str, timeout: float,
+            env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run a notebook server (in ``env``) until it answers on ``port``; its log goes to
     ``test-artifacts/<notebook>.<server>.log``."""
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / f"{notebook.stem}.{server}.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=notebook.parent)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=notebook.parent, env=env)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + timeout

@@ -2,6 +2,8 @@
 that ``prepare`` fills, without training or evaluating anything; pages are built when
 their tab is first shown; the decision-boundary page shows the network at the point."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -112,3 +114,40 @@ def test_the_boundary_page_shows_the_network_at_the_hovered_point(prepared):
     assert set(axis) <= set(np.round(np.linspace(-1, 1, 31), 9)) and axis[-1] > 0.9
     assert len(page.boundary.points.x) == MAX_POINTS < len(data.train[0])
     assert explorer.wait(60)
+
+
+def test_the_loading_screen_is_the_first_pages_picture_made_by_this_code(prepared, monkeypatch):
+    """prepare draws the first page's first picture, from the very result its live map
+    starts from, for the app's loading screen; `landscape-widgets app` shows it while it
+    was made by this package's code, and serves with Voila's own template otherwise."""
+    import base64
+    import io
+    import re
+
+    from landscape_widgets.app import serve, still
+    from landscape_widgets.plotting.figures import landscape_figure
+
+    path = still.still_path()
+    assert path is not None
+    html = path.read_text()
+    png = base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html).group(1))
+    first = lessons.LESSONS[0]
+    page = first.build()
+    assert page.wait(60)
+    buf = io.BytesIO()
+    landscape_figure(page.running[0].result).savefig(buf, format="png", dpi=100)
+    assert png == buf.getvalue()
+    assert serve.APP_TITLE in html and first.title in html and first.text in html
+
+    served = []
+    monkeypatch.setattr(serve, "run_until_signalled", lambda cmd, env=None: served.append((cmd, env)) or 0)
+    serve.serve(open_browser=False)
+    monkeypatch.setattr(still, "code_digest", lambda: "other code")
+    assert still.still_path() is None
+    serve.serve(open_browser=False)
+    (cmd, env), (plain_cmd, plain_env) = served
+    assert f"--template={still.TEMPLATE}" in cmd
+    assert env["JUPYTER_PATH"].split(os.pathsep)[:2] == [str(still.TEMPLATE_ROOT), str(still.still_root())]
+    assert (still.TEMPLATE_ROOT / "voila" / "templates" / still.TEMPLATE / "conf.json").is_file()
+    assert not any(arg.startswith("--template") for arg in plain_cmd)
+    assert plain_env.get("JUPYTER_PATH") == os.environ.get("JUPYTER_PATH")

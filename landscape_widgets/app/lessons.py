@@ -35,6 +35,7 @@ from ..widgets.decision_boundary import BoundaryExplorer
 from ..widgets.explorer import LandscapeExplorer
 from ..widgets.interpolation import interpolation_panel
 from ..widgets.trajectory import trajectory_panel
+from .still import write_still
 
 
 @dataclass
@@ -217,14 +218,20 @@ def lesson(key: str) -> Lesson:
 
 def prepare(keys=None, log: Callable[[str], None] = print) -> None:
     """Fill the caches every page draws its first picture from: build each page (all by
-    default) headless and wait for its computations. Afterwards a page opens on stored
-    results; run again after changing the package (the caches are keyed by its code)."""
+    default) headless and wait for its computations, and draw the first page's picture
+    for the app's loading screen (:func:`~landscape_widgets.app.still.write_still`).
+    Afterwards a page opens on stored results; run again after changing the package (the
+    caches are keyed by its code)."""
     import time
+
+    from .serve import APP_INTRO, APP_TITLE
 
     for item in LESSONS if keys is None else [lesson(k) for k in keys]:
         start = time.perf_counter()
         page = item.build()
         page.wait()
+        if item is LESSONS[0]:  # the app's loading screen shows this page's first picture
+            write_still(page.running[0].result, APP_TITLE, APP_INTRO, item.title, item.text)
         for label in page.menu.options if page.menu is not None else ():  # every model, not only the first
             page.menu.value = label
             page.wait()

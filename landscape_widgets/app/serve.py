@@ -15,14 +15,16 @@ from pathlib import Path
 
 import nbformat
 
+from .still import TEMPLATE, TEMPLATE_ROOT, still_path, still_root
+
 #: Where the app notebook lives in a source checkout.
 CHECKOUT_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "explorer_app.ipynb"
 
-_APP_TITLE = (
-    "# Loss landscapes\n\n"
-    "What the loss of a neural network looks like around its trained weights, one idea per tab. "
-    "Every picture is live: move a control and it is computed again, coarse to fine."
-)
+#: The app's title and the sentences under it.
+APP_TITLE = "Loss landscapes"
+APP_INTRO = ("What the loss of a neural network looks like around its trained weights, one idea per tab. "
+             "Every picture is live: move a control and it is computed again, coarse to fine.")
+_APP_TITLE = f"# {APP_TITLE}\n\n{APP_INTRO}"
 _EXPLORER_TITLE = (
     "# Loss landscape explorer\n\n"
     "A small MLP trained on scikit-learn's digits. Move a control: the computation restarts "
@@ -90,6 +92,7 @@ def voila_command(
     pool_size: int = 1,
     max_kernels: int = 0,
     connect_grace: float = 120.0,
+    still: bool = False,
 ) -> list[str]:
     """The command line that serves ``notebook`` with Voila (sources hidden).
 
@@ -119,6 +122,9 @@ def voila_command(
     connect_grace : float
         Seconds a page's kernel is kept from the idle cull while its browser has not
         connected yet (a page of a busy server can take long to load).
+    still : bool
+        Show the first page's picture while a page loads (the app's template,
+        :mod:`~landscape_widgets.app.still`); run the command with :func:`voila_env`.
     """
     cmd = [sys.executable, "-m", "voila", str(notebook), "--strip_sources=True", f"--Voila.ip={ip}",
            # a busy server's kernel can take seconds to send a cell's output: waiting only
@@ -150,10 +156,22 @@ def voila_command(
                          f"{max_kernels} and {connect_grace}")
     if pool_size:
         cmd += ["--preheat_kernel=True", f"--pool_size={int(pool_size)}"]
+    if still:
+        cmd.append(f"--template={TEMPLATE}")
     cmd += ["--VoilaConfiguration.multi_kernel_manager_class=landscape_widgets.app.kernels.ClassroomKernelManager",
             f"--ClassroomKernelManager.max_kernels={int(max_kernels)}",
             f"--ClassroomKernelManager.connect_grace={float(connect_grace)}"]
     return cmd
+
+
+def voila_env(still: bool = False) -> dict[str, str]:
+    """The environment for :func:`voila_command`: this one, with the app's Voila template
+    and the cache's first-page picture on ``JUPYTER_PATH`` when ``still``."""
+    env = dict(os.environ)
+    if still:
+        env["JUPYTER_PATH"] = os.pathsep.join(
+            [str(TEMPLATE_ROOT), str(still_root()), *filter(None, [env.get("JUPYTER_PATH")])])
+    return env
 
 
 def descendants(pid: int) -> list[int]:
@@ -173,15 +191,15 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def run_until_signalled(cmd: list[str], grace: float = 10.0) -> int:
+def run_until_signalled(cmd: list[str], grace: float = 10.0, env: dict[str, str] | None = None) -> int:
     """Run ``cmd`` until it exits or this process gets SIGTERM or SIGINT; then stop it and
     every process it started (Voila and its kernels, which run in sessions of their own).
 
     The child gets SIGTERM and ``grace`` seconds to shut down; whatever of its process
     tree is still alive then gets SIGKILL. Returns the child's exit code (0 when stopped
-    by a signal).
+    by a signal). ``env``: the child's environment (default this one).
     """
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, env=env)
     stopping = []
 
     def stop(signum, _frame):
@@ -248,6 +266,7 @@ def serve(
             path = CHECKOUT_NOTEBOOK
         else:
             path = write_notebook(app_notebook(), Path(tmp) / "explorer_app.ipynb")
+        still = notebook is None and still_path() is not None  # the app's own first picture, up to date
         cmd = voila_command(path, port, open_browser, ip=ip, base_url=base_url, token=token, cull_idle=cull_idle,
-                            pool_size=pool_size, max_kernels=max_kernels, connect_grace=connect_grace)
-        return run_until_signalled(cmd)
+                            pool_size=pool_size, max_kernels=max_kernels, connect_grace=connect_grace, still=still)
+        return run_until_signalled(cmd, env=voila_env(still))
