@@ -151,3 +151,36 @@ def test_the_loading_screen_is_the_first_pages_picture_made_by_this_code(prepare
     assert (still.TEMPLATE_ROOT / "voila" / "templates" / still.TEMPLATE / "conf.json").is_file()
     assert not any(arg.startswith("--template") for arg in plain_cmd)
     assert plain_env.get("JUPYTER_PATH") == os.environ.get("JUPYTER_PATH")
+
+
+def test_prepared_pages_are_built_ahead_and_shown_when_selected(prepared, monkeypatch):
+    """In a kernel, the app builds the pages prepare made caches for on the kernel's
+    event loop after the cell has run; a page built ahead enters its tab only when the
+    tab is selected (the browser draws only what a student opens); other code, no ahead."""
+    import types
+
+    from landscape_widgets.app import teaching_app as ta
+
+    _forbid_computing(monkeypatch)
+    assert lessons.prepared_lessons() == {item.key for item in lessons.LESSONS}
+    scheduled = []
+    loop = types.SimpleNamespace(add_callback=lambda fn, *args: scheduled.append((fn, args)))
+    monkeypatch.setattr(ta, "get_ipython", lambda: types.SimpleNamespace(kernel=types.SimpleNamespace(io_loop=loop)))
+    tab = ta.teaching_app()
+    assert [args for _, args in scheduled] == [([item.key],) for item in lessons.LESSONS[1:]]
+    app = scheduled[0][0].__self__
+    assert list(app.pages) == ["explorer"]  # nothing built before the cell has run
+    for fn, args in scheduled:
+        fn(*args)
+    assert list(app.pages) == [item.key for item in lessons.LESSONS]
+    assert all(len(box.children) == 1 for box in app._boxes[1:])  # in no tab yet
+    built = app.pages["boundary"]
+    tab.selected_index = 1
+    assert app.pages["boundary"] is built and app._boxes[1].children[1] is built.widget
+    assert built.wait(30) and _complete(built)
+
+    monkeypatch.setattr(lessons, "code_digest", lambda: "other code")
+    assert lessons.prepared_lessons() == set()
+    scheduled.clear()
+    ta.teaching_app()
+    assert scheduled == []

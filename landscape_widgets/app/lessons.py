@@ -12,8 +12,10 @@ A page is built the first time it is shown; moving a control computes live.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import ipywidgets as w
 import torch.nn.functional as F
@@ -26,7 +28,8 @@ from ..builtin.training import TrainConfig, trained
 from ..builtin.wedge import WEDGE_DATA, wedge_model, wedge_objective
 from ..core.grids import plane
 from ..core.params import model_at
-from ..runs.memo import cached_call
+from ..runs.memo import cached_call, code_digest
+from ..runs.paths import cache_dir
 from ..widgets.comparison import comparison_panel
 from ..widgets.connectivity import connectivity_view
 from ..widgets.convexity import ConvexityView
@@ -235,4 +238,26 @@ def prepare(keys=None, log: Callable[[str], None] = print) -> None:
         for label in page.menu.options if page.menu is not None else ():  # every model, not only the first
             page.menu.value = label
             page.wait()
+        _mark_prepared(item.key)
         log(f"{item.title}: ready ({time.perf_counter() - start:.1f} s)")
+
+
+def _prepared_file() -> Path:
+    return cache_dir() / "prepared-lessons.json"
+
+
+def _mark_prepared(key: str) -> None:
+    done = prepared_lessons() | {key}
+    tmp = _prepared_file().with_suffix(".tmp")
+    tmp.write_text(json.dumps({"code": code_digest(), "lessons": sorted(done)}))
+    tmp.replace(_prepared_file())
+
+
+def prepared_lessons() -> set[str]:
+    """The lessons whose caches :func:`prepare` has filled with this package's code (their
+    pages build without computing anything)."""
+    try:
+        marker = json.loads(_prepared_file().read_text())
+    except (OSError, ValueError):
+        return set()
+    return set(marker.get("lessons", ())) if marker.get("code") == code_digest() else set()

@@ -6,14 +6,18 @@ import html
 
 import ipywidgets as w
 
-from .lessons import LESSONS, Lesson, Page
+from IPython import get_ipython
+
+from .lessons import LESSONS, Lesson, Page, prepared_lessons
 
 
 class TeachingApp:
     """Tabs of :data:`~landscape_widgets.app.lessons.LESSONS`; display ``.widget``.
 
     A page is built (and its first picture drawn, from the caches :func:`prepare`
-    fills) when its tab is first selected; the others cost nothing until then.
+    fills) when its tab is first selected, or before by :meth:`build_ahead`; a page
+    built ahead is put into its tab when the tab is first selected, so the browser
+    draws only the pages a student opens.
 
     Attributes
     ----------
@@ -35,20 +39,32 @@ class TeachingApp:
         self.show(first)
 
     def show(self, index: int | None) -> Page | None:
-        """Build page ``index`` if it is not yet (the tab's ``selected_index``)."""
+        """Build page ``index`` if it is not yet, and put it into its tab (the tab's
+        ``selected_index``)."""
         if index is None:
             return None
         item = self.lessons[index]
-        if item.key not in self.pages:
-            try:
-                self.pages[item.key] = page = item.build()
-            except Exception as err:  # say so on the page instead of a blank tab
-                self._boxes[index].children = [_intro(item), w.HTML(
-                    f"<p style='color:#b00'>This page could not be built: {html.escape(type(err).__name__)}: "
-                    f"{html.escape(str(err))}</p>")]
-                raise
+        try:
+            page = self.build(item.key)
+        except Exception as err:  # say so on the page instead of a blank tab
+            self._boxes[index].children = [_intro(item), w.HTML(
+                f"<p style='color:#b00'>This page could not be built: {html.escape(type(err).__name__)}: "
+                f"{html.escape(str(err))}</p>")]
+            raise
+        if page.widget not in self._boxes[index].children:
             self._boxes[index].children = [_intro(item), page.widget]
-        return self.pages[item.key]
+        return page
+
+    def build(self, key: str) -> Page:
+        """Page ``key``, built if it is not yet (not put into its tab)."""
+        if key not in self.pages:
+            self.pages[key] = next(item for item in self.lessons if item.key == key).build()
+        return self.pages[key]
+
+    def build_ahead(self, keys) -> None:
+        """Build the pages ``keys`` now, before their tabs are selected."""
+        for key in keys:
+            self.build(key)
 
 
 def _intro(item: Lesson) -> w.HTML:
@@ -57,5 +73,18 @@ def _intro(item: Lesson) -> w.HTML:
 
 
 def teaching_app(first: int = 0) -> w.Tab:
-    """The app's widget: :class:`TeachingApp` on every lesson, ``first`` shown first."""
-    return TeachingApp(first=first).widget
+    """The app's widget: :class:`TeachingApp` on every lesson, ``first`` shown first.
+
+    In a kernel, the other pages whose caches :func:`~landscape_widgets.app.lessons.prepare`
+    filled with this code (:func:`~landscape_widgets.app.lessons.prepared_lessons`) are
+    built ahead once the cell has run, one at a time on the kernel's event loop (in
+    Voila's pre-heated kernels: before a student opens the page), so a tab shows its
+    picture as soon as it is selected.
+    """
+    app = TeachingApp(first=first)
+    ahead = [item.key for item in app.lessons if item.key in prepared_lessons() and item.key not in app.pages]
+    kernel = getattr(get_ipython(), "kernel", None)
+    if kernel is not None:
+        for key in ahead:
+            kernel.io_loop.add_callback(app.build_ahead, [key])
+    return app.widget
