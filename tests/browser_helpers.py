@@ -186,11 +186,31 @@ setInterval(lessonsDrawn, 20);
 """
 
 
+#: Notes in ``window.stillMarks`` when (ms after navigation) the loading screen's picture
+#: is shown (loaded, visible), when a heat map of the live page is drawn and when the
+#: picture is gone.
+STILL_MARKS = """
+window.stillMarks = {};
+const check = () => {
+  const m = window.stillMarks, now = performance.now(), img = document.querySelector('#landscape-still img');
+  if (!('still' in m) && img && img.complete && img.naturalWidth > 0 && img.getBoundingClientRect().height > 0
+      && getComputedStyle(img).visibility === 'visible') { m.still = now; m.width = img.naturalWidth; }
+  if (!('live' in m) && document.querySelector("#rendered_cells image.heatmap[href^='data:image']")) m.live = now;
+  const still = document.querySelector('#landscape-still');
+  if (!('gone' in m) && 'still' in m && still && getComputedStyle(still).display === 'none') m.gone = now;
+};
+new MutationObserver(check).observe(document, {subtree: true, childList: true, attributes: true});
+setInterval(check, 20);
+"""
+
+
 def open_lessons(page, url: str, lessons) -> dict[str, float]:
     """Open the app and every tab in turn: seconds from the page's navigation (the first
     tab) or the press on the tab (the others) until its picture is drawn, timed in the
-    page (Playwright's own round trips left out)."""
+    page (Playwright's own round trips left out); ``"still"``: seconds from navigation
+    until the loading screen's picture showed, when it did (``STILL_MARKS``)."""
     page.add_init_script(LESSON_MARKS % json.dumps(LESSON_PICTURES))
+    page.add_init_script(STILL_MARKS)
     for i, item in enumerate(lessons):
         if i == 0:
             page.goto(url, timeout=120_000)
@@ -199,6 +219,7 @@ def open_lessons(page, url: str, lessons) -> dict[str, float]:
         page.wait_for_function(lesson_drawn_js(item.key), timeout=120_000)
         time.sleep(0.5)
         screenshot(page, f"30_lesson_{i}_{item.key}")
-    marks = page.evaluate("window.lessonMarks")
-    return {item.key: (marks["drawn"][item.key] - (marks["pressed"][item.title] if i else 0.0)) / 1000
-            for i, item in enumerate(lessons)}
+    marks, still = page.evaluate("[window.lessonMarks, window.stillMarks]")
+    seconds = {item.key: (marks["drawn"][item.key] - (marks["pressed"][item.title] if i else 0.0)) / 1000
+               for i, item in enumerate(lessons)}
+    return {**seconds, **({"still": still["still"] / 1000} if "still" in still else {})}

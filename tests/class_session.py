@@ -15,7 +15,7 @@ import threading
 import time
 
 import psutil
-from browser_helpers import ARTIFACTS, CHROMIUM_ARGS, free_port, require_chromium, screenshot, wait_until
+from browser_helpers import ARTIFACTS, CHROMIUM_ARGS, STILL_MARKS, free_port, require_chromium, screenshot, wait_until
 
 TOKEN = "class-secret"
 #: The explorer's picture is complete: its progress says N/N points.
@@ -71,8 +71,8 @@ def class_session(n_pages: int = 8, cull_idle: int = 10) -> dict:
     cull after ``cull_idle`` s), open ``n_pages`` pages at once, close them, then SIGTERM.
 
     Returns the figures: seconds to each page's complete first picture (from its
-    navigation), page errors, idle / peak / after-close memory of the server's process
-    tree, memory per kernel, seconds until the closed pages' kernels were gone, whether a
+    navigation) and to its loading screen's picture, page errors, idle / peak /
+    after-close memory of the server's process tree, memory per kernel, seconds until the closed pages' kernels were gone, whether a
     request without the token was refused and one with it served, and the processes
     left after SIGTERM.
     """
@@ -119,6 +119,7 @@ def class_session(n_pages: int = 8, cull_idle: int = 10) -> dict:
                 # Chromium's six connections per server among all pages)
                 page = browser.new_context(viewport={"width": 1300, "height": 1100}).new_page()
                 page.on("pageerror", lambda exc, i=i: errors.append(f"page {i}: {exc}"))
+                page.add_init_script(STILL_MARKS)
                 started.append(time.monotonic())
                 page.goto(base + f"?token={TOKEN}", wait_until="commit", timeout=180_000)
                 pages.append(page)
@@ -126,6 +127,8 @@ def class_session(n_pages: int = 8, cull_idle: int = 10) -> dict:
             for page, start in zip(pages, started):
                 page.wait_for_function(COMPLETE, timeout=300_000, polling=200)
                 seconds.append(time.monotonic() - start)
+            out["still_seconds"] = [m["still"] / 1000 for m in (page.evaluate("window.stillMarks") for page in pages)
+                                    if "still" in m]
             out["served_with_token"] = all("Loss landscapes" in page.inner_text("body") for page in pages)
             screenshot(pages[-1], "40_class_last_page")
             out["seconds"] = seconds
@@ -167,7 +170,9 @@ def report(figures: dict) -> str:
     per = figures["kernel_bytes"]
     return "\n".join([
         f"{figures['pages']} pages at once: complete first picture after median {figures['median_seconds']:.1f} s, "
-        f"worst {figures['worst_seconds']:.1f} s (from navigation)",
+        f"worst {figures['worst_seconds']:.1f} s (from navigation); the loading screen's picture on "
+        f"{len(figures['still_seconds'])} pages, after median {statistics.median(figures['still_seconds'] or [0]):.1f} s, "
+        f"worst {max(figures['still_seconds'] or [0]):.1f} s",
         f"server memory: idle {mb(figures['idle_bytes'])}, peak {mb(figures['peak_bytes'])}, after the pages "
         f"closed {mb(figures['after_bytes'])}; per kernel {mb(min(per))}-{mb(max(per))} "
         f"(median {mb(statistics.median(per))}, {figures['kernels_while_open']} kernels)",

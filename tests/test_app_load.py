@@ -18,6 +18,7 @@ def test_a_class_of_eight_gets_pictures_and_leaves_nothing_behind():
     print(report(figures))
     assert not figures["errors"], figures["errors"]
     assert len(figures["seconds"]) == 8  # every page reached its complete picture
+    assert len(figures["still_seconds"]) == 8  # and showed the loading screen's picture before
     assert figures["kernels_while_open"] >= 8
     assert figures["refused_without_token"] and figures["served_with_token"]
     # the pages' kernels are gone within the cull interval (checked every cull/2 s) and some slack

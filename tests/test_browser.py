@@ -270,24 +270,6 @@ def test_estimated_map_is_drawn_veiled_under_voila(tmp_path):
         screenshot(page, "21_estimated_map_veiled")
 
 
-#: Notes in ``window.stillMarks`` when (ms after navigation) the loading screen's picture
-#: is shown (loaded, visible), when a heat map of the live page is drawn and when the
-#: picture is gone.
-STILL_MARKS = """
-window.stillMarks = {};
-const check = () => {
-  const m = window.stillMarks, now = performance.now(), img = document.querySelector('#landscape-still img');
-  if (!('still' in m) && img && img.complete && img.naturalWidth > 0 && img.getBoundingClientRect().height > 0
-      && getComputedStyle(img).visibility === 'visible') { m.still = now; m.width = img.naturalWidth; }
-  if (!('live' in m) && document.querySelector("#rendered_cells image.heatmap[href^='data:image']")) m.live = now;
-  const still = document.querySelector('#landscape-still');
-  if (!('gone' in m) && 'still' in m && still && getComputedStyle(still).display === 'none') m.gone = now;
-};
-new MutationObserver(check).observe(document, {subtree: true, childList: true, attributes: true});
-setInterval(check, 20);
-"""
-
-
 def test_teaching_app_draws_every_lesson_under_voila(tmp_path):
     """The app as ``landscape-widgets app`` serves it (a pre-heated kernel, the loading
     screen), after ``prepare``: the first page's picture shows at once and gives way to
@@ -304,15 +286,13 @@ def test_teaching_app_draws_every_lesson_under_voila(tmp_path):
     with voila(notebook, pool_size=1, still=True) as url, chromium_page(height=1300) as page:
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.add_init_script(STILL_MARKS)
         seconds = open_lessons(page, url, LESSONS)
         assert all(lesson_drawn(page, item.key) for item in LESSONS)
         assert "Traceback" not in page.inner_text("body") and "could not be built" not in page.inner_text("body")
         assert not errors, errors
-        marks = page.evaluate("window.stillMarks")
+        marks = page.evaluate("window.stillMarks")  # (open_lessons notes them)
         assert marks["width"] >= 400 and marks["still"] < marks["live"] <= marks["gone"] < marks["live"] + 500, marks
         assert not page.locator("#landscape-still").is_visible()
-        seconds["still"] = marks["still"] / 1000
         page.set_content(still_path().read_text())  # the loading screen alone, to look at
         screenshot(page, "29_app_loading_screen")
     (ARTIFACTS / "teaching_app_seconds.json").write_text(json.dumps(seconds, indent=1))

@@ -359,7 +359,8 @@ def test_a_stored_stream_is_shown_at_once_without_evaluating(monkeypatch, tmp_pa
 
     monkeypatch.setattr(PointEvaluator, "evaluate", no_evaluation)
     again = list(landscape_stream(_stream_evaluator(model, data), grid, store=tmp_path, attrs={"seed": 0}))
-    assert len(again) == 1 and again[0].final and again[0].n_done == grid.size
+    assert len(again) == 1 and again[0].final and again[0].n_done == grid.size and again[0].stored
+    assert not first[-1].stored
     np.testing.assert_array_equal(again[0].ds["loss"].values, computed)
     # every variable and attribute comes back as computed
     live = first[-1].ds.assign_attrs(**{k: v for k, v in again[0].ds.attrs.items() if k not in first[-1].ds.attrs})

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape_widgets import compute_landscape, make_grid
-from landscape_widgets.app.serve import CHECKOUT_NOTEBOOK, app_notebook, voila_command
+from landscape_widgets.app.serve import CHECKOUT_NOTEBOOK, UNUSED_EXTENSIONS, app_notebook, voila_command
 from landscape_widgets.analysis.curvature import convexity_map, hessian_eigenvalues
 from landscape_widgets.core.directions import interpolation_direction
 from landscape_widgets.core.grids import coarse_to_fine_order, plane
@@ -141,6 +141,8 @@ def test_metric_values_hide_points_not_done_and_take_logs():
 def test_format_progress():
     assert format_progress(50, 100, 2.0, "cpu") == "50/100 points · 25 pt/s · 2 s left · device cpu"
     assert "done in 4.00 s" in format_progress(100, 100, 4.0, "cuda")
+    # a stored result was not computed now: no rate, no time
+    assert format_progress(100, 100, 0.02, "cpu", stored=True) == "100/100 points · from the run store"
 
 
 # -- the runner ------------------------------------------------------------------------
@@ -495,12 +497,15 @@ def test_app_notebook_on_disk_is_app_notebook():
 def test_voila_command_hides_sources_and_checks_the_port():
     cmd = voila_command(Path("app.ipynb"), 8899, open_browser=False)
     assert cmd[1:] == ["-m", "voila", "app.ipynb", "--strip_sources=True", "--Voila.ip=localhost",
-                       "--VoilaExecutor.iopub_timeout=60", "--port=8899",
+                       "--VoilaExecutor.iopub_timeout=60",
+                       *(f"--VoilaConfiguration.extension_denylist={name}" for name in UNUSED_EXTENSIONS),
+                       "--port=8899",
                        "--no-browser", "--MappingKernelManager.cull_idle_timeout=300",
                        "--MappingKernelManager.cull_interval=60", "--preheat_kernel=True", "--pool_size=1",
                        "--VoilaConfiguration.multi_kernel_manager_class="
                        "landscape_widgets.app.kernels.ClassroomKernelManager",
                        "--ClassroomKernelManager.max_kernels=0", "--ClassroomKernelManager.connect_grace=120.0"]
+    assert voila_command(Path("app.ipynb"), still=True)[-4] == "--template=landscape"
     with pytest.raises(ValueError, match="port"):
         voila_command(Path("app.ipynb"), 70000)
 

@@ -85,7 +85,7 @@ class ComparisonPanel:
             view.color_scale.min, view.color_scale.max = lo, max(hi, lo + 1e-12)
         for other in self.models:
             self._caption(other)
-        self.progress.update(snap.n_done, snap.total, snap.elapsed, snap.device, f"model '{name}'")
+        self.progress.show(snap, f"model '{name}'")
 
     def _caption(self, name: str) -> None:
         parts = [f"<b>{name}</b>"]

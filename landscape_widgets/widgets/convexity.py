@@ -95,7 +95,7 @@ class ConvexityPanel:
     def _draw(self, snap: Snapshot) -> None:
         self.result = snap.ds
         self.view.update(snap.ds)
-        self.progress.update(snap.n_done, snap.total, snap.elapsed, snap.device, "Hessian Lanczos")
+        self.progress.show(snap, "Hessian Lanczos")
 
 
 def convexity_panel(

@@ -541,7 +541,7 @@ class LandscapeExplorer(w.VBox):
             self.seconds_per_point = snap.elapsed / snap.n_done
         self.result = snap.ds
         self._redraw()
-        self.progress.update(snap.n_done, snap.total, snap.elapsed, snap.device)
+        self.progress.show(snap)
 
     def _finished(self, settings: Settings):
         def done(completed: bool) -> None:

@@ -62,7 +62,7 @@ class InterpolationPanel:
     def _draw(self, snap: Snapshot) -> None:
         self.result = snap.ds
         self._redraw()
-        self.progress.update(snap.n_done, snap.total, snap.elapsed, snap.device)
+        self.progress.show(snap)
 
     def _redraw(self) -> None:
         ds = self.result

@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 
 
-def format_progress(n_done: int, total: int, elapsed: float, device: str, state: str = "") -> str:
-    """One line such as ``'1200/2601 points · 850 pt/s · 2 s left · device cpu'``."""
+def format_progress(n_done: int, total: int, elapsed: float, device: str, state: str = "",
+                    stored: bool = False) -> str:
+    """One line such as ``'1200/2601 points · 850 pt/s · 2 s left · device cpu'``, or
+    ``'2601/2601 points · from the run store'`` for a ``stored`` result."""
+    if stored:
+        return " · ".join([f"{n_done}/{total} points", "from the run store", *filter(None, [state])])
     rate = n_done / elapsed if elapsed > 0 else 0.0
     left = (total - n_done) / rate if rate > 0 else math.inf
     parts = [f"{n_done}/{total} points", f"{rate:.0f} pt/s" if rate else "-- pt/s"]
@@ -32,13 +36,19 @@ class ProgressView:
         self.text.add_class("landscape-progress")
         self.widget = w.HBox([self.bar, self.text])
 
-    def update(self, n_done: int, total: int, elapsed: float, device: str, state: str = "") -> None:
-        """Show ``n_done`` of ``total`` points after ``elapsed`` seconds on ``device``."""
+    def update(self, n_done: int, total: int, elapsed: float, device: str, state: str = "",
+               stored: bool = False) -> None:
+        """Show ``n_done`` of ``total`` points after ``elapsed`` seconds on ``device``
+        (see :func:`format_progress`)."""
         with self.bar.hold_sync():
             self.bar.max = max(1, total)
             self.bar.value = n_done
             self.bar.bar_style = "success" if n_done >= total else "info"
-        self.text.value = format_progress(n_done, total, elapsed, device, state)
+        self.text.value = format_progress(n_done, total, elapsed, device, state, stored)
+
+    def show(self, snap, state: str = "") -> None:
+        """Show a :class:`~landscape_widgets.widgets.runner.Snapshot`'s progress."""
+        self.update(snap.n_done, snap.total, snap.elapsed, snap.device, state, snap.stored)
 
     def message(self, text: str, style: str = "", reset: bool = False) -> None:
         """Show a status message (e.g. ``'stopped'`` or an error) next to the bar;

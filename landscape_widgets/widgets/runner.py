@@ -63,6 +63,8 @@ class Snapshot:
         True for the last snapshot of a run that was not cancelled.
     device : str
         Where the points are computed.
+    stored : bool
+        The result came whole from the run store (nothing was computed).
     """
 
     ds: xr.Dataset
@@ -71,6 +73,7 @@ class Snapshot:
     elapsed: float
     final: bool
     device: str
+    stored: bool = False
 
     @property
     def rate(self) -> float:
@@ -134,7 +137,7 @@ def landscape_stream(
         cached = load_cached(key, root)
         if cached is not None:
             cached.attrs.update(attrs or {})
-            yield Snapshot(cached, grid.size, grid.size, time.perf_counter() - start, True, device)
+            yield Snapshot(cached, grid.size, grid.size, time.perf_counter() - start, True, device, stored=True)
             return
     ds = new_landscape(evaluator, grid, attrs)
     n_done = 0

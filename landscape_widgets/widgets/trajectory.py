@@ -98,7 +98,7 @@ class TrajectoryPanel:
         with self.view.widget.hold_sync():
             self.view.x_axis.label, self.view.y_axis.label = x_label, y_label
             self.view.widget.title = f"Loss on the trajectory's PCA plane ({snap.n_done}/{snap.total} points)"
-        self.progress.update(snap.n_done, snap.total, snap.elapsed, snap.device)
+        self.progress.show(snap)
 
     def _scrub(self, change) -> None:
         i = int(change["new"])
