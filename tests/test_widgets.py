@@ -194,6 +194,30 @@ def test_runner_debounce_starts_only_the_last_request_and_stop_cancels():
     assert runner.wait(30) and started == ["c"]
 
 
+def test_exiting_while_a_run_computes_in_torch_ends_cleanly():
+    """The interpreter exiting while a worker thread was inside torch aborted the process
+    (exit code 134, 'terminate called without an active exception'); now every run is
+    cancelled and waited for at exit."""
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sys, time, torch
+        from landscape_widgets.widgets.runner import Runner
+        def work(cancel):
+            x = torch.randn(600, 600)
+            while True:
+                for _ in range(20):
+                    x = torch.tanh(x @ x)
+                yield x
+        Runner().start(work, lambda snapshot: None)
+        time.sleep(0.5)
+        sys.exit(0)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 def test_runner_reports_errors_from_the_worker():
     errors = []
     runner = Runner(debounce=0, on_error=errors.append)

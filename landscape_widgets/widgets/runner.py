@@ -28,8 +28,10 @@ Rules it guarantees:
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
+import weakref
 from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -162,8 +164,28 @@ def _store_key(evaluator: PointEvaluator, grid: Grid) -> str | None:
         return None
 
 
+#: Seconds the interpreter waits at exit for cancelled runs to stop (their chunk in flight).
+EXIT_WAIT = 30.0
+
+_RUNNERS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    """Cancel every run and wait for it: a worker thread still inside torch while the
+    interpreter shuts down aborts the process."""
+    runners = list(_RUNNERS)
+    for runner in runners:
+        runner.stop()
+    deadline = time.monotonic() + EXIT_WAIT
+    for runner in runners:
+        runner.wait(max(0.0, deadline - time.monotonic()))
+
+
 class Runner:
-    """Runs one stream at a time in a daemon thread; see the module docstring.
+    """Runs one stream at a time in a daemon thread; see the module docstring. When the
+    interpreter exits, every run is cancelled and waited for (at most :data:`EXIT_WAIT`
+    seconds).
 
     Parameters
     ----------
@@ -199,6 +221,7 @@ class Runner:
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
+        _RUNNERS.add(self)
 
     @property
     def running(self) -> bool:
