@@ -119,6 +119,10 @@ def test_widget_shares_one_colour_range_and_toggles_normalization(batch_pairs):
     lo, hi = shared_color_range(panel.results)
     for view in panel.views.values():
         assert (view.color_scale.min, view.color_scale.max) == pytest.approx((lo, hi))
+    # one scale, one colour bar beside the row (a bar each was squashed beside a small map)
+    assert all(view.color_scale is panel.color_scale and view.color_axis not in view.widget.axes
+               for view in panel.views.values())
+    assert panel.color_bar in panel.widget.children[1].children and panel.color_axis.label == "loss"
     assert all("test accuracy" in c.value and "mean loss increase" in c.value for c in panel.captions.values())
     filtered = {n: ds["loss"].values.copy() for n, ds in panel.results.items()}
     panel.normalization.value = "none"

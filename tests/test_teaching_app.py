@@ -89,6 +89,14 @@ def test_the_boundary_page_shows_the_network_at_the_hovered_point(prepared):
                                  autostart=False)
     page = BoundaryExplorer(explorer, *data.train)
     assert len(page.targets.x) == 121  # one hover target per grid point
+    # the boundary sits beside the map (the explorer keeps its full width), in the 2-D view only
+    beside = explorer.plots.children
+    assert beside[0] is explorer.views_of("2d")[0].widget and page.boundary.widget in beside[1].children
+    explorer.view.value = "1d"
+    assert all(page.boundary.widget not in getattr(c, "children", ()) for c in explorer.plots.children)
+    explorer.view.value = "2d"
+    assert explorer.plots.children == beside
+    assert explorer.wait(60)
     d1, d2 = explorer.plane(explorer.settings)[0]
     net = page.network_at(0.5, -1.0)
     expected = flatten_params(result.model) + 0.5 * d1 - 1.0 * d2

@@ -19,7 +19,7 @@ from ..core.landscape import prepare_evaluator
 from ..core.objective import LossFn, Objective
 from .progress import ProgressView
 from .runner import Runner, landscape_stream
-from .views import ContourView
+from .views import ContourView, shared_color_bar
 
 
 class ComparisonPanel:
@@ -40,8 +40,13 @@ class ComparisonPanel:
         self.models = dict(objectives)
         self.grid, self.seed = grid, seed
         self.test_accuracy = dict(test_accuracy)
-        self.views = {name: ContourView(normalization=normalization, width="440px", height="400px")
-                      for name in self.models}
+        import bqplot as bq
+
+        # one colour scale and one colour bar for every map
+        self.color_scale = bq.ColorScale(scheme="viridis", min=0.0, max=1.0)
+        self.views = {name: ContourView(normalization=normalization, width="400px", height="400px",
+                                        color_scale=self.color_scale, color_bar=False) for name in self.models}
+        self.color_bar, self.color_axis = shared_color_bar(self.color_scale, 400)
         self.captions = {name: w.HTML() for name in self.models}
         self.results: dict = {}
         self.normalization = w.ToggleButtons(options=list(NORMALIZATIONS), value=normalization,
@@ -50,7 +55,7 @@ class ComparisonPanel:
         self.progress = ProgressView()
         self.runner = Runner(max_rate=5.0, debounce=0.3, on_error=self.progress.error)
         columns = [w.VBox([self.views[n].widget, self.captions[n]]) for n in self.models]
-        self.widget = w.VBox([w.HBox([self.normalization, self.progress.widget]), w.HBox(columns)])
+        self.widget = w.VBox([w.HBox([self.normalization, self.progress.widget]), w.HBox([*columns, self.color_bar])])
         for name in self.models:
             self._caption(name)
 
@@ -76,13 +81,11 @@ class ComparisonPanel:
 
     def _draw(self, item) -> None:
         name, snap, latest = item
+        self.results.update(latest)
+        limits = shared_color_range(self.results)
         for other, ds in latest.items():
-            self.results[other] = ds
-            self.views[other].update(ds)
+            self.views[other].update(ds, limits=limits)
             self.views[other].widget.title = other
-        lo, hi = shared_color_range(self.results)
-        for view in self.views.values():
-            view.color_scale.min, view.color_scale.max = lo, max(hi, lo + 1e-12)
         for other in self.models:
             self._caption(other)
         self.progress.show(snap, f"model '{name}'")

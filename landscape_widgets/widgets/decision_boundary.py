@@ -80,7 +80,8 @@ class BoundaryExplorer:
 
     Attributes
     ----------
-    widget : ipywidgets.HBox
+    widget : LandscapeExplorer
+        The explorer, with the boundary beside its 2-D map.
     explorer : LandscapeExplorer
     boundary : DecisionBoundaryView
     """
@@ -102,7 +103,8 @@ class BoundaryExplorer:
         self.boundary.show(explorer.model.eval(), "of the trained network")
         hint = w.HTML("<i>Move the cursor over the map: the right-hand picture shows what the network at that "
                       "point of the plane predicts for every input.</i>")
-        self.widget = w.HBox([explorer, w.VBox([self.boundary.widget, hint])])
+        explorer.show_beside("2d", w.VBox([self.boundary.widget, hint], layout={"margin": "0 0 0 12px"}))
+        self.widget = explorer
 
     def network_at(self, alpha: float, beta: float) -> torch.nn.Module:
         """A copy of the model at ``theta + alpha d1 + beta d2`` of the map's plane."""

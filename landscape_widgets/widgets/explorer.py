@@ -277,6 +277,7 @@ class LandscapeExplorer(w.VBox):
         #: A download link for the latest saved file (data URI: works in Voila too).
         self.download = w.HTML()
         self.plots = w.Box(layout={"width": "100%", "flex_flow": "row wrap"})
+        self._beside: dict[str, list[w.Widget]] = {}
         #: Convexity map of the current plane, shown under the plots when asked for.
         self.convexity: ConvexityPanel | None = None
         self.convexity_box = w.Box(layout={"width": "100%"})
@@ -507,8 +508,15 @@ class LandscapeExplorer(w.VBox):
             }[view]()
         return self._views[view]
 
+    def show_beside(self, view: str, widget: w.Widget) -> None:
+        """Show ``widget`` after the plots of the ``"1d"``, ``"2d"`` or ``"3d"`` view
+        whenever that view is shown (e.g. a picture that follows the cursor on the map)."""
+        self._beside.setdefault(view, []).append(widget)
+        self._show_views()
+
     def _show_views(self) -> None:
-        self.plots.children = [v.widget for v in self.views_of(self.view.value)]
+        view = self.view.value
+        self.plots.children = [v.widget for v in self.views_of(view)] + self._beside.get(view, [])
         # the convexity map describes a plane: offered in the 2-D view only
         self.convexity_button.layout.display = None if self.view.value == "2d" else "none"
 

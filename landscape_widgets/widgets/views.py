@@ -293,6 +293,20 @@ class ContourView:
             self.widget.title = f"{title}: {_status(ds)}"
 
 
+def shared_color_bar(color_scale, height: int, label: str = "loss"):
+    """One colour bar, in a figure of its own, for maps of ``height`` px sharing
+    ``color_scale``: bqplot draws a figure's colour bar about 230 px shorter than its plot
+    area, too short beside a small map. Returns ``(figure, color_axis)``."""
+    import bqplot as bq
+
+    axis = bq.ColorAxis(scale=color_scale, side="right", label=label, tick_format=TICK_FORMAT)
+    hidden = bq.HeatMap(x=np.array([0.0, 1.0]), y=np.array([0.0, 1.0]), color=np.zeros((2, 2)), visible=False,
+                        scales={"x": bq.LinearScale(), "y": bq.LinearScale(), "color": color_scale})
+    figure = bq.Figure(marks=[hidden], axes=[axis], fig_margin={"top": 50, "bottom": 50, "left": 0, "right": 90},
+                       layout={"width": "130px", "height": f"{height + 230}px"})
+    return figure, axis
+
+
 class SliceView:
     """A 3-D result as three orthogonal slices through it: heat maps on one colour scale
     (one colour bar, the 2-D view's colour map), each slice's position set by a slider.
@@ -309,15 +323,7 @@ class SliceView:
         self.color_scale = bq.ColorScale(scheme="viridis", min=0.0, max=1.0)
         self.views = [ContourView(normalization, width=f"{size}px", height=f"{size}px",
                                   color_scale=self.color_scale, color_bar=False) for _ in range(3)]
-        # one colour bar for the three, in its own figure: bqplot draws a colour bar only
-        # a little shorter than its figure's plot area less about 230 px, too short beside
-        # a small slice
-        self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label="loss", tick_format=TICK_FORMAT)
-        hidden = bq.HeatMap(x=np.array([0.0, 1.0]), y=np.array([0.0, 1.0]), color=np.zeros((2, 2)), visible=False,
-                            scales={"x": bq.LinearScale(), "y": bq.LinearScale(), "color": self.color_scale})
-        self.color_bar = bq.Figure(marks=[hidden], axes=[self.color_axis],
-                                   fig_margin={"top": 50, "bottom": 50, "left": 0, "right": 90},
-                                   layout={"width": "130px", "height": f"{size + 230}px"})
+        self.color_bar, self.color_axis = shared_color_bar(self.color_scale, size)
         self.sliders = {fixed: w.SelectionSlider(options=[("0", 0)], description=f"{fixed} =",
                                                  continuous_update=False) for _, _, fixed in self.PLANES}
         for slider in self.sliders.values():
