@@ -158,10 +158,16 @@ LESSON_PICTURES = {
 }
 
 
+#: JavaScript: how many of the elements ``selector`` finds are shown (bqplot hides a mark
+#: by its group's ``display``, e.g. a map not drawn yet).
+SHOWN_JS = ("(selector) => [...document.querySelectorAll(selector)]"
+            ".filter(el => getComputedStyle(el.parentNode).display !== 'none').length")
+
+
 def lesson_drawn_js(key: str) -> str:
     """A JavaScript predicate: the lesson page ``key`` has drawn its picture."""
     selector, count = LESSON_PICTURES[key]
-    return f"() => document.querySelectorAll({repr(f'.lesson-{key} ' + selector)}).length >= {count}"
+    return f"() => ({SHOWN_JS})({repr(f'.lesson-{key} ' + selector)}) >= {count}"
 
 
 def lesson_drawn(page, key: str) -> bool:
@@ -178,7 +184,7 @@ document.addEventListener('pointerdown', (event) => {
 }, true);
 const lessonsDrawn = () => {
   for (const [key, [selector, count]] of Object.entries(%s))
-    if (!(key in window.lessonMarks.drawn) && document.querySelectorAll('.lesson-' + key + ' ' + selector).length >= count)
+    if (!(key in window.lessonMarks.drawn) && (%s)('.lesson-' + key + ' ' + selector) >= count)
       window.lessonMarks.drawn[key] = performance.now();
 };
 new MutationObserver(lessonsDrawn).observe(document, {subtree: true, childList: true, attributes: true});
@@ -195,7 +201,8 @@ const check = () => {
   const m = window.stillMarks, now = performance.now(), img = document.querySelector('#landscape-still img');
   if (!('still' in m) && img && img.complete && img.naturalWidth > 0 && img.getBoundingClientRect().height > 0
       && getComputedStyle(img).visibility === 'visible') { m.still = now; m.width = img.naturalWidth; }
-  if (!('live' in m) && document.querySelector("#rendered_cells image.heatmap[href^='data:image']")) m.live = now;
+  if (!('live' in m) && document.querySelector(
+      "#rendered_cells g:not([style*='display: none']) > image.heatmap[href^='data:image']")) m.live = now;
   const still = document.querySelector('#landscape-still');
   if (!('gone' in m) && 'still' in m && still && getComputedStyle(still).display === 'none') m.gone = now;
 };
@@ -209,7 +216,7 @@ def open_lessons(page, url: str, lessons) -> dict[str, float]:
     tab) or the press on the tab (the others) until its picture is drawn, timed in the
     page (Playwright's own round trips left out); ``"still"``: seconds from navigation
     until the loading screen's picture showed, when it did (``STILL_MARKS``)."""
-    page.add_init_script(LESSON_MARKS % json.dumps(LESSON_PICTURES))
+    page.add_init_script(LESSON_MARKS % (json.dumps(LESSON_PICTURES), SHOWN_JS))
     page.add_init_script(STILL_MARKS)
     for i, item in enumerate(lessons):
         if i == 0:

@@ -30,8 +30,9 @@ TEMPLATE_ROOT = Path(__file__).resolve().parent / "voila_data"
 #: Most seconds the picture covers a page whose live map has not been drawn.
 STILL_SECONDS = 120
 
-#: The picture covers the page until a heat map is drawn in the page's cells or an error
-#: is shown there, or for STILL_SECONDS at most.
+#: The picture covers the page until a heat map is drawn in the page's cells (bqplot hides
+#: a mark not drawn yet by its group's ``display``) or an error is shown there, or for
+#: STILL_SECONDS at most.
 _STYLE = """<style>
 #landscape-still { position: fixed; inset: 0; z-index: 1000; overflow: auto; padding: 12px 32px;
   background: var(--jp-layout-color0, white); color: var(--jp-content-font-color1, black);
@@ -42,7 +43,7 @@ _STYLE = """<style>
 #landscape-still img { display: block; max-width: 100%%; }
 .landscape-still-note { font-style: italic; }
 @keyframes landscape-still-end { to { visibility: hidden; } }
-body:has(#rendered_cells image.heatmap[href^='data:image']) #landscape-still,
+body:has(#rendered_cells g:not([style*='display: none']) > image.heatmap[href^='data:image']) #landscape-still,
 body:has(#rendered_cells [data-mime-type='application/vnd.jupyter.stderr']) #landscape-still { display: none; }
 </style>
 """

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import html
+import os
 
 import ipywidgets as w
-
-from IPython import get_ipython
 
 from .lessons import LESSONS, Lesson, Page, prepared_lessons
 
@@ -72,19 +71,24 @@ def _intro(item: Lesson) -> w.HTML:
                   f"<p style='max-width:62em;margin:0 0 8px 0'>{html.escape(item.text)}</p>")
 
 
+#: Most seconds a pre-heated kernel waits for the pages it builds ahead to draw.
+AHEAD_TIMEOUT = 120.0
+
+
 def teaching_app(first: int = 0) -> w.Tab:
     """The app's widget: :class:`TeachingApp` on every lesson, ``first`` shown first.
 
-    In a kernel, the other pages whose caches :func:`~landscape_widgets.app.lessons.prepare`
-    filled with this code (:func:`~landscape_widgets.app.lessons.prepared_lessons`) are
-    built ahead once the cell has run, one at a time on the kernel's event loop (in
-    Voila's pre-heated kernels: before a student opens the page), so a tab shows its
-    picture as soon as it is selected.
+    In one of Voila's pre-heated kernels (``VOILA_PREHEAT``; no browser has the page
+    yet), every other page whose caches :func:`~landscape_widgets.app.lessons.prepare`
+    filled with this code (:func:`~landscape_widgets.app.lessons.prepared_lessons`) is
+    built ahead and every page's first picture drawn before the cell ends, so a tab shows
+    its picture as soon as it is selected. Elsewhere pages are built when first selected:
+    widgets made or drawn while a browser loads the page's widget state can reach it
+    stale (a map stayed empty).
     """
     app = TeachingApp(first=first)
-    ahead = [item.key for item in app.lessons if item.key in prepared_lessons() and item.key not in app.pages]
-    kernel = getattr(get_ipython(), "kernel", None)
-    if kernel is not None:
-        for key in ahead:
-            kernel.io_loop.add_callback(app.build_ahead, [key])
+    if os.environ.get("VOILA_PREHEAT") == "True":
+        app.build_ahead([item.key for item in app.lessons if item.key in prepared_lessons()])
+        for page in app.pages.values():
+            page.wait(AHEAD_TIMEOUT)
     return app.widget
