@@ -294,16 +294,18 @@ class ContourView:
 
 
 def shared_color_bar(color_scale, height: int, label: str = "loss"):
-    """One colour bar, in a figure of its own, for maps of ``height`` px sharing
-    ``color_scale``: bqplot draws a figure's colour bar about 230 px shorter than its plot
-    area, too short beside a small map. Returns ``(figure, color_axis)``."""
+    """One colour bar, in a figure of its own, beside maps of ``height`` px (figures with
+    50 px top and bottom margins, as :class:`ContourView`'s) sharing ``color_scale``,
+    level with their plot areas. bqplot draws a figure's colour bar 100 px in from each
+    end of its plot area, too short beside a small map: the figure is 200 px taller than
+    the maps and starts 100 px above them. Returns ``(figure, color_axis)``."""
     import bqplot as bq
 
     axis = bq.ColorAxis(scale=color_scale, side="right", label=label, tick_format=TICK_FORMAT)
     hidden = bq.HeatMap(x=np.array([0.0, 1.0]), y=np.array([0.0, 1.0]), color=np.zeros((2, 2)), visible=False,
                         scales={"x": bq.LinearScale(), "y": bq.LinearScale(), "color": color_scale})
     figure = bq.Figure(marks=[hidden], axes=[axis], fig_margin={"top": 50, "bottom": 50, "left": 0, "right": 90},
-                       layout={"width": "130px", "height": f"{height + 230}px"})
+                       layout={"width": "130px", "height": f"{height + 200}px", "margin": "-100px 0 0 0"})
     return figure, axis
 
 
