@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from landscape_widgets.app import lessons
+from landscape_widgets.runs import memo
 from landscape_widgets.app.teaching_app import TeachingApp
 from landscape_widgets.builtin.training import trained
 
@@ -150,7 +151,7 @@ def test_the_loading_screen_is_the_first_pages_picture_made_by_this_code(prepare
     served = []
     monkeypatch.setattr(serve, "run_until_signalled", lambda cmd, env=None: served.append((cmd, env)) or 0)
     serve.serve(open_browser=False)
-    monkeypatch.setattr(still, "code_digest", lambda: "other code")
+    monkeypatch.setattr(memo, "code_digest", lambda: "other code")
     assert still.still_path() is None
     serve.serve(open_browser=False)
     (cmd, env), (plain_cmd, plain_env) = served
@@ -191,7 +192,7 @@ def test_prepared_pages_are_built_ahead_and_shown_when_selected(prepared, monkey
     tab.selected_index = 1
     assert app.pages["boundary"] is boundary and app._boxes[1].children[1] is boundary.widget
 
-    monkeypatch.setattr(lessons, "code_digest", lambda: "other code")
+    monkeypatch.setattr(memo, "code_digest", lambda: "other code")
     assert lessons.prepared_lessons() == set()
     built.clear()
     ta.teaching_app()

@@ -12,7 +12,6 @@ A page is built the first time it is shown; moving a control computes live.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from ..builtin.training import TrainConfig, trained
 from ..builtin.wedge import WEDGE_DATA, wedge_model, wedge_objective
 from ..core.grids import plane
 from ..core.params import model_at
-from ..runs.memo import cached_call, code_digest
+from ..runs.memo import cached_call, read_stamp, write_stamp
 from ..runs.paths import cache_dir
 from ..widgets.comparison import comparison_panel
 from ..widgets.connectivity import connectivity_view
@@ -247,17 +246,11 @@ def _prepared_file() -> Path:
 
 
 def _mark_prepared(key: str) -> None:
-    done = prepared_lessons() | {key}
-    tmp = _prepared_file().with_suffix(".tmp")
-    tmp.write_text(json.dumps({"code": code_digest(), "lessons": sorted(done)}))
-    tmp.replace(_prepared_file())
+    write_stamp(_prepared_file(), lessons=sorted(prepared_lessons() | {key}))
 
 
 def prepared_lessons() -> set[str]:
     """The lessons whose caches :func:`prepare` has filled with this package's code (their
     pages build without computing anything)."""
-    try:
-        marker = json.loads(_prepared_file().read_text())
-    except (OSError, ValueError):
-        return set()
-    return set(marker.get("lessons", ())) if marker.get("code") == code_digest() else set()
+    stamp = read_stamp(_prepared_file())
+    return set(stamp.get("lessons", ())) if stamp is not None else set()

@@ -15,10 +15,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 
-from ..runs.memo import code_digest
+from ..runs.memo import read_stamp, write_stamp
 from ..runs.paths import cache_dir
 
 #: The Voila template of the app (``--template``): Voila's ``lab`` with this loading screen.
@@ -79,7 +78,7 @@ def write_still(ds, title: str, text: str, page_title: str, page_text: str) -> P
     tmp = folder / "still.html.tmp"
     tmp.write_text(page)
     tmp.replace(folder / "still.html")
-    (folder / "still.json").write_text(json.dumps({"code": code_digest()}))
+    write_stamp(folder / "still.json")
     return folder / "still.html"
 
 
@@ -87,9 +86,5 @@ def still_path() -> Path | None:
     """The loading screen :func:`write_still` made with this package's code, or None
     (none made, or made by other code)."""
     folder = _still_dir()
-    try:
-        made_by = json.loads((folder / "still.json").read_text()).get("code")
-    except (OSError, ValueError):
-        return None
     path = folder / "still.html"
-    return path if made_by == code_digest() and path.is_file() else None
+    return path if read_stamp(folder / "still.json") is not None and path.is_file() else None

@@ -33,6 +33,24 @@ def code_digest() -> str:
     return h.hexdigest()[:16]
 
 
+def write_stamp(path: Path, **data) -> None:
+    """Write ``data`` and this package's :func:`code_digest` to ``path`` (JSON, replaced
+    whole), for :func:`read_stamp`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**data, "code": code_digest()}))
+    tmp.replace(path)
+
+
+def read_stamp(path: Path) -> dict | None:
+    """What :func:`write_stamp` wrote at ``path`` with this package's code; None when
+    there is nothing readable there or it was written by other code."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("code") == code_digest() else None
+
+
 def call_key(fn: Callable, args: tuple, kwargs: dict) -> str:
     """The name of ``fn(*args, **kwargs)`` under this package's code.
 
