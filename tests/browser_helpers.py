@@ -152,7 +152,7 @@ LESSON_PICTURES = {
     "boundary": ("image.heatmap[href^='data:image']", 2),
     "trajectory": ("image.heatmap[href^='data:image']", 1),
     "interpolation": ("path.line", 4),
-    "comparison": ("image.heatmap[href^='data:image']", 3),
+    "comparison": ("image.heatmap[href^='data:image']", 4),
     "connectivity": ("image.heatmap[href^='data:image']", 1),
     "curvature": ("image.heatmap[href^='data:image']", 1),
 }

@@ -8,11 +8,12 @@ from __future__ import annotations
 import io
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_helpers import (ARTIFACTS, chromium_page, jupyter, lesson_drawn, open_lessons, require_chromium,
-                             screenshot, voila)
+from browser_helpers import (ARTIFACTS, SHOWN_JS, chromium_page, jupyter, lesson_drawn, open_lessons,
+                             require_chromium, screenshot, voila)
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -135,7 +136,6 @@ def test_voila_app_fills_in_restarts_on_a_slider_and_draws_every_view(tmp_path):
 
 def test_quickstart_notebook_renders_under_voila(monkeypatch):
     """A teaching notebook (small mode) as a Voila app: static figure and live explorer."""
-    from pathlib import Path
 
     require_chromium()
     monkeypatch.setenv("LANDSCAPE_WIDGETS_SMALL", "1")  # inherited by Voila's kernel
@@ -150,6 +150,32 @@ def test_quickstart_notebook_renders_under_voila(monkeypatch):
         assert page.locator(".landscape-seed").count() == 1
         assert "Traceback" not in page.inner_text("body")
         screenshot(page, "10_quickstart_notebook")
+
+
+LESSON_NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("0[2-9]_*.ipynb"))
+#: JavaScript: a count of what the page has drawn (figures loaded, marks shown), to see it settle.
+DRAWN_JS = (f"() => [...document.querySelectorAll('#rendered_cells img')].filter(i => i.complete).length"
+            f" + ({SHOWN_JS})('#rendered_cells image.heatmap[href^=\"data:image\"]')"
+            f" + ({SHOWN_JS})('#rendered_cells path.line')")
+
+
+@pytest.mark.parametrize("notebook", LESSON_NOTEBOOKS, ids=[p.stem[:2] for p in LESSON_NOTEBOOKS])
+def test_every_lesson_notebook_renders_under_voila(notebook, monkeypatch):
+    """Each teaching notebook (small mode) as a Voila page: its figures and live views drawn,
+    no error; the screenshots are the lessons as a class sees them."""
+    require_chromium()
+    monkeypatch.setenv("LANDSCAPE_WIDGETS_SMALL", "1")  # inherited by Voila's kernel
+    with voila(notebook) as url, chromium_page() as page:
+        page.goto(url, timeout=WAIT_MS)
+        page.wait_for_selector("#rendered_cells img", state="visible", timeout=WAIT_MS)
+        counts, deadline = [], time.monotonic() + 90
+        while time.monotonic() < deadline and (len(counts) < 6 or len(set(counts[-6:])) > 1):
+            counts.append(page.evaluate(DRAWN_JS))  # settled: the same for 3 s
+            time.sleep(0.5)
+        assert len(set(counts[-6:])) == 1, counts
+        body = page.inner_text("body")
+        assert "Traceback" not in body and "Error" not in body.split("\n")[0]
+        screenshot(page, f"11_notebook_{notebook.stem}")
 
 
 @pytest.mark.parametrize("app", ["lab", "notebook"])
@@ -200,8 +226,6 @@ display(pal_panel(models[0], F.cross_entropy, data, mu=0.3).widget)
 def test_analysis_panels_draw_their_figures_under_voila(tmp_path):
     """The literature panels in a Voila page: each figure arrives as a decoded image
     with its measured summary under it."""
-    from pathlib import Path
-
     import nbformat
 
     require_chromium()

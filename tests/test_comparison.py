@@ -26,6 +26,7 @@ from landscape_widgets.analysis.comparison import (
     compare_landscapes,
     mean_loss_increase,
     radius_to_loss,
+    raw_range_scale,
 )
 from landscape_widgets.plotting.figures import shared_color_range
 from landscape_widgets.core.grids import plane
@@ -128,4 +129,8 @@ def test_widget_shares_one_colour_range_and_toggles_normalization(batch_pairs):
     panel.normalization.value = "none"
     assert panel.wait(120) and panel.runner.error is None
     assert all(ds.attrs["normalization"] == "none" for ds in panel.results.values())
+    # raw directions on the grid scaled to the weights (on ±1 every raw map is a wall)
+    scale = raw_range_scale(list(models.values()))
+    assert 0 < scale < 0.5
+    assert all(float(ds["alpha"].max()) == pytest.approx(scale) for ds in panel.results.values())
     assert not np.allclose(panel.results["small"]["loss"].values, filtered["small"])

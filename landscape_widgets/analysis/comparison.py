@@ -9,17 +9,18 @@ decay shrinks the weights, so the same step looks larger and the minimum sharper
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 from torch import nn
 
-from ..core.directions import BiasBN, Normalization
+from ..core.directions import BiasBN, Normalization, random_directions
 from ..core.evaluation import values_at
 from ..core.grids import Grid, plane
 from ..core.landscape import compute_landscape
 from ..core.objective import Objective
+from ..core.params import ParamSpec, flatten_params, param_layout
 from ..core.streaming import Chunk
 
 
@@ -55,6 +56,30 @@ def radius_to_loss(ds: xr.Dataset, factor: float = 2.0, offset: float = 0.1) -> 
     dist = np.sqrt(sum(c**2 for c in coords))
     above = ds["done"].values & (np.nan_to_num(ds["loss"].values, nan=np.inf) >= threshold)
     return float(dist[above].min()) if above.any() else float("inf")
+
+
+def raw_range_scale(models: Sequence[nn.Module], seed: int = 0, bias_bn: BiasBN = "ignore",
+                    params: ParamSpec = None) -> float:
+    """The factor that turns a filter-normalized range into one for raw directions
+    (``normalization="none"``) of the same seed: the largest raw step of ``±scale`` has the
+    length of the smallest model's moved weights, as a filter-normalized step of 1 has each
+    filter's own length; rounded down to one significant digit.
+
+    Raw Gaussian directions are far longer than trained weights, so on the ±1 range of
+    filter-normalized plots every raw landscape is a wall. One scale serves all the models,
+    so their raw landscapes stay comparable. ``params`` restricts the moved parameters as
+    in :func:`~landscape_widgets.core.directions.random_directions`.
+    """
+    if not models:
+        raise ValueError("give at least one model")
+    ratios = []
+    for model in models:
+        d = random_directions(model, 1, seed, normalization="none", bias_bn=bias_bn, params=params)[0]
+        theta = flatten_params(model, param_layout(model, params))
+        ratios.append(float(theta[d != 0].norm() / d.norm()))
+    ratio = min(ratios)
+    unit = 10.0 ** np.floor(np.log10(ratio))
+    return float(np.floor(ratio / unit) * unit)
 
 
 def compare_landscapes(

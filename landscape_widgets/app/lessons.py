@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from ..analysis.connectivity import connectivity_plane, curve_path, linear_path, train_bezier
 from ..analysis.curvature import convexity_map
 from ..analysis.trajectory import trajectory_grid, trajectory_plane
+from ..builtin.batch_decay import batch_decay_experiment, batch_decay_named, batch_decay_text
 from ..builtin.presets import preset
 from ..builtin.training import TrainConfig, trained
 from ..builtin.wedge import WEDGE_DATA, wedge_model, wedge_objective
@@ -136,11 +137,13 @@ def interpolation_page() -> Page:
 
 
 def comparison_page() -> Page:
-    """Small batch, large batch and weight decay on one colour scale."""
-    data = preset("small_batch")[1]
-    models = {name: preset(name)[0].model for name in ("small_batch", "large_batch", "weight_decay")}
+    """The four networks of the batch size and weight decay experiment on one colour scale,
+    with what the whole experiment measured."""
+    models, data = batch_decay_named(seed=0)
+    text = batch_decay_text(cached_call(batch_decay_experiment))
+    summary = w.HTML("".join(f"<p>{text[k]}</p>" for k in ("filter", "none")))
     panel = comparison_panel(models, F.cross_entropy, data.train, test_data=data.test, store=True)
-    return Page(panel.widget, [panel])
+    return Page(w.VBox([summary, panel.widget]), [panel])
 
 
 def _connectivity(seeds: tuple[int, int] = (0, 1), steps: int = 600, num: int = 25):
@@ -195,9 +198,10 @@ LESSONS: tuple[Lesson, ...] = (
            "(Goodfellow et al.). Between two solutions, a bump in the middle would be a barrier; switch the "
            "loss scale to see small bumps, but read their size on the linear scale.", interpolation_page),
     Lesson("comparison", "Sharp and flat",
-           "Three networks on one colour scale: trained with small batches, large batches and with weight "
-           "decay. With filter-normalized directions, the width of the dark basin can be compared from one "
-           "network to the next; test accuracy is under each map.", comparison_page),
+           "Four networks on one colour scale, trained with small or large batches, each with and without "
+           "weight decay. With filter-normalized directions the width of the dark basin can be compared from "
+           "one network to the next; switch to none and a step is the same length for every network, which "
+           "makes small weights look sharp. Test accuracy is under each map.", comparison_page),
     Lesson("connectivity", "Mode connectivity",
            "Two networks trained from different seeds both reach low loss. The straight line between them "
            "crosses a barrier, but a curve with one trained bend joins them at low loss all the way.",

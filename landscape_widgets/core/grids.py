@@ -73,6 +73,12 @@ class Grid:
         idx = np.unravel_index(np.asarray(flat_indices, dtype=np.int64), self.shape)
         return np.stack([a.values[i] for a, i in zip(self.axes, idx)], axis=-1)
 
+    def scaled(self, factor: float) -> Grid:
+        """The same grid with every axis range multiplied by ``factor`` (> 0)."""
+        if not factor > 0:
+            raise ValueError(f"a grid's scale factor must be > 0, got {factor}")
+        return Grid(tuple(Axis(a.name, a.start * factor, a.stop * factor, a.num) for a in self.axes))
+
     def to_dict(self) -> dict:
         """Plain description, e.g. for result attributes and cache keys."""
         return {a.name: [float(a.start), float(a.stop), int(a.num)] for a in self.axes}

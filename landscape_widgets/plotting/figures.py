@@ -150,16 +150,15 @@ def comparison_figure(landscapes: Mapping[str, xr.Dataset], levels: int = 20):
     from matplotlib.figure import Figure
 
     lo, hi = shared_color_range(landscapes)
-    bounds = np.linspace(lo, hi if hi > lo else lo + 1, levels + 1)
+    bounds = _round_levels(lo, hi, levels)
     fig = Figure(figsize=(4 * len(landscapes) + 1, 4), layout="constrained")
     axes = fig.subplots(1, len(landscapes), squeeze=False)[0]
     for ax, (name, ds) in zip(axes, landscapes.items()):
         a, b = ds["loss"].dims
         filled = ax.contourf(ds[a].values, ds[b].values, ds["loss"].values.T, levels=bounds, cmap="viridis")
         _centre(ax)
-        norm = ds.attrs.get("normalization", "given")
-        ax.set_xlabel(f"{a} ({norm}-normalized direction 1)")
-        ax.set_ylabel(f"{b} ({norm}-normalized direction 2)")
+        x_label, y_label = axis_labels(ds, (a, b))
+        ax.set(xlabel=x_label, ylabel=y_label)
         notes = [f"test acc {100 * ds.attrs['test_accuracy']:.1f} %"] if "test_accuracy" in ds.attrs else []
         if "mean_loss_increase" in ds.attrs:
             notes.append(f"sharpness {ds.attrs['mean_loss_increase']:.3f}")

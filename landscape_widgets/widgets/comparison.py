@@ -1,7 +1,10 @@
 """Models side by side (Li et al. 2018, Section 6): one 2-D landscape per model with the
 same direction seed and normalization, one shared colour range, test accuracy and a
 sharpness number under each; a toggle switches the normalization so one can watch the
-comparison change (without it, weight decay makes a minimum look sharper than it is)."""
+comparison change (without it, weight decay makes a minimum look sharper than it is).
+Raw directions get the grid scaled by
+:func:`~landscape_widgets.analysis.comparison.raw_range_scale`, so their landscapes are not
+walls."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from collections.abc import Iterator, Mapping
 import ipywidgets as w
 from torch import nn
 
-from ..analysis.comparison import accuracy_on, mean_loss_increase
+from ..analysis.comparison import accuracy_on, mean_loss_increase, raw_range_scale
 from ..plotting.figures import shared_color_range
 from ..core.directions import NORMALIZATIONS
 from ..core.grids import Grid, plane
@@ -20,6 +23,9 @@ from ..core.objective import LossFn, Objective
 from .progress import ProgressView
 from .runner import Runner, landscape_stream
 from .views import ContourView, shared_color_bar
+
+#: The maps of a comparison share a row about this wide (px); each is at most 400 px.
+ROW_WIDTH = 1200
 
 
 class ComparisonPanel:
@@ -31,22 +37,25 @@ class ComparisonPanel:
     views : dict of name -> ContourView
     normalization : ipywidgets.ToggleButtons
         Changing it recomputes every landscape.
+    grids : dict of normalization -> Grid
+        The grid each normalization is computed on.
     results : dict of name -> xr.Dataset
     """
 
-    def __init__(self, objectives: Mapping[str, Objective], grid: Grid, seed: int,
+    def __init__(self, objectives: Mapping[str, Objective], grids: Mapping[str, Grid], seed: int,
                  test_accuracy: Mapping[str, float], normalization: str, store: bool | str = False) -> None:
         self.store = store
         self.models = dict(objectives)
-        self.grid, self.seed = grid, seed
+        self.grids, self.seed = dict(grids), seed
         self.test_accuracy = dict(test_accuracy)
         import bqplot as bq
 
         # one colour scale and one colour bar for every map
         self.color_scale = bq.ColorScale(scheme="viridis", min=0.0, max=1.0)
-        self.views = {name: ContourView(normalization=normalization, width="400px", height="400px",
+        size = min(400, ROW_WIDTH // len(self.models))
+        self.views = {name: ContourView(normalization=normalization, width=f"{size}px", height=f"{size}px",
                                         color_scale=self.color_scale, color_bar=False) for name in self.models}
-        self.color_bar, self.color_axis = shared_color_bar(self.color_scale, 400)
+        self.color_bar, self.color_axis = shared_color_bar(self.color_scale, size)
         self.captions = {name: w.HTML() for name in self.models}
         self.results: dict = {}
         self.normalization = w.ToggleButtons(options=list(NORMALIZATIONS), value=normalization,
@@ -75,7 +84,7 @@ class ComparisonPanel:
         latest: dict = {}
         for name, objective in self.models.items():
             evaluator, how = prepare_evaluator(objective, n_directions=2, seed=self.seed, normalization=norm)
-            for snap in landscape_stream(evaluator, self.grid, cancel=cancel, attrs=how, store=self.store):
+            for snap in landscape_stream(evaluator, self.grids[norm], cancel=cancel, attrs=how, store=self.store):
                 latest[name] = snap.ds
                 yield name, snap, dict(latest)
 
@@ -121,7 +130,9 @@ def comparison_panel(
     loss_fn, data
         Mean-reduced loss and the data to evaluate on.
     grid : Grid, optional
-        Default: a 21x21 plane over [-1, 1]^2.
+        The grid of normalized directions (default: a 21x21 plane over [-1, 1]^2); raw
+        directions (``"none"``) use it scaled by
+        :func:`~landscape_widgets.analysis.comparison.raw_range_scale` of the models.
     seed, normalization
         The direction rule shared by all models (the toggle changes the normalization).
     test_data : optional
@@ -141,7 +152,10 @@ def comparison_panel(
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     acc = {} if test_data is None else {n: accuracy_on(m, loss_fn, test_data) for n, m in models.items()}
     objectives = {n: Objective(m, loss_fn, data, **objective_kwargs) for n, m in models.items()}
-    panel = ComparisonPanel(objectives, plane(num=21) if grid is None else grid, seed, acc, normalization, store)
+    grid = plane(num=21) if grid is None else grid
+    grids = {norm: grid for norm in NORMALIZATIONS}
+    grids["none"] = grid.scaled(raw_range_scale(list(models.values()), seed, params=objective_kwargs.get("params")))
+    panel = ComparisonPanel(objectives, grids, seed, acc, normalization, store)
     if autostart:
         panel.start()
     return panel
