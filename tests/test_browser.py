@@ -175,6 +175,10 @@ def test_every_lesson_notebook_renders_under_voila(notebook, monkeypatch):
         assert len(set(counts[-6:])) == 1, counts
         body = page.inner_text("body")
         assert "Traceback" not in body and "Error" not in body.split("\n")[0]
+        # the page scrolls inside Voila's own container: make the window as tall as the lesson
+        height = page.evaluate("() => document.querySelector('#rendered_cells').scrollHeight")
+        page.set_viewport_size({"width": page.viewport_size["width"], "height": min(12_000, height + 200)})
+        time.sleep(1.0)
         screenshot(page, f"11_notebook_{notebook.stem}")
 
 

@@ -11,7 +11,9 @@ from torch import nn
 from landscape_widgets.core.grids import plane
 from landscape_widgets.core.landscape import compute_landscape
 from landscape_widgets.core.objective import Objective
+from landscape_widgets.core.results import empty_landscape
 from landscape_widgets.analysis.curvature import (
+    CONVEX_THRESHOLD,
     convexity_map,
     explicit_hessian,
     hessian_directions,
@@ -19,6 +21,7 @@ from landscape_widgets.analysis.curvature import (
     hutchinson_trace,
     hvp_operator,
     lanczos,
+    slice_convex_fraction,
 )
 
 
@@ -121,6 +124,34 @@ def test_convexity_panel_streams_into_a_heat_map():
     np.testing.assert_allclose(panel.view.contour.heatmap.color, ds["convexity"].values.T)
     assert panel.view.contour.color_axis.label == LABEL
     assert "9/9" in panel.view.widget.title
+    # one fixed scale for every map, turning from blue to red at the stated threshold
+    scale = panel.view.color_scale
+    assert (scale.min, scale.max, scale.mid, scale.scheme, scale.reverse) == (0.0, 1.0, CONVEX_THRESHOLD, "RdBu", True)
+    panel.view.update(ds, scale="log")
+    assert (scale.min, scale.max) == (-2.0, 0.0) and scale.mid == pytest.approx(np.log10(CONVEX_THRESHOLD))
+
+
+def _landscape(f, num=21):
+    a = b = np.linspace(-1, 1, num)
+    ds = empty_landscape(plane(num=num))
+    ds["loss"].values[:] = f(*np.meshgrid(a, b, indexing="ij"))
+    ds["done"].values[:] = True
+    return ds
+
+
+def test_slice_convex_fraction_on_analytic_surfaces():
+    assert slice_convex_fraction(_landscape(lambda a, b: a**2 + 3 * b**2)) == 1.0
+    assert slice_convex_fraction(_landscape(lambda a, b: a**2 - b**2)) == 0.0  # a saddle everywhere
+    assert slice_convex_fraction(_landscape(lambda a, b: 2 * a * b + 0.5 * (a**2 + b**2))) == 0.0  # indefinite
+    # a^3 + b^2 curves up where a > 0 (the central difference of a cubic is exact):
+    # 9 of the 18 interior columns of a 20-point axis, which has no column at a = 0
+    assert slice_convex_fraction(_landscape(lambda a, b: a**3 + b**2, num=20)) == 0.5
+    unfinished = _landscape(lambda a, b: a**2)
+    unfinished["done"].values[0, 0] = False
+    with pytest.raises(ValueError, match="unfinished"):
+        slice_convex_fraction(unfinished)
+    with pytest.raises(ValueError, match="3x3"):
+        slice_convex_fraction(_landscape(lambda a, b: a**2, num=2))
 
 
 class ResidualBN(nn.Module):

@@ -29,6 +29,10 @@ from ..core.objective import Objective, as_objective, batch_weights
 from ..core.results import empty_landscape
 
 HVP = Callable[[torch.Tensor], torch.Tensor]
+#: Where a convexity map is read as turning from nearly convex to non-convex: below it the
+#: loss curves down, in its most negative direction, at most a quarter as much as it curves
+#: up in its steepest one; at 1, as much.
+CONVEX_THRESHOLD = 0.25
 Progress = Callable[[int, int], None]
 
 
@@ -451,6 +455,25 @@ def _warm_start_vector(ritz: Ritz) -> torch.Tensor:
 def _nearest(done: dict[tuple[int, ...], torch.Tensor], pos: tuple[int, ...]) -> tuple[int, ...]:
     """The done grid position nearest to ``pos`` (in grid steps; the first one on a tie)."""
     return min(done, key=lambda p: sum((a - b) ** 2 for a, b in zip(p, pos)))
+
+
+def slice_convex_fraction(ds: xr.Dataset, metric: str = "loss") -> float:
+    """The share of a 2-D landscape's interior points where the slice itself curves up in
+    every direction of the plane: its second-difference Hessian (central differences on
+    the grid) has no negative eigenvalue. What the 2-D picture alone says about convexity,
+    to set beside the full Hessian's |λ_min / λ_max| of :func:`convexity_map`.
+    """
+    values = ds[metric].values
+    if values.ndim != 2 or min(values.shape) < 3:
+        raise ValueError(f"need a 2-D landscape of at least 3x3 points, got shape {values.shape}")
+    if not bool(ds["done"].values.all()) or not np.isfinite(values).all():
+        raise ValueError("the landscape has unfinished or non-finite points")
+    ha, hb = (float(np.diff(ds[d].values).mean()) for d in ds[metric].dims)
+    c = values[1:-1, 1:-1]
+    faa = (values[2:, 1:-1] - 2 * c + values[:-2, 1:-1]) / ha**2
+    fbb = (values[1:-1, 2:] - 2 * c + values[1:-1, :-2]) / hb**2
+    fab = (values[2:, 2:] - values[2:, :-2] - values[:-2, 2:] + values[:-2, :-2]) / (4 * ha * hb)
+    return float(np.mean((faa >= 0) & (fbb >= 0) & (faa * fbb - fab**2 >= 0)))
 
 
 def convexity_map(

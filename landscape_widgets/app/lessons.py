@@ -20,13 +20,12 @@ import ipywidgets as w
 import torch.nn.functional as F
 
 from ..analysis.connectivity import connectivity_plane, curve_path, linear_path, train_bezier
-from ..analysis.curvature import convexity_map
 from ..analysis.trajectory import trajectory_grid, trajectory_plane
 from ..builtin.batch_decay import batch_decay_experiment, batch_decay_named, batch_decay_text
+from ..builtin.curvature_pair import curvature_pair, curvature_pair_text
 from ..builtin.presets import preset
 from ..builtin.training import TrainConfig, trained
 from ..builtin.wedge import WEDGE_DATA, wedge_model, wedge_objective
-from ..core.grids import plane
 from ..core.params import model_at
 from ..runs.memo import cached_call, read_stamp, write_stamp
 from ..runs.paths import cache_dir
@@ -168,16 +167,16 @@ def connectivity_page() -> Page:
 
 
 def curvature_page() -> Page:
-    """The convexity map |λmin/λmax| of the demo MLP beside its loss."""
-    result, data = trained("mlp", "digits")
-    ds = cached_call(convexity_map, result.model, F.cross_entropy, data.train, grid=plane(num=9))
-    view = ConvexityView(normalization="filter")
-    view.update(ds)
-    worst, centre = float(ds["convexity"].max()), float(ds["convexity"].sel(alpha=0.0, beta=0.0))
-    summary = w.HTML(f"Largest ratio on this plane <b>{worst:.3f}</b>, at the centre <b>{centre:.3f}</b>: "
-                     f"wherever you look here, the loss curves down at most {100 * worst:.0f}% as much as "
-                     "it curves up.")
-    return Page(w.VBox([summary, view.widget]))
+    """The convexity maps of the demo MLP trained and at its initialization, on one fixed
+    colour scale, with what they show."""
+    pair = cached_call(curvature_pair)
+    views = []
+    for name, ds in pair.items():
+        view = ConvexityView(normalization="filter", width="560px", height="480px")
+        view.update(ds)
+        view.widget.title = f"{name}: convexity map"
+        views.append(view.widget)
+    return Page(w.VBox([w.HTML(f"<p>{curvature_pair_text(pair)}</p>"), w.HBox(views)]))
 
 
 LESSONS: tuple[Lesson, ...] = (

@@ -193,3 +193,33 @@ def flatness_figure(table: xr.Dataset):
     ax.set_ylabel(f"local entropy (σ = {table.attrs['sigma']:.3g})")
     ax.margins(0.2)
     return fig
+
+
+def convexity_figure(maps: Mapping[str, xr.Dataset]):
+    """For each convexity map (:func:`~landscape_widgets.analysis.curvature.convexity_map`),
+    a row: the loss on its plane, and |λ_min / λ_max| on one fixed scale from 0 to 1 for
+    all rows, blue below :data:`~landscape_widgets.analysis.curvature.CONVEX_THRESHOLD`
+    (nearly convex) and red above it."""
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.ticker import MaxNLocator
+
+    from ..analysis.curvature import CONVEX_THRESHOLD
+
+    fig, axes = _subplots(len(maps), 2, figsize=(11, 4.4 * len(maps)))
+    norm = TwoSlopeNorm(vmin=0.0, vcenter=CONVEX_THRESHOLD, vmax=1.0)
+    for (name, ds), (left, right) in zip(maps.items(), axes):
+        cs = left.contourf(ds["alpha"], ds["beta"], ds["loss"].T, levels=20, cmap="viridis")
+        fig.colorbar(cs, ax=left, label=LOSS_LABEL)
+        left.set_title(f"{name}: loss on the plane")
+        mesh = right.pcolormesh(ds["alpha"], ds["beta"], ds["convexity"].T, shading="nearest", cmap="RdBu_r",
+                                norm=norm)
+        bar = fig.colorbar(mesh, ax=right, label="|λ_min / λ_max| (0 = convex)")
+        bar.set_ticks([0.0, CONVEX_THRESHOLD, 0.5, 0.75, 1.0])
+        right.set_title(f"{name}: convexity map")
+        for ax in (left, right):
+            _plane_labels(ax, ds)
+            ax.plot(0, 0, "k+", markersize=12)
+            ax.set_box_aspect(1)
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_locator(MaxNLocator(5, steps=[1, 2, 5, 10]))
+    return fig
