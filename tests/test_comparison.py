@@ -134,3 +134,19 @@ def test_widget_shares_one_colour_range_and_toggles_normalization(batch_pairs):
     assert 0 < scale < 0.5
     assert all(float(ds["alpha"].max()) == pytest.approx(scale) for ds in panel.results.values())
     assert not np.allclose(panel.results["small"]["loss"].values, filtered["small"])
+
+
+def test_four_maps_are_laid_out_two_by_two_at_full_size():
+    from tiny_models import trained_mlps
+
+    from landscape_widgets.widgets.comparison import comparison_panel
+
+    models, data = trained_mlps(4)
+    panel = comparison_panel({f"m{i}": m for i, m in enumerate(models)}, F.cross_entropy, data, plane(num=3),
+                             autostart=False)
+    rows = panel.widget.children[1].children[0].children
+    assert [len(r.children) for r in rows] == [2, 2]
+    assert all(v.widget.layout.width == "400px" for v in panel.views.values())
+    three = comparison_panel({f"m{i}": m for i, m in enumerate(models[:3])}, F.cross_entropy, data, plane(num=3),
+                             autostart=False)
+    assert [len(r.children) for r in three.widget.children[1].children[0].children] == [3]

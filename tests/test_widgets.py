@@ -447,6 +447,14 @@ def test_view_titles_and_colour_bar_ticks_read_plainly(problem):
     loss = ex.result["loss"].values
     assert (view.color_scale.min, view.color_scale.max) == pytest.approx((loss.min(), loss.max()))
     assert view.heatmap.visible
+    # every redraw carries the map's visibility: a page that missed the update which first
+    # showed it (connecting while a run draws) still shows the map at the next redraw
+    sent = []
+    for mark in (view.heatmap, view.veil):
+        mark._send = lambda msg, buffers=None, _m=mark: sent.append((_m, msg["state"]))
+    view.update(ex.result)
+    assert view.heatmap.visible and any(m is view.heatmap and s.get("visible") is True for m, s in sent)
+    assert any(m is view.veil and s.get("visible") is False for m, s in sent)
     # the x axis leaves the lower-left corner to the y axis's -1
     ticks = np.asarray(view.x_axis.tick_values)
     assert ticks.min() > -1.0 and np.isclose(ticks.max(), 1.0) and len(ticks) >= 4

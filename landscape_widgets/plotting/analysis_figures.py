@@ -198,21 +198,23 @@ def flatness_figure(table: xr.Dataset):
 def convexity_figure(maps: Mapping[str, xr.Dataset]):
     """For each convexity map (:func:`~landscape_widgets.analysis.curvature.convexity_map`),
     a row: the loss on its plane, and |λ_min / λ_max| on one fixed scale from 0 to 1 for
-    all rows, blue below :data:`~landscape_widgets.analysis.curvature.CONVEX_THRESHOLD`
-    (nearly convex) and red above it."""
-    from matplotlib.colors import TwoSlopeNorm
+    all rows, in the live view's colours (:data:`~landscape_widgets.plotting.colours.CONVEXITY_COLOURS`:
+    blue up to :data:`~landscape_widgets.analysis.curvature.CONVEX_THRESHOLD`, red above)."""
+    from matplotlib.colors import LinearSegmentedColormap
     from matplotlib.ticker import MaxNLocator
 
     from ..analysis.curvature import CONVEX_THRESHOLD
+    from .colours import CONVEXITY_COLOURS, CONVEXITY_RANGE
 
     fig, axes = _subplots(len(maps), 2, figsize=(11, 4.4 * len(maps)))
-    norm = TwoSlopeNorm(vmin=0.0, vcenter=CONVEX_THRESHOLD, vmax=1.0)
+    cmap = LinearSegmentedColormap.from_list("convexity", CONVEXITY_COLOURS)
+    cmap.set_over(CONVEXITY_COLOURS[-1])
     for (name, ds), (left, right) in zip(maps.items(), axes):
         cs = left.contourf(ds["alpha"], ds["beta"], ds["loss"].T, levels=20, cmap="viridis")
         fig.colorbar(cs, ax=left, label=LOSS_LABEL)
         left.set_title(f"{name}: loss on the plane")
-        mesh = right.pcolormesh(ds["alpha"], ds["beta"], ds["convexity"].T, shading="nearest", cmap="RdBu_r",
-                                norm=norm)
+        mesh = right.pcolormesh(ds["alpha"], ds["beta"], ds["convexity"].T, shading="nearest", cmap=cmap,
+                                vmin=CONVEXITY_RANGE[0], vmax=CONVEXITY_RANGE[1])
         bar = fig.colorbar(mesh, ax=right, label="|λ_min / λ_max| (0 = convex)")
         bar.set_ticks([0.0, CONVEX_THRESHOLD, 0.5, 0.75, 1.0])
         right.set_title(f"{name}: convexity map")

@@ -137,11 +137,12 @@ def landscape_figure(ds: xr.Dataset | QuickResult, metric: str = "loss", log: bo
     return fig
 
 
-def comparison_figure(landscapes: Mapping[str, xr.Dataset], levels: int = 20):
+def comparison_figure(landscapes: Mapping[str, xr.Dataset], levels: int = 20, log: bool = False):
     """Side-by-side filled contours of 2-D results on one shared colour range.
 
     Each panel's title carries the ``test_accuracy`` and ``mean_loss_increase``
-    attributes when present (as set by :func:`compare_landscapes`).
+    attributes when present (as set by :func:`compare_landscapes`). ``log``: colour by
+    log10 of the loss, so the inside of a basin shows when its rim is far higher.
 
     Returns
     -------
@@ -149,6 +150,8 @@ def comparison_figure(landscapes: Mapping[str, xr.Dataset], levels: int = 20):
     """
     from matplotlib.figure import Figure
 
+    if log:
+        landscapes = {name: ds.assign(loss=np.log10(ds["loss"])) for name, ds in landscapes.items()}
     lo, hi = shared_color_range(landscapes)
     bounds = _round_levels(lo, hi, levels)
     fig = Figure(figsize=(4 * len(landscapes) + 1, 4), layout="constrained")
@@ -163,7 +166,8 @@ def comparison_figure(landscapes: Mapping[str, xr.Dataset], levels: int = 20):
         if "mean_loss_increase" in ds.attrs:
             notes.append(f"sharpness {ds.attrs['mean_loss_increase']:.3f}")
         ax.set_title("\n".join([name, ", ".join(notes)]) if notes else name)
-    fig.colorbar(filled, ax=list(axes), label="loss (mean cross-entropy, shared scale)")
+    label = "loss (mean cross-entropy, shared scale)"
+    fig.colorbar(filled, ax=list(axes), label=f"log10 {label}" if log else label)
     return fig
 
 

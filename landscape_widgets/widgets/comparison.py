@@ -24,7 +24,8 @@ from .progress import ProgressView
 from .runner import Runner, landscape_stream
 from .views import ContourView, shared_color_bar
 
-#: The maps of a comparison share a row about this wide (px); each is at most 400 px.
+#: The maps of a comparison share rows about this wide (px), at most three maps a row (four
+#: as 2 x 2); each map is at most 400 px.
 ROW_WIDTH = 1200
 
 
@@ -52,7 +53,8 @@ class ComparisonPanel:
 
         # one colour scale and one colour bar for every map
         self.color_scale = bq.ColorScale(scheme="viridis", min=0.0, max=1.0)
-        size = min(400, ROW_WIDTH // len(self.models))
+        per_row = len(self.models) if len(self.models) <= 3 else -(-len(self.models) // 2)  # 4 maps: 2 x 2
+        size = min(400, ROW_WIDTH // per_row)
         self.views = {name: ContourView(normalization=normalization, width=f"{size}px", height=f"{size}px",
                                         color_scale=self.color_scale, color_bar=False) for name in self.models}
         self.color_bar, self.color_axis = shared_color_bar(self.color_scale, size)
@@ -63,8 +65,11 @@ class ComparisonPanel:
         self.normalization.observe(lambda _change: self.start(), names="value")
         self.progress = ProgressView()
         self.runner = Runner(max_rate=5.0, debounce=0.3, on_error=self.progress.error)
-        columns = [w.VBox([self.views[n].widget, self.captions[n]]) for n in self.models]
-        self.widget = w.VBox([w.HBox([self.normalization, self.progress.widget]), w.HBox([*columns, self.color_bar])])
+        columns = [w.VBox([self.views[n].widget, self.captions[n]], layout={"width": f"{size}px"})
+                   for n in self.models]
+        rows = [w.HBox(columns[i:i + per_row]) for i in range(0, len(columns), per_row)]
+        self.widget = w.VBox([w.HBox([self.normalization, self.progress.widget]),
+                              w.HBox([w.VBox(rows), self.color_bar])])
         for name in self.models:
             self._caption(name)
 

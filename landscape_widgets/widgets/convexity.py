@@ -14,20 +14,18 @@ import time
 from collections.abc import Iterator, Sequence
 
 import ipywidgets as w
-import numpy as np
 import torch
 import xarray as xr
 
 from ..core.objective import LossFn
 from ..core.grids import Grid
-from ..analysis.curvature import CONVEX_THRESHOLD, iter_convexity
+from ..analysis.curvature import iter_convexity
+from ..plotting.colours import CONVEXITY_COLOURS, CONVEXITY_RANGE
 from .progress import ProgressView
 from .runner import Runner, Snapshot
 from .views import ContourView
 
 LABEL = "|λmin / λmax|"
-#: The colour range of the linear and of the log10 map (values beyond it take its end colours).
-LIMITS = {"linear": (0.0, 1.0), "log": (-2.0, 0.0)}
 
 
 def as_drawable(ds: xr.Dataset) -> xr.Dataset:
@@ -38,26 +36,25 @@ def as_drawable(ds: xr.Dataset) -> xr.Dataset:
 
 
 class ConvexityView:
-    """Heat map + colour bar of a convexity map on a fixed colour range, blue below
-    :data:`CONVEX_THRESHOLD` and red above it, so maps of different models read alike;
-    ``update(ds)`` redraws it."""
+    """Heat map + colour bar of a convexity map on one fixed colour range for every map,
+    blue up to :data:`~landscape_widgets.analysis.curvature.CONVEX_THRESHOLD` and red above
+    (:data:`~landscape_widgets.plotting.colours.CONVEXITY_COLOURS`); ``update(ds)`` redraws it."""
 
     def __init__(self, normalization: str | None = "filter", height: str = "480px", width: str = "640px") -> None:
         import bqplot as bq
 
-        self.color_scale = bq.ColorScale(scheme="RdBu", reverse=True, min=LIMITS["linear"][0],
-                                         max=LIMITS["linear"][1], mid=CONVEX_THRESHOLD)
+        self.color_scale = bq.ColorScale(colors=list(CONVEXITY_COLOURS), min=CONVEXITY_RANGE[0],
+                                         max=CONVEXITY_RANGE[1])
         self.contour = ContourView(normalization=normalization, height=height, width=width,
                                    color_scale=self.color_scale, contour_colour="#333333")
         self.widget = self.contour.widget
 
-    def update(self, ds: xr.Dataset, scale: str = "linear") -> None:
-        """Draw the points of ``ds`` computed so far (``scale``: ``linear`` or ``log``)."""
-        self.contour.update(as_drawable(ds), "loss", scale, limits=LIMITS[scale])
+    def update(self, ds: xr.Dataset) -> None:
+        """Draw the points of ``ds`` computed so far."""
+        self.contour.update(as_drawable(ds), "loss", limits=CONVEXITY_RANGE)
         n_done, size = int(ds["done"].sum()), ds["done"].size
         with self.widget.hold_sync():
-            self.color_scale.mid = CONVEX_THRESHOLD if scale == "linear" else float(np.log10(CONVEX_THRESHOLD))
-            self.contour.color_axis.label = LABEL if scale == "linear" else f"log10 {LABEL}"
+            self.contour.color_axis.label = LABEL
             self.widget.title = f"Convexity map (0 = convex): {n_done}/{size} points"
 
 

@@ -276,13 +276,13 @@ class ContourView:
             self.x_axis.tick_values = corner_free_ticks(float(alpha[0]), float(alpha[-1]), self._plot_px[0])
             with self.heatmap.hold_sync():
                 self.heatmap.x, self.heatmap.y, self.heatmap.color = alpha, beta, z.T
-                self.heatmap.visible = bool(known.any())
+                _show(self.heatmap, bool(known.any()))
             bad_a, bad_b = np.nonzero(done & ~np.isfinite(values))
             cell = min(self._plot_px[0] / len(alpha), self._plot_px[1] / len(beta))
             with self.veil.hold_sync():
                 self.veil.x, self.veil.y = alpha, beta
                 self.veil.color = np.where(veiled, np.minimum(unc, VEIL_FULL), np.nan).T
-                self.veil.visible = bool(veiled.any())
+                _show(self.veil, bool(veiled.any()))
             with self.missing.hold_sync():
                 self.missing.x, self.missing.y = alpha[bad_a], beta[bad_b]
                 self.missing.default_size = max(4, int(cell * cell))
@@ -291,6 +291,15 @@ class ContourView:
             self.color_axis.label = label
             self.x_axis.label, self.y_axis.label = axis_labels(ds, names, self.normalization)
             self.widget.title = f"{title}: {_status(ds)}"
+
+
+def _show(mark, visible: bool) -> None:
+    """Set a mark's ``visible`` and send it with this redraw even when unchanged. A page
+    that connects while a run is drawing can miss an update (the front end drops messages
+    for widgets it has not created yet); the next redraw sends the data again, but a
+    missed change of ``visible`` alone would hide a finished map for good."""
+    mark.visible = visible
+    mark.send_state("visible")
 
 
 def shared_color_bar(color_scale, height: int, label: str = "loss"):
