@@ -10,6 +10,9 @@ cache afterwards. Pairs differ in exactly one setting:
 * ``cnn_skip`` / ``cnn_plain``: the same-depth CNN with / without identity skips
   (Li et al. 2018, Section 5).
 * ``cnn_batchnorm``: the plain CNN with BatchNorm.
+* ``deep_skip`` / ``deep_plain``: 16 blocks with BatchNorm, with / without identity skips
+  (deep enough for the plain chain's landscape to lose its convex bowl, Li et al. 2018,
+  Section 5).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class Preset:
 
 
 _SMALL_BATCH = TrainConfig(epochs=20, batch_size=32, lr=0.05)
+_DEEP = TrainConfig(epochs=20, batch_size=64, lr=1e-3, optimizer="adam")
 
 PRESETS: dict[str, Preset] = {
     "small_batch": Preset("mlp", _SMALL_BATCH, description="MLP, SGD batch 32, 20 epochs"),
@@ -49,6 +53,10 @@ PRESETS: dict[str, Preset] = {
     "cnn_batchnorm": Preset(
         "cnn", CNN_CONFIG, {"skip": False, "batchnorm": True}, description="CNN, 4 plain blocks with BatchNorm"
     ),
+    "deep_skip": Preset("cnn", _DEEP, {"skip": True, "batchnorm": True, "depth": 16},
+                        description="CNN, 16 blocks with BatchNorm and identity skips"),
+    "deep_plain": Preset("cnn", _DEEP, {"skip": False, "batchnorm": True, "depth": 16},
+                         description="CNN, 16 plain blocks with BatchNorm (same depth)"),
 }
 
 PAIRS: dict[str, tuple[str, str]] = {
@@ -56,6 +64,7 @@ PAIRS: dict[str, tuple[str, str]] = {
     "weight_decay": ("no_weight_decay", "weight_decay"),
     "skip_connections": ("cnn_skip", "cnn_plain"),
     "batchnorm": ("cnn_batchnorm", "cnn_plain"),
+    "deep_skip_connections": ("deep_skip", "deep_plain"),
 }
 
 
