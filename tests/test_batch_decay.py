@@ -2,7 +2,6 @@
 decay, along raw and filter-normalized directions; the notebook's words are the measured
 numbers."""
 
-import re
 from pathlib import Path
 
 import nbformat
@@ -90,5 +89,3 @@ def test_notebook_02_shows_the_computed_text(experiment, monkeypatch):
     small = batch_decay_experiment(direction_seeds=(0,), num=5)
     expected = batch_decay_text(small)
     assert shown == [f"**What you should see:** {expected[k]}" for k in ("models", "none", "filter")]
-    assert not re.search(r"torch|vmap|functional_call|Lanczos", " ".join(
-        "".join(c.source) for c in nb.cells if c.cell_type == "markdown"))
