@@ -2,12 +2,9 @@
 decay, along raw and filter-normalized directions; the notebook's words are the measured
 numbers."""
 
-from pathlib import Path
-
-import nbformat
 import pytest
+from notebook_helpers import shown_markdown
 import torch
-from nbclient import NotebookClient
 from torch import nn
 
 from landscape_widgets.analysis.comparison import raw_range_scale
@@ -17,7 +14,6 @@ from landscape_widgets.builtin.batch_decay import (
 from landscape_widgets.core.directions import random_directions
 from landscape_widgets.core.grids import plane
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "02_filter_normalization_and_batch_size.ipynb"
 WD = WEIGHT_DECAYS[-1]
 
 
@@ -81,11 +77,7 @@ def test_grid_scaled():
 @pytest.mark.slow
 def test_notebook_02_shows_the_computed_text(experiment, monkeypatch):
     """The rendered "what you should see" lines are batch_decay_text of the same experiment."""
-    monkeypatch.setenv("LANDSCAPE_WIDGETS_SMALL", "1")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-    shown = [o["data"]["text/markdown"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-             if "text/markdown" in o.get("data", {})]
+    shown = shown_markdown("02_filter_normalization_and_batch_size", monkeypatch)
     small = batch_decay_experiment(direction_seeds=(0,), num=5)
     expected = batch_decay_text(small)
     assert shown == [f"**What you should see:** {expected[k]}" for k in ("models", "none", "filter")]

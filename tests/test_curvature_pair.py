@@ -2,17 +2,13 @@
 while its full loss is not convex (the demo MLP at its initialization), and the trained
 network is nearly convex; the notebook's words are the measured numbers."""
 
-from pathlib import Path
-
-import nbformat
 import numpy as np
 import pytest
-from nbclient import NotebookClient
+from notebook_helpers import shown_markdown
 
 from landscape_widgets.analysis.curvature import CONVEX_THRESHOLD
 from landscape_widgets.builtin.curvature_pair import NAMES, curvature_pair, curvature_pair_text
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "06_curvature.ipynb"
 #: The notebook's small mode.
 SMALL = {"num": 3, "slice_num": 5, "steps": 5, "max_samples": 256}
 
@@ -37,9 +33,5 @@ def test_trained_is_nearly_convex_and_the_initialization_is_not(seed):
 
 
 def test_notebook_06_shows_the_computed_text(monkeypatch):
-    monkeypatch.setenv("LANDSCAPE_WIDGETS_SMALL", "1")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-    shown = [o["data"]["text/markdown"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-             if "text/markdown" in o.get("data", {})]
+    shown = shown_markdown("06_curvature", monkeypatch)
     assert shown[0] == f"**What you should see:** {curvature_pair_text(curvature_pair(**SMALL))}"

@@ -2,15 +2,10 @@
 picture is less convex than the same depth with skips in every seed; at four blocks the
 page does not claim the effect; the notebook's words are the measured numbers."""
 
-from pathlib import Path
-
-import nbformat
 import pytest
-from nbclient import NotebookClient
+from notebook_helpers import shown_markdown
 
 from landscape_widgets.builtin.skip_connections import deep_chain_experiment, deep_text, skip_comparison, skip_text
-
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_skip_connections.ipynb"
 
 pytestmark = pytest.mark.slow
 
@@ -35,10 +30,6 @@ def test_the_four_block_text_follows_the_measurement():
 
 
 def test_notebook_03_shows_the_computed_text(monkeypatch):
-    monkeypatch.setenv("LANDSCAPE_WIDGETS_SMALL", "1")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-    shown = [o["data"]["text/markdown"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-             if "text/markdown" in o.get("data", {})]
+    shown = shown_markdown("03_skip_connections", monkeypatch)
     assert shown == [f"**What you should see:** {skip_text(skip_comparison(num=5, max_samples=200))}",
                      f"**What you should see:** {deep_text(deep_chain_experiment(num=7, max_samples=128))}"]
