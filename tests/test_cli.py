@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,6 +210,25 @@ def test_prepare_fills_the_caches_of_the_pages_it_is_given(monkeypatch):
     assert main(["prepare"]) == 0 and main(["prepare", "trajectory", "curvature"]) == 0
     assert calls == [None, ["trajectory", "curvature"]]
     assert main(["prepare", "nonsense"]) == 1 and len(calls) == 2
+    # --notebooks: also the lesson notebooks' experiments, called as the notebooks call them
+    cached = []
+    monkeypatch.setattr(lessons, "cached_call", lambda fn, *a, **k: cached.append((fn, a, k)))
+    assert main(["prepare", "--notebooks"]) == 0
+    assert cached == [(fn, (), {}) for fn in lessons.NOTEBOOK_EXPERIMENTS]
+
+
+def test_prepare_covers_every_experiment_the_notebooks_cache():
+    import re
+
+    import nbformat
+
+    import landscape_widgets.app.lessons as lessons
+
+    called = set()
+    for path in sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("0*.ipynb")):
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        called |= set(re.findall(r"cached_call\((\w+)", code))
+    assert called == {fn.__name__ for fn in lessons.NOTEBOOK_EXPERIMENTS}
 
 
 def test_console_script(tmp_path, user_model):

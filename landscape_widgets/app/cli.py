@@ -5,6 +5,7 @@ Examples
 ::
 
     landscape-widgets prepare          # train the app's models, compute its first pictures
+    landscape-widgets prepare --notebooks   # ... and the lesson notebooks' experiments
     landscape-widgets app --port 8866
     landscape-widgets app --ip 0.0.0.0 --token --max-kernels 30   # a class on the network
     landscape-widgets compute --demo mlp-digits --dims 2 --num 51 --out plane.nc
@@ -152,6 +153,10 @@ def cmd_prepare(args) -> int:
     if unknown:
         raise CLIError(f"unknown pages {unknown}; the app has {[item.key for item in LESSONS]}")
     prepare(keys)
+    if args.notebooks:
+        from .lessons import prepare_notebooks
+
+        prepare_notebooks()
     return 0
 
 
@@ -318,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     prep = sub.add_parser("prepare", help="train the app's models and compute its first pictures ahead")
     prep.add_argument("pages", nargs="*", help="only these pages (default all)")
+    prep.add_argument("--notebooks", action="store_true",
+                      help="also compute the lesson notebooks' experiments (minutes; Binder's build does)")
     prep.set_defaults(func=cmd_prepare)
 
     comp = sub.add_parser("compute", help="compute a landscape headless and save it")

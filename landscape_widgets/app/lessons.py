@@ -23,6 +23,7 @@ from ..analysis.connectivity import connectivity_plane, curve_path, linear_path,
 from ..analysis.trajectory import trajectory_grid, trajectory_plane
 from ..builtin.batch_decay import batch_decay_experiment, batch_decay_named, batch_decay_text
 from ..builtin.curvature_pair import curvature_pair, curvature_pair_text
+from ..builtin.skip_connections import deep_chain_experiment, skip_comparison
 from ..builtin.presets import preset
 from ..builtin.training import TrainConfig, trained
 from ..builtin.wedge import WEDGE_DATA, wedge_model, wedge_objective
@@ -242,6 +243,24 @@ def prepare(keys=None, log: Callable[[str], None] = print) -> None:
             page.wait()
         _mark_prepared(item.key)
         log(f"{item.title}: ready ({time.perf_counter() - start:.1f} s)")
+
+
+#: The experiments the lesson notebooks draw from ``cached_call(fn)`` (full mode): what
+#: :func:`prepare_notebooks` computes ahead.
+NOTEBOOK_EXPERIMENTS: tuple[Callable, ...] = (batch_decay_experiment, skip_comparison, deep_chain_experiment,
+                                              curvature_pair)
+
+
+def prepare_notebooks(log: Callable[[str], None] = print) -> None:
+    """Fill the caches of the lesson notebooks' experiments (:data:`NOTEBOOK_EXPERIMENTS`),
+    so that each notebook opens without training or computing them (minutes each on a
+    small machine; Binder's ``postBuild`` runs this)."""
+    import time
+
+    for fn in NOTEBOOK_EXPERIMENTS:
+        start = time.perf_counter()
+        cached_call(fn)
+        log(f"{fn.__name__}: ready ({time.perf_counter() - start:.1f} s)")
 
 
 def _prepared_file() -> Path:
