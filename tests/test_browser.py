@@ -111,6 +111,17 @@ def test_voila_app_fills_in_restarts_on_a_slider_and_draws_every_view(tmp_path):
         assert after != before, "the heat map did not change after the seed changed"
         assert "41x41 grid, 1681/1681 points" in page.inner_text(".bqplot")
 
+        # hovering a grid point shows its coordinates and value; clicking it, the two 1-D
+        # cross-sections through it beside the map (the last cursor target: the corner)
+        target = page.locator(".bqplot g.object_grp").last
+        target.hover(force=True)
+        page.wait_for_function("() => [...document.querySelectorAll('.bqplot_tooltip_div')].some("
+                               "d => /alpha\\s+0\\.9\\s+beta\\s+0\\.9\\s+loss\\s+[0-9.]+/.test(d.innerText))", timeout=30_000)
+        target.click(force=True)
+        page.wait_for_selector("text=along alpha at beta = 0.9", timeout=30_000)  # 41 points: targets every 3rd
+        page.wait_for_selector("text=along beta at alpha = 0.9", timeout=30_000)
+        screenshot(page, "03b_2d_cross_sections")
+
         # 1-D: two lines (loss, accuracy) with one point per grid position.
         page.locator(".landscape-view button", has_text="1-D").click()
         page.wait_for_selector("text=1-D landscape", timeout=WAIT_MS)

@@ -89,15 +89,16 @@ def test_the_boundary_page_shows_the_network_at_the_hovered_point(prepared):
     explorer = LandscapeExplorer(result.model, F.cross_entropy, data.train, grids={"2d": (1.0, 11)},
                                  autostart=False)
     page = BoundaryExplorer(explorer, *data.train)
-    assert len(page.targets.x) == 121  # one hover target per grid point
     # the boundary sits beside the map (the explorer keeps its full width), in the 2-D view only
     beside = explorer.plots.children
-    assert beside[0] is explorer.views_of("2d")[0].widget and page.boundary.widget in beside[1].children
+    assert beside[0] is explorer.views_of("2d")[0].widget and page.boundary.widget in beside[-1].children
     explorer.view.value = "1d"
     assert all(page.boundary.widget not in getattr(c, "children", ()) for c in explorer.plots.children)
     explorer.view.value = "2d"
     assert explorer.plots.children == beside
+    explorer.refresh()
     assert explorer.wait(60)
+    assert len(page.targets.x) == 121  # the map's cursor targets: one per grid point
     d1, d2 = explorer.plane(explorer.settings)[0]
     net = page.network_at(0.5, -1.0)
     expected = flatten_params(result.model) + 0.5 * d1 - 1.0 * d2
@@ -111,18 +112,19 @@ def test_the_boundary_page_shows_the_network_at_the_hovered_point(prepared):
     assert (far != centre).mean() > 0.01  # far out the network predicts otherwise
     assert "alpha = 1.00, beta = 1.00" in page.boundary.widget.title
     explorer.num.value = 7  # a new grid: the targets follow
+    assert explorer.wait(60)
     assert len(page.targets.x) == 49
-    assert explorer.wait(60)  # (the control change started a run)
     # a fine grid: at most MAX_TARGETS per axis, symmetric, the trained network among them
-    from landscape_widgets.widgets.decision_boundary import MAX_POINTS, MAX_TARGETS
+    from landscape_widgets.widgets.decision_boundary import MAX_POINTS
+    from landscape_widgets.widgets.views import MAX_TARGETS
 
     explorer.num.value = 31
+    assert explorer.wait(60)
     axis = np.unique(np.round(page.targets.x, 9))
     assert len(axis) <= MAX_TARGETS and 0.0 in axis and len(page.targets.x) == len(axis) ** 2
     np.testing.assert_allclose(axis, -axis[::-1])
     assert set(axis) <= set(np.round(np.linspace(-1, 1, 31), 9)) and axis[-1] > 0.9
     assert len(page.boundary.points.x) == MAX_POINTS < len(data.train[0])
-    assert explorer.wait(60)
 
 
 def test_the_loading_screen_is_the_first_pages_picture_made_by_this_code(prepared, monkeypatch):

@@ -572,3 +572,31 @@ def test_explorer_convexity_map_of_the_current_plane(problem):
     ex.view.value = "1d"
     assert ex.convexity_button.layout.display == "none"
     assert ex.wait(60)
+
+
+def test_clicking_the_map_shows_the_cross_sections_through_that_point(problem):
+    ex = explorer(problem, view="2d")
+    assert ex.wait(120)
+    contour, sections = ex.views_of("2d")
+    assert sections.widget in ex.plots.children and sections.widget.layout.display == "none"  # until a click
+    # the cursor targets: grid points, each with its value for the hover tooltip
+    ds = ex.result
+    targets = contour.targets
+    i, j = 3, 5
+    k = int(np.flatnonzero(np.isclose(targets.x, ds["alpha"][i]) & np.isclose(targets.y, ds["beta"][j]))[0])
+    assert targets.color[k] == pytest.approx(float(ds["loss"][i, j]))
+    assert list(targets.tooltip.labels) == ["alpha", "beta", "loss"]
+    # a click (as bqplot sends it) on that point
+    targets._handle_custom_msg({"event": "element_click", "data": {"x": float(ds["alpha"][i]),
+                                                                    "y": float(ds["beta"][j]), "index": k}}, [])
+    assert sections.widget.layout.display is None
+    along_alpha, along_beta = sections.lines
+    np.testing.assert_allclose(along_alpha.loss_line.y, ds["loss"].values[:, j])
+    np.testing.assert_allclose(along_alpha.loss_line.x, ds["alpha"].values)
+    np.testing.assert_allclose(along_beta.loss_line.y, ds["loss"].values[i, :])
+    assert "beta (direction 2" in along_beta.x_axis.label and f"alpha = {float(ds['alpha'][i]):.3g}" in \
+        along_beta.widget.title
+    # a new result (another seed) redraws them through the same point
+    ex.seed.value += 1
+    assert ex.wait(120)
+    np.testing.assert_allclose(along_alpha.loss_line.y, ex.result["loss"].values[:, j])

@@ -184,7 +184,8 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("explorer", "Explorer",
            "A loss landscape is the loss of a network along two random directions through its trained "
            "weights. Choose a model, move the controls, and the picture is computed again, coarse to fine. "
-           "The red cross is the trained network itself.", explorer_page),
+           "The red cross is the trained network itself. Click the map for the loss along each axis through "
+           "that point.", explorer_page),
     Lesson("boundary", "What a point is",
            "Every point of the map is a whole network. Hover the map: the right-hand picture shows which "
            "class that network predicts for every input of the two-moons data. Near the centre the boundary "

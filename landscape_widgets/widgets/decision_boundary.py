@@ -1,9 +1,9 @@
 """What a point of the landscape *is*: the decision boundary of the network at the
 point under the cursor, drawn beside the explorer's map (2-D inputs, e.g. moons).
 
-Hovering the map (a transparent marker on every grid point takes the hover) draws the
-classifier at ``theta + alpha d1 + beta d2``: its predicted class over the input plane
-and the data on top.
+Hovering the map (its cursor targets, :class:`~landscape_widgets.widgets.views.ContourView`'s
+``targets``) draws the classifier at ``theta + alpha d1 + beta d2``: its predicted class
+over the input plane and the data on top.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from .explorer import LandscapeExplorer
 #: Input-plane cells per axis of the boundary picture.
 RESOLUTION = 80
 
-#: Most data points drawn over the boundary, and most hover targets per map axis: every
-#: point is an SVG element of its own, and the browser draws thousands slowly.
+#: Most data points drawn over the boundary: every point is an SVG element of its own, and
+#: the browser draws thousands slowly.
 MAX_POINTS = 200
-MAX_TARGETS = 16
 
 
 class DecisionBoundaryView:
@@ -87,19 +86,10 @@ class BoundaryExplorer:
     """
 
     def __init__(self, explorer: LandscapeExplorer, inputs: torch.Tensor, labels: torch.Tensor) -> None:
-        import bqplot as bq
-
         self.explorer = explorer
         self.boundary = DecisionBoundaryView(inputs, labels)
-        contour = explorer.views_of("2d")[0]
-        # one invisible marker per grid point takes the hover
-        self.targets = bq.Scatter(x=np.zeros(0), y=np.zeros(0), default_size=40, opacities=[0.0],
-                                  scales={"x": contour.x_scale, "y": contour.y_scale}, tooltip=None)
-        contour.widget.marks = [*contour.widget.marks, self.targets]
-        for control in (explorer.half_range, explorer.num):
-            control.observe(self._place, "value")
+        self.targets = explorer.views_of("2d")[0].targets
         self.targets.on_hover(lambda _mark, event: self.show(float(event["data"]["x"]), float(event["data"]["y"])))
-        self._place()
         self.boundary.show(explorer.model.eval(), "of the trained network")
         hint = w.HTML("<i>Move the cursor over the map: the right-hand picture shows what the network at that "
                       "point of the plane predicts for every input.</i>")
@@ -119,19 +109,3 @@ class BoundaryExplorer:
     def show(self, alpha: float, beta: float) -> None:
         """Draw the boundary of the network at ``(alpha, beta)``."""
         self.boundary.show(self.network_at(alpha, beta), f"at alpha = {alpha:.2f}, beta = {beta:.2f}")
-
-    def _place(self, _change=None) -> None:
-        """Hover targets on the map's grid points: the centre and every ``step``-th point
-        out from it, at most :data:`MAX_TARGETS` per axis."""
-        axes = replace(self.explorer.settings, view="2d").grid.axes
-        a, b = np.meshgrid(*(_around_centre(axis.values) for axis in axes), indexing="ij")
-        with self.targets.hold_sync():
-            self.targets.x, self.targets.y = a.ravel(), b.ravel()
-
-
-def _around_centre(values: np.ndarray) -> np.ndarray:
-    """The middle value of ``values`` and every ``step``-th one out from it, at most
-    :data:`MAX_TARGETS` (the map's grids have an odd number of points, 0 in the middle)."""
-    mid = len(values) // 2
-    step = max(1, -(-(len(values) - 1) // (MAX_TARGETS - 1)))
-    return values[mid + step * np.arange(-(mid // step), (len(values) - 1 - mid) // step + 1)]

@@ -34,6 +34,7 @@ from ..core.params import select_params
 from .convexity import ConvexityPanel, convexity_panel
 from .progress import ProgressView
 from .runner import Runner, Snapshot, landscape_stream
+from .cross_sections import CrossSections
 from .views import METRICS, SCALES, ContourView, LineView, SliceView, SurfaceView, VolumeView
 
 VIEWS: tuple[str, ...] = ("1d", "2d", "3d")
@@ -503,7 +504,7 @@ class LandscapeExplorer(w.VBox):
             norm = self.normalization.value
             self._views[view] = {
                 "1d": lambda: [LineView(norm)],
-                "2d": lambda: [ContourView(norm)],
+                "2d": lambda: _linked_map(norm),
                 "3d": lambda: [SliceView(norm), SurfaceView(), VolumeView()],
             }[view]()
         return self._views[view]
@@ -558,3 +559,9 @@ class LandscapeExplorer(w.VBox):
             if completed and self.result is not None:
                 self.cache[settings] = self.result
         return done
+
+
+def _linked_map(normalization: str) -> list:
+    """The 2-D view: the map, and the cross-sections through the point clicked on it."""
+    contour = ContourView(normalization, targets=True)
+    return [contour, CrossSections(contour, normalization)]

@@ -178,22 +178,24 @@ class LineView:
             layout={"width": "100%", "height": height},
         )
 
-    def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> None:
-        """Draw the computed points of a 1-D result (``alpha`` axis)."""
-        alpha = ds["alpha"].values
+    def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear", title: str = "1-D landscape") -> None:
+        """Draw the computed points of a 1-D result (its one axis: ``alpha`` for a line, or
+        either axis of a 2-D result's cross-section)."""
+        (dim,) = ds["loss"].dims
+        alpha = ds[dim].values
         done = ds["done"].values
         loss_metric = "loss" if metric == "accuracy" else metric
         loss, label = metric_values(ds, loss_metric, scale)
         with self.widget.hold_sync():
             self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
-            (self.x_axis.label,) = axis_labels(ds, ("alpha",), self.normalization)
+            (self.x_axis.label,) = axis_labels(ds, (dim,), self.normalization)
             self.loss_axis.label = f"{label} (circles)"
             with self.loss_line.hold_sync():
                 self.loss_line.x, self.loss_line.y = alpha[done], loss[done]
             if "accuracy" in ds:
                 with self.acc_line.hold_sync():
                     self.acc_line.x, self.acc_line.y = alpha[done], ds["accuracy"].values[done]
-            self.widget.title = f"1-D landscape: {_status(ds)}"
+            self.widget.title = f"{title}: {_status(ds)}"
 
 
 class ContourView:
@@ -201,7 +203,7 @@ class ContourView:
 
     def __init__(self, normalization: str | None = "filter", width: str = "640px",
                  height: str = "540px", scheme: str = "viridis", contour_colour: str = "white",
-                 color_scale=None, color_bar: bool = True) -> None:
+                 color_scale=None, color_bar: bool = True, targets: bool = False) -> None:
         import bqplot as bq
 
         self.x_scale, self.y_scale = bq.LinearScale(), bq.LinearScale()
@@ -238,8 +240,16 @@ class ContourView:
                               label=axis_label("beta", normalization), label_offset="45px")
         self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label="loss",
                                        tick_format=TICK_FORMAT)
+        # ``targets``: invisible markers on grid points that take the cursor: hovering shows
+        # the coordinates and the value, and ``targets.on_element_click`` / ``on_hover`` get them
+        self.targets = bq.Scatter(
+            x=np.zeros(0), y=np.zeros(0), color=np.zeros(0), default_size=40, opacities=[0.0],
+            scales={**scales, "color": self.color_scale},
+            tooltip=bq.Tooltip(fields=["x", "y", "color"], labels=["alpha", "beta", "loss"],
+                               formats=[".3~g", ".3~g", ".4~g"]),
+        ) if targets else None
         self.widget = bq.Figure(
-            marks=[self.heatmap, self.veil, self.missing, self.contours, self.centre],
+            marks=[self.heatmap, self.veil, self.missing, self.contours, self.centre] + [self.targets] * targets,
             axes=[self.x_axis, self.y_axis] + ([self.color_axis] if color_bar else []),
             title="2-D landscape", padding_x=0, padding_y=0, background_style={"fill": EMPTY_COLOUR},
             fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 110 if color_bar else 20},
@@ -288,9 +298,28 @@ class ContourView:
                 self.missing.default_size = max(4, int(cell * cell))
             with self.contours.hold_sync():
                 self.contours.x, self.contours.y = cx, cy
+            if self.targets is not None:
+                ia, ib = np.meshgrid(around_centre(len(alpha)), around_centre(len(beta)), indexing="ij")
+                with self.targets.hold_sync():
+                    self.targets.x, self.targets.y = alpha[ia].ravel(), beta[ib].ravel()
+                    self.targets.color = values[ia, ib].ravel()
+                    self.targets.tooltip.labels = [*names, label]
             self.color_axis.label = label
             self.x_axis.label, self.y_axis.label = axis_labels(ds, names, self.normalization)
             self.widget.title = f"{title}: {_status(ds)}"
+
+
+#: Most cursor targets per axis of a map: each is an SVG element of its own, and the
+#: browser draws thousands slowly.
+MAX_TARGETS = 16
+
+
+def around_centre(n: int) -> np.ndarray:
+    """Indices of the middle of ``n`` grid values and of every ``step``-th one out from it,
+    at most :data:`MAX_TARGETS` (the grids have an odd number of points, 0 in the middle)."""
+    mid = n // 2
+    step = max(1, -(-(n - 1) // (MAX_TARGETS - 1)))
+    return mid + step * np.arange(-(mid // step), (n - 1 - mid) // step + 1)
 
 
 def _show(mark, visible: bool) -> None:
