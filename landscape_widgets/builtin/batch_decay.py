@@ -24,10 +24,10 @@ import xarray as xr
 from torch import nn
 
 from ..analysis.comparison import mean_loss_increase, raw_range_scale
-from ..core.grids import Grid, plane
+from ..core.grids import plane
 from ..core.landscape import compute_landscape
 from ..core.params import flatten_params
-from .training import TrainConfig, TrainResult, trained
+from .training import TrainConfig, TrainResult, steps_per_epoch, trained
 from .zoo import Dataset
 
 BATCH_SIZES = {"small": 32, "large": 1024}
@@ -87,9 +87,11 @@ def batch_decay_experiment(
     xr.Dataset
         Dimensions ``seed``, ``batch`` ("small", "large"), ``weight_decay`` and
         ``normalization`` ("none", "filter"); variables ``test_accuracy``, ``train_loss``,
-        ``weight_norm`` (of all parameters), ``updates`` (per batch size) and ``sharpness`` (mean loss increase over
-        the plane, averaged over ``direction_seeds``). ``attrs["half_range"]`` holds each
-        normalization's half range.
+        ``weight_norm`` (of all parameters), ``updates`` (per batch size) and ``sharpness``
+        (mean loss increase over the plane, averaged over ``direction_seeds``).
+        ``attrs["half_range_none"]`` and ``attrs["half_range_filter"]`` hold each
+        normalization's half range (the raw one from
+        :func:`~landscape_widgets.analysis.comparison.raw_range_scale` of all the models).
     """
     trained_models = {seed: batch_decay_models(seed) for seed in seeds}
     everything = [r.model for models, _ in trained_models.values() for r in models.values()]
@@ -108,12 +110,12 @@ def batch_decay_experiment(
                 for n, norm in enumerate(norms):
                     sharpness[i, j, k, n] = np.mean([
                         mean_loss_increase(compute_landscape(
-                            r.model, F.cross_entropy, data.train, _plane(half[norm], num), seed=s,
+                            r.model, F.cross_entropy, data.train, plane((-half[norm], half[norm]), num=num), seed=s,
                             normalization=norm))
                         for s in direction_seeds
                     ])
     n_train = len(data.train[0])
-    updates = [EPOCHS * -(-n_train // BATCH_SIZES[b]) for b in batches]
+    updates = [EPOCHS * steps_per_epoch(n_train, BATCH_SIZES[b]) for b in batches]
     coords = {"seed": list(seeds), "batch": batches, "weight_decay": list(WEIGHT_DECAYS)}
     dims = tuple(coords)
     return xr.Dataset(
@@ -132,17 +134,14 @@ def batch_decay_experiment(
     )
 
 
-def _plane(half: float, num: int) -> Grid:
-    return plane((-half, half), num=num)
-
-
 def batch_decay_findings(ds: xr.Dataset) -> dict[str, bool]:
     """What the measurements show, each over the mean of the training seeds.
 
     Keys: ``small_generalizes_better`` (with and without weight decay),
-    ``decayed_small_has_smaller_weights`` (with weight decay), ``decayed_small_looks_sharper_raw`` and ``decayed_small_flatter_filter``
-    (with weight decay, the small-batch minimum compared with the large-batch one along
-    raw and along filter-normalized directions) and ``small_flatter_filter`` (filter
+    ``decayed_small_has_smaller_weights`` (with weight decay),
+    ``decayed_small_looks_sharper_raw`` and ``decayed_small_flatter_filter`` (with weight
+    decay, the small-batch minimum compared with the large-batch one along raw and along
+    filter-normalized directions) and ``small_flatter_filter`` (filter
     normalization, with and without weight decay).
     """
     mean = ds.mean("seed")
@@ -201,8 +200,9 @@ def batch_decay_text(ds: xr.Dataset) -> dict[str, str]:
         f"Raw directions, range ±{ds.attrs['half_range_none']:g}. With weight decay the small-batch minimum "
         + ("looks sharper" if found["decayed_small_looks_sharper_raw"] else "does not look sharper")
         + f": its loss rises by {sharp['small', wd, 'none']:.3f} on average over the plane, against "
-        f"{sharp['large', wd, 'none']:.3f} for the large batch ({seeds_where('sharpness', wd, False, normalization='none')} "
-        f"of {n} seeds)" + (", although it generalizes better" if found["small_generalizes_better"] else "")
+        f"{sharp['large', wd, 'none']:.3f} for the large batch "
+        f"({seeds_where('sharpness', wd, False, normalization='none')} of {n} seeds)"
+        + (", although it generalizes better" if found["small_generalizes_better"] else "")
         + f". Without weight decay: {sharp['small', 0.0, 'none']:.3f} "
         f"against {sharp['large', 0.0, 'none']:.3f}. A raw step is the same length for every network, so it is a "
         "larger step for smaller weights."

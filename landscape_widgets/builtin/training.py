@@ -66,6 +66,11 @@ def mean_loss(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> floa
         return float(F.cross_entropy(model(data[0]), data[1]))
 
 
+def steps_per_epoch(n_samples: int, batch_size: int) -> int:
+    """SGD updates in one epoch of :func:`train`: the last batch may be smaller."""
+    return max(1, -(-n_samples // batch_size))
+
+
 def train(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig()) -> TrainResult:
     """Train ``model`` in place on ``dataset.train`` and record checkpoints."""
     gen = torch.Generator().manual_seed(config.seed)
@@ -73,7 +78,7 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(
     opt_cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[config.optimizer]
     extra = {"momentum": config.momentum} if config.optimizer == "sgd" else {}
     opt = opt_cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, **extra)
-    steps = max(1, -(-len(x) // config.batch_size))
+    steps = steps_per_epoch(len(x), config.batch_size)
     marks = {round((j + 1) * steps / config.checkpoints_per_epoch) - 1
              for j in range(config.checkpoints_per_epoch)}
     trajectory = [flatten_params(model)]
