@@ -146,6 +146,27 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+#: JavaScript: the texts under ``selector`` (SVG text of bqplot figures, HTML of keys and
+#: titles) that stick out of their figure or widget box, i.e. are clipped.
+CLIPPED_JS = """(selector) => {
+    const out = [];
+    for (const root of document.querySelectorAll(selector)) {
+        for (const svg of root.querySelectorAll('svg.svg-figure')) {
+            const box = svg.getBoundingClientRect();
+            for (const t of svg.querySelectorAll('text')) {
+                const r = t.getBoundingClientRect();
+                if (r.width && (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1
+                                || r.bottom > box.bottom + 1)) out.push(t.textContent);
+            }
+        }
+        for (const el of root.querySelectorAll('.widget-html-content')) {
+            if (el.scrollWidth > el.clientWidth + 1) out.push(el.innerText);
+        }
+    }
+    return out;
+}"""
+
+
 #: What shows that a lesson page has drawn its picture: (selector, how many).
 LESSON_PICTURES = {
     "explorer": ("image.heatmap[href^='data:image']", 1),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_helpers import (ARTIFACTS, SHOWN_JS, chromium_page, jupyter, lesson_drawn, open_lessons,
+from browser_helpers import (ARTIFACTS, CLIPPED_JS, SHOWN_JS, chromium_page, jupyter, lesson_drawn, open_lessons,
                              require_chromium, screenshot, voila)
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -62,13 +62,11 @@ def wait_until_complete(page, timeout: float = 240.0) -> None:
     pytest.fail(f"the run did not finish within {timeout} s: {page.inner_text('.landscape-progress')}")
 
 
-def coloured_fraction(page, index: int) -> float:
-    """Fraction of a canvas's pixels that are coloured (not white/grey/black box lines)."""
+def canvas_pixels(canvas) -> np.ndarray:
+    """The RGB pixels of a located element, as drawn on the page."""
     from PIL import Image
 
-    png = page.locator("canvas").nth(index).screenshot()
-    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float).reshape(-1, 3)
-    return float(np.mean(pixels.max(axis=1) - pixels.min(axis=1) > 40))
+    return np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"), dtype=float)
 
 
 def test_voila_app_fills_in_restarts_on_a_slider_and_draws_every_view(tmp_path):
@@ -131,16 +129,39 @@ def test_voila_app_fills_in_restarts_on_a_slider_and_draws_every_view(tmp_path):
         assert len([d for d in paths if d.count("L") >= 40]) >= 2, paths
         screenshot(page, "04_1d")
 
-        # 3-D: ipyvolume surface and volume canvases, drawn by WebGL.
+        # 3-D: slices (bqplot), the centre plane as a surface and nested isosurfaces (ipyvolume, WebGL)
+        page.set_viewport_size({"width": 1300, "height": 1800})  # the whole 3-D tab in one screenshot
         page.locator(".landscape-view button", has_text="3-D").click()
-        page.wait_for_function("document.querySelectorAll('canvas').length >= 2", timeout=WAIT_MS)
+        page.wait_for_function("document.querySelectorAll('.landscape-isosurfaces canvas').length >= 1",
+                               timeout=WAIT_MS)
         wait_until_complete(page)
+        page.wait_for_selector(".landscape-isosurfaces >> text=9x9x9 grid, 729/729 points", timeout=WAIT_MS)
         time.sleep(3)
         screenshot(page, "05_3d")
-        n = page.locator("canvas").count()
-        coloured = sorted(coloured_fraction(page, i) for i in range(n))
-        # the surface fills a good part of its canvas; the volume is fainter
-        assert coloured[-1] > 0.05 and coloured[-2] > 0.005, coloured
+        assert page.evaluate(SHOWN_JS, ".landscape-slices image.heatmap[href^='data:image']") >= 3
+        surface, iso = (page.locator(f".{name} canvas").first for name in ("landscape-surface", "landscape-isosurfaces"))
+        for canvas in (surface, iso):  # a good part drawn (the surface's low values are a shaded dark purple)
+            assert np.mean(canvas_pixels(canvas).min(axis=2) < 200) > 0.08
+        for canvas in (surface, iso):  # the whole box is inside its canvas: the edges stay blank
+            pixels = canvas_pixels(canvas)
+            edges = np.concatenate([pixels[:, :3], pixels[:, -3:], pixels[:3], pixels[-3:]], axis=None)
+            assert np.mean(edges < 200) < 0.01
+        # a colour key with round ticks under each 3-D view, and nothing clipped in the 3-D tab
+        keys = page.locator(".landscape-colour-key")
+        assert keys.count() == 2 and all(re.search(r"\b2\b.*\b4\b", keys.nth(i).inner_text(), re.S)
+                                         for i in range(2))
+        assert "surfaces (▼) at" in keys.nth(1).inner_text()
+        assert page.evaluate(CLIPPED_JS, ".landscape-slices, .landscape-surface, .landscape-isosurfaces") == []
+        # moving the level slider (its keyboard arrows) redraws the isosurfaces at the new levels
+        before, key = canvas_pixels(iso), keys.nth(1).inner_text()
+        page.locator(".landscape-iso-level .noUi-handle").first.focus()
+        for _ in range(5):
+            page.keyboard.press("ArrowRight")
+        page.wait_for_function(f"() => document.querySelectorAll('.landscape-colour-key')[1].innerText != {key!r}",
+                               timeout=30_000)
+        time.sleep(2)
+        screenshot(page, "05b_3d_level_moved")
+        assert np.mean(np.abs(canvas_pixels(iso) - before).max(axis=2) > 30) > 0.02
         assert not [e for e in errors if "this.$set" in e], errors
         (ARTIFACTS / "browser_page_errors.txt").write_text("\n".join(errors))
 

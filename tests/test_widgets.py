@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy.interpolate import RegularGridInterpolator
 from torch import nn
 
 from landscape_widgets import compute_landscape, make_grid
@@ -284,11 +285,18 @@ def test_explorer_1d_and_3d_views(problem):
     ex.view.value = "3d"
     assert ex.num.value == 5
     ex.wait(120)
-    slices, surface, volume = ex.views
+    slices, surface, iso = ex.views
     expected = reference(problem, 2, (5, 5, 5))
-    np.testing.assert_allclose(volume.volume.data, expected.transpose(2, 1, 0), rtol=1e-5)
     np.testing.assert_allclose(surface.mesh.y, expected[:, :, 2].ravel(), rtol=1e-5)
-    assert ex.plots.children == (slices.widget, surface.widget, volume.widget)
+    assert ex.plots.children == (slices.widget, surface.widget, iso.widget)
+    # the isosurfaces' vertices lie on grid edges where the values, linear along the edge, cross their levels
+    axes = [ex.result[n].values for n in ("alpha", "beta", "gamma")]
+    inside = RegularGridInterpolator(axes, expected)
+    for mesh, level in zip(iso.meshes, iso.levels):
+        assert expected.min() < level < expected.max()
+        verts = np.stack([mesh.x, mesh.y, mesh.z], 1)
+        assert len(verts) > 3
+        np.testing.assert_allclose(inside(np.clip(verts, -1, 1)), level, rtol=1e-4)
     # three orthogonal slices through the centre on one colour scale spanning the volume
     ab, ag, bg = (v.heatmap.color for v in slices.views)
     np.testing.assert_allclose(ab, expected[:, :, 2].T, rtol=1e-5)
@@ -296,12 +304,13 @@ def test_explorer_1d_and_3d_views(problem):
     np.testing.assert_allclose(bg, expected[2, :, :].T, rtol=1e-5)
     assert all(v.color_scale is slices.color_scale for v in slices.views)
     assert (slices.color_scale.min, slices.color_scale.max) == pytest.approx((expected.min(), expected.max()))
-    assert [v.widget.title for v in slices.views][0] == "gamma = 0: 5x5 grid, 25/25 points"
+    assert [v.widget.title for v in slices.views] == ["slice gamma = 0", "slice beta = 0", "slice alpha = 0"]
+    assert "5x5x5 grid, 125/125 points" in slices.heading.value
     assert "gamma (direction 3" in slices.views[1].y_axis.label
     # moving a slider moves its slice
     slices.sliders["gamma"].value = 0
     np.testing.assert_allclose(slices.views[0].heatmap.color, expected[:, :, 0].T, rtol=1e-5)
-    assert slices.views[0].widget.title.startswith("gamma = -1")
+    assert slices.views[0].widget.title == "slice gamma = -1"
     assert slices.color_axis.label == "loss" and slices.color_bar.marks[0].scales["color"] is slices.color_scale
 
 

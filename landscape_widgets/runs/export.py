@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from ..core.grids import grid_triangles
+from ..plotting.isosurfaces import isosurfaces
 
 VTK_SUFFIXES = (".vtk", ".vtu")
 MESH_SUFFIXES = (".stl", ".obj", ".ply", ".glb", ".gltf")
@@ -104,18 +105,7 @@ def _default_levels(values: np.ndarray) -> list[float]:
 
 def _isosurfaces(axes: list[np.ndarray], values: np.ndarray, levels: Sequence[float]):
     trimesh = _library("trimesh")
-    marching_cubes = _library("skimage.measure").marching_cubes
-
-    spacing = [float(ax[1] - ax[0]) for ax in axes]
-    origin = np.array([ax[0] for ax in axes])
-    field = np.where(np.isfinite(values), values, np.nanmax(values[np.isfinite(values)]))
-    meshes = []
-    for level in levels:
-        if not field.min() < level < field.max():
-            raise ValueError(f"level {level:g} is outside the metric's range "
-                             f"[{field.min():.4g}, {field.max():.4g}]")
-        verts, faces, _, _ = marching_cubes(field, level=float(level), spacing=spacing)
-        meshes.append(trimesh.Trimesh(verts + origin, faces, process=False))
+    meshes = [trimesh.Trimesh(verts, faces, process=False) for verts, faces in isosurfaces(axes, values, levels)]
     return trimesh.util.concatenate(meshes)
 
 

@@ -8,9 +8,10 @@ from .builtin_demo import demo
 from .explorer import LandscapeExplorer, Settings
 from .progress import ProgressView, format_progress
 from .runner import Runner, Snapshot, landscape_stream
-from .views import ContourView, LineView, SliceView, SurfaceView, VolumeView
+from .views import ContourView, LineView, SliceView
+from .volume_views import IsosurfaceView, SurfaceView
 
 __all__ = [
-    "ContourView", "LandscapeExplorer", "demo", "LineView", "ProgressView", "Runner", "Settings",
-    "SliceView", "Snapshot", "SurfaceView", "VolumeView", "format_progress", "landscape_stream",
+    "ContourView", "IsosurfaceView", "LandscapeExplorer", "demo", "LineView", "ProgressView", "Runner", "Settings",
+    "SliceView", "Snapshot", "SurfaceView", "format_progress", "landscape_stream",
 ]

@@ -35,7 +35,8 @@ from .convexity import ConvexityPanel, convexity_panel
 from .progress import ProgressView
 from .runner import Runner, Snapshot, landscape_stream
 from .cross_sections import CrossSections
-from .views import METRICS, SCALES, ContourView, LineView, SliceView, SurfaceView, VolumeView
+from .views import METRICS, SCALES, ContourView, LineView, SliceView
+from .volume_views import IsosurfaceView, SurfaceView
 
 VIEWS: tuple[str, ...] = ("1d", "2d", "3d")
 _VIEW_LABELS = {"1-D": "1d", "2-D": "2d", "3-D": "3d"}
@@ -505,7 +506,7 @@ class LandscapeExplorer(w.VBox):
             self._views[view] = {
                 "1d": lambda: [LineView(norm)],
                 "2d": lambda: _linked_map(norm),
-                "3d": lambda: [SliceView(norm), SurfaceView(), VolumeView()],
+                "3d": lambda: [SliceView(norm), SurfaceView(norm), IsosurfaceView(norm)],
             }[view]()
         return self._views[view]
 

@@ -1,4 +1,5 @@
-"""Views of a (partially computed) landscape: 1-D lines, 2-D contour map, 3-D surface and volume.
+"""Views of a (partially computed) landscape: 1-D lines, 2-D contour map, 3-D slices
+(bqplot; the ipyvolume views are in :mod:`~landscape_widgets.widgets.volume_views`).
 
 Every view has a ``widget`` (put it in your layout) and ``update(ds, metric, scale)``,
 which redraws from a result dataset (see :mod:`landscape_widgets.core.results`) in which
@@ -15,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..core.grids import grid_triangles
 from ..core.results import SE_SUFFIX, known_cells
 from ..plotting.fields import fill_nearest, interpolate_linear, level_interpolation, preview_field
 from ..plotting.labels import axis_label, axis_labels
@@ -257,13 +257,14 @@ class ContourView:
         )
 
     def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear",
-               limits: tuple[float, float] | None = None, title: str = "2-D landscape") -> None:
+               limits: tuple[float, float] | None = None, title: str = "2-D landscape", status: bool = True) -> None:
         """Draw a 2-D result (its two axes, e.g. ``alpha`` x ``beta``); cells not computed
         yet show :func:`~landscape_widgets.plotting.fields.preview_field` (a cubic
         interpolation of the finest complete coarse level; the contours follow it, or a
         linear interpolation of the known cells before), cells shown from data-sample estimates are veiled by their
         relative error (:func:`uncertainty`), computed non-finite values are dark grey
-        squares. ``limits``: the colour range (default the shown values')."""
+        squares. ``limits``: the colour range (default the shown values'); ``status``: the
+        title ends with the number of points computed."""
         names = ds["loss"].dims
         alpha, beta = ds[names[0]].values, ds[names[1]].values
         values, label = metric_values(ds, metric, scale)
@@ -306,7 +307,7 @@ class ContourView:
                     self.targets.tooltip.labels = [*names, label]
             self.color_axis.label = label
             self.x_axis.label, self.y_axis.label = axis_labels(ds, names, self.normalization)
-            self.widget.title = f"{title}: {_status(ds)}"
+            self.widget.title = f"{title}: {_status(ds)}" if status else title
 
 
 #: Most cursor targets per axis of a map: each is an SVG element of its own, and the
@@ -343,7 +344,7 @@ def shared_color_bar(color_scale, height: int, label: str = "loss"):
     hidden = bq.HeatMap(x=np.array([0.0, 1.0]), y=np.array([0.0, 1.0]), color=np.zeros((2, 2)), visible=False,
                         scales={"x": bq.LinearScale(), "y": bq.LinearScale(), "color": color_scale})
     figure = bq.Figure(marks=[hidden], axes=[axis], fig_margin={"top": 50, "bottom": 50, "left": 0, "right": 90},
-                       layout={"width": "130px", "height": f"{height + 200}px", "margin": "-100px 0 0 0"})
+                       layout={"width": "130px", "height": f"{height + 200}px", "margin": "-100px 0 -100px 0"})
     return figure, axis
 
 
@@ -369,7 +370,8 @@ class SliceView:
         for slider in self.sliders.values():
             slider.observe(lambda _: self._redraw(), "value")
             slider.add_class("landscape-slice-slider")
-        self.widget = w.VBox([w.HBox(list(self.sliders.values())),
+        self.heading = w.HTML("<b>slices through the volume</b>")
+        self.widget = w.VBox([self.heading, w.HBox(list(self.sliders.values())),
                               w.HBox([v.widget for v in self.views] + [self.color_bar])])
         self.widget.add_class("landscape-slices")
         self._lock = threading.RLock()
@@ -399,89 +401,11 @@ class SliceView:
             ds, metric, scale = self._shown
             values, label = metric_values(ds, metric, scale)
             self.color_axis.label = label
+            self.heading.value = f"<b>slices through the volume</b> (one colour scale): {_status(ds)}"
             finite = values[np.isfinite(values)]
             limits = (float(finite.min()), float(finite.max())) if finite.size else None
             for (_, _, fixed), view in zip(self.PLANES, self.views):
                 index = int(self.sliders[fixed].value)
                 at = float(ds[fixed].values[index])
-                view.update(ds.isel({fixed: index}), metric, scale, limits, title=f"{fixed} = {at:.3g}")
-
-
-def _rgb(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
-    from matplotlib import colormaps
-
-    finite = values[np.isfinite(values)]
-    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
-    norm = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
-    return colormaps[cmap](np.nan_to_num(norm, nan=0.0))[..., :3].astype(np.float32)
-
-
-def _limits(values: np.ndarray) -> tuple[float, float]:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return 0.0, 1.0
-    lo, hi = float(finite.min()), float(finite.max())
-    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
-
-
-class SurfaceView:
-    """The 2-D landscape as an ipyvolume surface, height = metric (3-D mesh)."""
-
-    def __init__(self, width: int = 420, height: int = 420) -> None:
-        import ipyvolume as ipv
-
-        # ``ipv.figure`` (not ``ipv.Figure``) sets up the camera and lights the marks need;
-        # the figure is placed in the layout directly (``ipv.show``'s panel breaks under ipyvue 3).
-        self.widget = ipv.figure(width=width, height=height)
-        a = np.linspace(-1, 1, 2)
-        X, Y = np.meshgrid(a, a, indexing="ij")
-        self.mesh = ipv.plot_surface(X, np.zeros_like(X), Y, color="steelblue")
-        self.widget.xlabel, self.widget.ylabel, self.widget.zlabel = "alpha", "loss", "beta"
-
-    def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> None:
-        """Draw a 2-D result, or the ``gamma = 0`` slice of a 3-D one."""
-        if "gamma" in ds["loss"].dims:
-            ds = ds.isel(gamma=int(np.argmin(np.abs(ds["gamma"].values))))
-        alpha, beta = ds["alpha"].values, ds["beta"].values
-        z, label = display_field(ds, metric, scale)
-        lo, hi = _limits(z)
-        height = np.nan_to_num(z, nan=hi)
-        X, Y = np.meshgrid(alpha, beta, indexing="ij")
-        with self.widget.hold_sync(), self.mesh.hold_sync():
-            if np.size(self.mesh.x) != X.size:
-                self.mesh.triangles = grid_triangles(*X.shape)
-            self.mesh.x, self.mesh.z = X.ravel(), Y.ravel()
-            self.mesh.y = height.ravel()
-            self.mesh.color = _rgb(height).reshape(-1, 3)
-            self.widget.xlim = [float(alpha[0]), float(alpha[-1])]
-            self.widget.zlim = [float(beta[0]), float(beta[-1])]
-            self.widget.ylim = [lo, hi]
-            self.widget.ylabel = label
-
-
-class VolumeView:
-    """A 3-direction landscape as an ipyvolume volume rendering."""
-
-    def __init__(self, width: int = 420, height: int = 420) -> None:
-        import ipyvolume as ipv
-
-        self.widget = ipv.figure(width=width, height=height)
-        self.volume = ipv.volshow(np.arange(8, dtype=np.float32).reshape(2, 2, 2), controls=False,
-                                      extent=[[-1, 1]] * 3, level=[0.15, 0.5, 0.85],
-                                      opacity=[0.15, 0.1, 0.05], level_width=0.15, max_opacity=0.6)
-        self.widget.xlabel, self.widget.ylabel, self.widget.zlabel = "alpha", "beta", "gamma"
-
-    def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -> None:
-        """Draw a 3-D result (``alpha`` x ``beta`` x ``gamma``)."""
-        z, _ = display_field(ds, metric, scale)
-        if not np.isfinite(z).any():
-            return  # nothing computed yet: keep the previous picture
-        lo, hi = _limits(z)
-        data = np.nan_to_num(z, nan=hi).astype(np.float32)
-        extent = [[float(ds[n].values[0]), float(ds[n].values[-1])] for n in ("alpha", "beta", "gamma")]
-        # ipyvolume's volume data is indexed [z, y, x] = [gamma, beta, alpha].
-        with self.widget.hold_sync(), self.volume.hold_sync():
-            self.volume.extent = extent
-            self.volume.data_min, self.volume.data_max = lo, hi
-            self.volume.data = np.ascontiguousarray(data.transpose(2, 1, 0))
-            self.widget.xlim, self.widget.ylim, self.widget.zlim = extent
+                view.update(ds.isel({fixed: index}), metric, scale, limits, title=f"slice {fixed} = {at:.3g}",
+                            status=False)
