@@ -166,6 +166,39 @@ def test_voila_app_fills_in_restarts_on_a_slider_and_draws_every_view(tmp_path):
         (ARTIFACTS / "browser_page_errors.txt").write_text("\n".join(errors))
 
 
+def test_stop_shows_at_once_at_the_largest_3d_grid(tmp_path):
+    """At the largest 3-D grid the controls allow, the page keeps up while the volume fills
+    in, and after Stop the progress text says so and stops changing within a second."""
+    require_chromium()
+    from landscape_widgets.widgets.explorer import MAX_NUM
+
+    num = MAX_NUM["3d"]
+    grids = {**APP_GRIDS, "3d": (1.0, num)}
+    notebook = write_notebook(explorer_notebook(grids=grids, view="3d"), tmp_path / "largest_3d.ipynb")
+    with voila(notebook) as url, chromium_page(1300, 1800) as page:
+        page.goto(url, timeout=WAIT_MS)
+        page.wait_for_selector(".landscape-isosurfaces canvas", timeout=WAIT_MS)
+        deadline = time.monotonic() + 120
+        while progress(page)[0] < 2000 and time.monotonic() < deadline:  # several redraws in
+            time.sleep(0.5)
+        done, total = progress(page)
+        assert total == num**3 and 0 < done < total, page.inner_text(".landscape-progress")
+        page.locator(".landscape-stop-button").click(timeout=30_000)
+        clicked = time.monotonic()
+        page.wait_for_selector(".landscape-progress >> text=stopped at", timeout=10_000)
+        shown_after = time.monotonic() - clicked
+        texts = []
+        while time.monotonic() < clicked + 4.0:
+            texts.append((time.monotonic() - clicked, page.inner_text(".landscape-progress")))
+            time.sleep(0.1)
+        screenshot(page, "06_3d_largest_stopped")
+        settled = [text for t, text in texts if t >= 1.0]
+        assert shown_after < 1.0, (shown_after, texts[:3])
+        assert len(set(settled)) == 1, texts
+        stopped_at = PROGRESS.search(settled[0])
+        assert int(stopped_at.group(2)) == num**3 and int(stopped_at.group(1)) >= done
+
+
 def test_quickstart_notebook_renders_under_voila(monkeypatch):
     """A teaching notebook (small mode) as a Voila app: static figure and live explorer."""
 

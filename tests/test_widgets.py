@@ -25,6 +25,7 @@ from landscape_widgets.core.grids import coarse_to_fine_order, plane
 from landscape_widgets.core.params import flatten_params
 from landscape_widgets.core.results import empty_landscape, fill_chunk
 from landscape_widgets.widgets import LandscapeExplorer, Runner, format_progress
+from landscape_widgets.widgets.explorer import MAX_NUM
 from landscape_widgets.plotting.fields import fill_nearest
 from landscape_widgets.widgets.views import (
     ContourView,
@@ -523,6 +524,28 @@ def test_explorer_rejects_bad_settings(problem):
         explorer(problem, view="4d")
     with pytest.raises(ValueError, match="grids"):
         explorer(problem, grids={"2-D": (1.0, 5)})
+    with pytest.raises(ValueError, match=r"points per axis must be 3 to .*'3d': 41.*got \{'3d': 101\}"):
+        explorer(problem, grids={"3d": (1.0, 101)})
+
+
+def test_a_page_echoing_the_range_slider_value_neither_restarts_nor_misses_the_cache(problem):
+    ex = explorer(problem)
+    ex.wait(120)
+    draws, result = ex.runner.n_draws, ex.result
+    ex.half_range.value = 1.0000000000000002  # what the browser's slider sends back for 1.0
+    assert ex.half_range.value != 1.0 and ex.settings.half_range == 1.0
+    assert not ex.runner.running and ex.runner.n_draws == draws and ex.result is result
+
+
+def test_points_per_axis_offer_at_most_each_views_largest_grid(problem):
+    ex = explorer(problem, view="2d", autostart=False)
+    assert ex.num.max == MAX_NUM["2d"] == 101
+    ex.num.value = 101
+    ex.view.value = "3d"
+    assert (ex.num.max, ex.num.value) == (MAX_NUM["3d"], 5) and MAX_NUM["3d"] ** 3 < 100_000
+    ex.view.value = "2d"
+    assert (ex.num.max, ex.num.value) == (101, 101)  # each view keeps its own grid
+    ex.stop()
 
 
 # -- the app ---------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from ..core.evaluation import PointEvaluator
 from ..core.objective import LossFn, Objective
 from ..core.params import select_params
 from .convexity import ConvexityPanel, convexity_panel
+from .pacing import Pace
 from .progress import ProgressView
 from .runner import Runner, Snapshot, landscape_stream
 from .cross_sections import CrossSections
@@ -42,6 +43,8 @@ VIEWS: tuple[str, ...] = ("1d", "2d", "3d")
 _VIEW_LABELS = {"1-D": "1d", "2-D": "2d", "3-D": "3d"}
 #: Default (half-range, points per axis) per view: the grid is ``[-r, r]`` per axis.
 DEFAULT_GRIDS: dict[str, tuple[float, int]] = {"1d": (1.0, 51), "2d": (1.0, 51), "3d": (1.0, 15)}
+#: Most points per axis the controls offer per view (41³ = 68,921 points in 3-D).
+MAX_NUM: dict[str, int] = {"1d": 201, "2d": 101, "3d": 41}
 #: What the Save button writes: figures, and surfaces/volumes for other tools.
 SAVE_FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "vtk", "stl", "obj", "glb")
 _MIME = {"json": "application/json", "png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf",
@@ -99,6 +102,12 @@ class Settings:
     def grid(self) -> Grid:
         r = float(self.half_range)
         return make_grid([(-r, r)] * self.ndim, int(self.num))
+
+
+def _half_range(value: float) -> float:
+    """The range slider's value as a setting: a page's slider sends back its value as it
+    steps it (``0.05 + 19 * 0.05 = 1.0000000000000002``), which is the same setting."""
+    return round(float(value), 9)
 
 
 def param_groups(model: nn.Module) -> list[tuple[str, str]]:
@@ -215,6 +224,9 @@ class LandscapeExplorer(w.VBox):
         unknown = set(grids or {}) - set(VIEWS)
         if unknown:
             raise ValueError(f"grids has unknown views {sorted(unknown)}; use {VIEWS}")
+        too_fine = {v: num for v, (_, num) in (grids or {}).items() if not 3 <= num <= MAX_NUM[v]}
+        if too_fine:
+            raise ValueError(f"grids: points per axis must be 3 to {MAX_NUM} per view, got {too_fine}")
         kinds = ["random", "hessian", "axes"] + (["trajectory"] if trajectory is not None else []) + (
             ["two models"] if model2 is not None else [])
         if directions not in kinds:
@@ -234,10 +246,13 @@ class LandscapeExplorer(w.VBox):
         self.cache: dict[Settings, xr.Dataset] = {}
         #: The result on screen (possibly partial).
         self.result: xr.Dataset | None = None
-        self.runner = Runner(max_rate=max_rate, debounce=debounce, on_error=self._show_error)
+        self.runner = Runner(max_rate=max_rate, debounce=debounce, on_error=self._show_error,
+                             pace=Pace(max_rate, page=True))
         self.progress = ProgressView()
         self._views: dict[str, list] = {}
         self._syncing = False
+        #: The settings of the latest refresh (or autostart).
+        self._requested: Settings | None = None
 
         half, num = self.grids[view]
         style = {"description_width": "initial"}
@@ -256,7 +271,7 @@ class LandscapeExplorer(w.VBox):
         self.view = w.ToggleButtons(options=list(_VIEW_LABELS.items()), value=view, description="view")
         self.half_range = w.FloatSlider(value=half, min=0.05, max=5.0, step=0.05,
                                         description="range ±", style=style)
-        self.num = w.IntSlider(value=num, min=3, max=101, description="points per axis", style=style)
+        self.num = w.IntSlider(value=num, min=3, max=MAX_NUM[view], description="points per axis", style=style)
         self.metric = w.Dropdown(options=list(METRICS), value=metric, description="metric")
         self.scale = w.ToggleButtons(options=list(SCALES), value=scale, description="colour scale",
                                      style=style)
@@ -305,12 +320,13 @@ class LandscapeExplorer(w.VBox):
             w.HBox([self.metric, self.scale, self.start_button, self.stop_button, self.convexity_button]),
             w.HBox([self.save_format, self.save_button, self.download]),
         ])
-        super().__init__([controls, self.progress.widget, self.plots, self.convexity_box])
+        super().__init__([controls, self.progress.widget, self.plots, self.convexity_box, self.runner.pace.widget])
         self.add_class("landscape-explorer")
         self._show_views()
         self._set_running(False)
         self._show_estimate()
         if autostart:
+            self._requested = self.settings
             self._set_running(True)
             self.runner.start(self._work(self.settings), self._draw, self._finished(self.settings))
 
@@ -319,7 +335,8 @@ class LandscapeExplorer(w.VBox):
     def settings(self) -> Settings:
         """The settings the controls show now."""
         return Settings(self.view.value, self.directions.value, int(self.seed.value), self.normalization.value,
-                        self.bias_bn.value, self.params.value, float(self.half_range.value), int(self.num.value))
+                        self.bias_bn.value, self.params.value, _half_range(self.half_range.value),
+                        int(self.num.value))
 
     def plane(self, settings: Settings) -> tuple[list[torch.Tensor], dict]:
         """The directions of ``settings`` and how they were made (made once per choice:
@@ -362,15 +379,16 @@ class LandscapeExplorer(w.VBox):
             if self.result is None:
                 return
             self.result = self.result.copy(deep=True)
-            self._redraw()
             done = int(self.result["done"].values.sum())
             shown = {f.name: self.result.attrs.get(f.name) for f in fields(Settings)}
             changed = [f"{k} {v}" for k, v in shown.items() if v != getattr(self.settings, k)]
-        if changed:
-            self.progress.message(f"stopped before the new run started: the picture shows {done} points "
-                                  f"of the previous settings ({', '.join(changed)})", "warning")
-        else:
-            self.progress.message(f"stopped at {done}/{self.result['done'].size} points", "warning")
+            # the message first: it shows at once, the frozen picture follows it
+            if changed:
+                self.progress.message(f"stopped before the new run started: the picture shows {done} points "
+                                      f"of the previous settings ({', '.join(changed)})", "warning")
+            else:
+                self.progress.message(f"stopped at {done}/{self.result['done'].size} points", "warning")
+            self._redraw()
 
     def show_convexity(self, num: int = 9) -> ConvexityPanel:
         """Compute and show the convexity map |λ_min/λ_max| (Li et al. 2018) of the
@@ -441,7 +459,7 @@ class LandscapeExplorer(w.VBox):
         """Recompute (or redraw from the cache) for the current settings. A run estimated
         over :data:`CONFIRM_SECONDS` waits for Start (``confirmed=True``)."""
         self._drop_convexity()
-        settings = self.settings
+        settings = self._requested = self.settings
         self._show_estimate()
         self.start_button.layout.display = "none"
         if settings in self.cache:
@@ -471,13 +489,15 @@ class LandscapeExplorer(w.VBox):
     # -- control callbacks (kernel's main thread) ------------------------------------
     def _on_settings(self, _change) -> None:
         if not self._syncing:
-            self.grids[self.view.value] = (float(self.half_range.value), int(self.num.value))
-            self.refresh()
+            self.grids[self.view.value] = (_half_range(self.half_range.value), int(self.num.value))
+            if self.settings != self._requested:  # (a page sends 1.0000000000000002 back for 1.0)
+                self.refresh()
 
     def _on_view(self, _change) -> None:
         half, num = self.grids[self.view.value]
         self._syncing = True
         try:
+            self.num.max = MAX_NUM[self.view.value]
             self.half_range.value, self.num.value = half, num
         finally:
             self._syncing = False

@@ -19,8 +19,10 @@ Rules it guarantees:
 * every :meth:`Runner.request` / :meth:`Runner.start` bumps a *generation*; the
   run in flight is told to stop (its ``cancel`` event is set) and nothing it yields
   afterwards is drawn, so a stale picture never lands over a new one;
-* ``draw`` is called at most ``max_rate`` times a second, always with the newest
-  snapshot, and once more with the final one;
+* ``draw`` is called at most ``max_rate`` times a second, and only as often as keeps
+  drawing to a fifth of the wall time (:class:`~landscape_widgets.widgets.pacing.Pace`,
+  which can also wait for the page to catch up), always with the newest snapshot, and
+  once more with the final one;
 * ``draw`` runs in the worker thread (ipywidgets may send comm messages from any
   thread) under a lock that ``start`` also takes, so a draw of an old generation
   can never interleave with, or follow, the start of a new one.
@@ -43,6 +45,7 @@ from ..core.evaluation import PointEvaluator
 from ..core.grids import Grid
 from ..core.sampled import FRACTIONS, refining_chunks
 from ..core.streaming import fill_landscape, new_landscape
+from .pacing import Pace
 
 Work = Callable[[threading.Event], Iterable[Any]]
 Draw = Callable[[Any], None]
@@ -196,6 +199,10 @@ class Runner:
     on_error : callable, optional
         Called as ``on_error(exception)`` (in the worker thread) when ``work`` or
         ``draw`` raises; by default the exception is kept in :attr:`error` only.
+    pace : Pace, optional
+        When partial snapshots may be drawn; by default ``Pace(max_rate)`` (the kernel's
+        drawing time only). Give ``Pace(max_rate, page=True)`` and put its ``widget`` in
+        the layout to wait for the page too.
     """
 
     def __init__(
@@ -203,9 +210,11 @@ class Runner:
         max_rate: float = 10.0,
         debounce: float = 0.3,
         on_error: Callable[[BaseException], None] | None = None,
+        pace: Pace | None = None,
     ) -> None:
         if max_rate <= 0:
             raise ValueError(f"max_rate must be positive, got {max_rate}")
+        self.pace = pace or Pace(max_rate)
         if debounce < 0:
             raise ValueError(f"debounce must be >= 0 seconds, got {debounce}")
         self.max_rate = float(max_rate)
@@ -300,13 +309,13 @@ class Runner:
         with self.lock:
             if gen != self.generation:
                 return False
+            start = time.monotonic()
             draw(snapshot)
+            self.pace.drawn(start, time.monotonic())
             self.n_draws += 1
             return True
 
     def _run(self, gen: int, cancel: threading.Event, work: Work, draw: Draw, done) -> None:
-        period = 1.0 / self.max_rate
-        last_draw = -float("inf")
         pending: Any = None
         have_pending = False
         completed = False
@@ -314,11 +323,10 @@ class Runner:
             for snapshot in work(cancel):
                 if cancel.is_set() or gen != self.generation:
                     return
-                now = time.monotonic()
-                if now - last_draw >= period:
+                if self.pace.ready():
                     if not self._draw_if_current(gen, draw, snapshot):
                         return
-                    last_draw, have_pending = now, False
+                    have_pending = False
                 else:
                     pending, have_pending = snapshot, True
             if have_pending and not self._draw_if_current(gen, draw, pending):
