@@ -120,6 +120,30 @@ def test_voila_app_fills_in_restarts_on_a_slider_and_draws_every_view(tmp_path):
         page.wait_for_selector("text=along beta at alpha = 0.9", timeout=30_000)
         screenshot(page, "03b_2d_cross_sections")
 
+        # "zoom", then a rectangle dragged on the map: that region is computed at 41x41
+        page.locator(".landscape-zoom").click()
+        box = page.locator("image.heatmap").first.bounding_box()
+        at = lambda fx, fy: (box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+        page.mouse.move(*at(0.55, 0.15))
+        page.mouse.down()
+        page.mouse.move(*at(0.75, 0.3), steps=5)
+        page.mouse.move(*at(0.95, 0.45), steps=5)
+        page.mouse.up()
+        page.wait_for_function("() => !document.querySelector('.landscape-full-range').disabled", timeout=30_000)
+        wait_until_complete(page)
+        time.sleep(1.0)
+        assert "41x41 grid, 1681/1681 points" in page.inner_text(".bqplot")
+        ticks = page.eval_on_selector_all(".bqplot .axis.tick text, .bqplot g.tick text",
+                                          "els => els.map(e => e.textContent)")
+        x_ticks = [float(t) for t in ticks if re.fullmatch(r"-?[0-9.]+", t)]
+        assert "-0.5" not in ticks and max(x_ticks) <= 1.0, ticks  # alpha from about 0.1 to 0.9 now
+        screenshot(page, "03c_2d_zoomed")
+        zoomed = heatmap_href(page)
+        page.locator(".landscape-full-range").click()  # back: from the cache, at once
+        page.wait_for_function(f"() => document.querySelector('image.heatmap').getAttribute('href') != {zoomed!r}",
+                               timeout=30_000)
+        assert "from cache" in page.inner_text(".landscape-progress")
+
         # 1-D: two lines (loss, accuracy) with one point per grid position.
         page.locator(".landscape-view button", has_text="1-D").click()
         page.wait_for_selector("text=1-D landscape", timeout=WAIT_MS)

@@ -26,6 +26,7 @@ from landscape_widgets.core.params import flatten_params
 from landscape_widgets.core.results import empty_landscape, fill_chunk
 from landscape_widgets.widgets import LandscapeExplorer, Runner, format_progress
 from landscape_widgets.widgets.explorer import MAX_NUM
+from landscape_widgets.widgets.zoom import zoom_region
 from landscape_widgets.plotting.fields import fill_nearest
 from landscape_widgets.widgets.views import (
     ContourView,
@@ -611,6 +612,7 @@ def test_clicking_the_map_shows_the_cross_sections_through_that_point(problem):
     assert ex.wait(120)
     contour, sections = ex.views_of("2d")
     assert sections.widget in ex.plots.children and sections.widget.layout.display == "none"  # until a click
+    assert not sections.marker.visible
     # the cursor targets: grid points, each with its value for the hover tooltip
     ds = ex.result
     targets = contour.targets
@@ -622,6 +624,8 @@ def test_clicking_the_map_shows_the_cross_sections_through_that_point(problem):
     targets._handle_custom_msg({"event": "element_click", "data": {"x": float(ds["alpha"][i]),
                                                                     "y": float(ds["beta"][j]), "index": k}}, [])
     assert sections.widget.layout.display is None
+    assert sections.marker.visible and sections.marker in contour.widget.marks  # ringed on the map
+    assert (sections.marker.x[0], sections.marker.y[0]) == pytest.approx((ds["alpha"][i], ds["beta"][j]))
     along_alpha, along_beta = sections.lines
     np.testing.assert_allclose(along_alpha.loss_line.y, ds["loss"].values[:, j])
     np.testing.assert_allclose(along_alpha.loss_line.x, ds["alpha"].values)
@@ -632,3 +636,41 @@ def test_clicking_the_map_shows_the_cross_sections_through_that_point(problem):
     ex.seed.value += 1
     assert ex.wait(120)
     np.testing.assert_allclose(along_alpha.loss_line.y, ex.result["loss"].values[:, j])
+
+
+def test_zoom_region_rounds_the_dragged_rectangle_inside_the_map():
+    assert zoom_region([0.456, 0.123], [-0.5, 0.2], (-1, 1, -1, 1)) == (0.12, 0.46, -0.5, 0.2)
+    assert zoom_region([-3.0, 0.5], [0.9, 2.0], (-1, 1, -1, 1)) == (-1.0, 0.5, 0.9, 1.0)  # clipped to the map
+    assert zoom_region([0.1, 0.11], [0.0, 0.5], (-1, 1, -1, 1)) is None  # a sliver (or a click)
+
+
+def test_a_rectangle_dragged_on_the_map_is_computed_at_the_same_resolution(problem):
+    model, loss_fn, data = problem
+    ex = explorer(problem)
+    ex.wait(120)
+    full = ex.result
+    assert ex.zoom.full_button.disabled and ex.views[0].widget.interaction is None
+    ex.zoom.zoom_button.value = True  # the next drag zooms
+    assert ex.views[0].widget.interaction is ex.zoom.selector
+    ex.zoom.selector.selected_x, ex.zoom.selector.selected_y = np.array([0.61, 0.2]), np.array([-0.43, 0.02])
+    ex.zoom.selector.brushing = True
+    ex.zoom.selector.brushing = False  # the drag ends
+    ex.wait(120)
+    assert ex.settings.region == (0.2, 0.61, -0.43, 0.02) and not ex.zoom.zoom_button.value
+    assert ex.views[0].widget.interaction is None and not ex.zoom.full_button.disabled
+    np.testing.assert_allclose(ex.result["alpha"].values, np.linspace(0.2, 0.61, 9))
+    np.testing.assert_allclose(ex.result["beta"].values, np.linspace(-0.43, 0.02, 9))
+    grid = make_grid([(0.2, 0.61), (-0.43, 0.02)], 9)
+    expected = compute_landscape(model, loss_fn, data, grid, seed=0)["loss"].values
+    np.testing.assert_allclose(ex.views[0].heatmap.color, expected.T, rtol=1e-5)
+    assert json.loads(ex.result.attrs["region"]) == [0.2, 0.61, -0.43, 0.02]
+    # back to the full range: from the cache; the zoom is cached like any setting
+    draws = ex.runner.n_draws
+    ex.zoom.full_button.click()
+    assert ex.result is full and ex.runner.n_draws == draws and ex.zoom.full_button.disabled
+    ex.zoom_to((0.2, 0.61, -0.43, 0.02))
+    assert not ex.runner.running and json.loads(ex.result.attrs["region"]) == [0.2, 0.61, -0.43, 0.02]
+    # the range slider sets a new whole range
+    ex.half_range.value = 0.5
+    ex.wait(120)
+    assert ex.settings.region is None and ex.result["alpha"].values[-1] == pytest.approx(0.5)

@@ -29,7 +29,7 @@ def empty_landscape(grid: Grid, metrics: Sequence[str] = METRICS, attrs: dict | 
     dims = grid.names
     data = {m: (dims, np.full(grid.shape, np.nan)) for m in metrics}
     data["done"] = (dims, np.zeros(grid.shape, dtype=bool))
-    ds = xr.Dataset(data, coords=coords, attrs=_clean_attrs(attrs or {}))
+    ds = xr.Dataset(data, coords=coords, attrs=clean_attrs(attrs or {}))
     for m in metrics:
         long_name, units = _LABELS.get(m, (m, "mean over the data"))
         ds[m].attrs.update(long_name=long_name, units=units)
@@ -102,7 +102,7 @@ def grid_of(ds: xr.Dataset) -> Grid:
     return Grid(tuple(axes))
 
 
-def _clean_attrs(attrs: dict) -> dict:
+def clean_attrs(attrs: dict) -> dict:
     """netCDF accepts numbers, strings and arrays only: encode the rest as JSON."""
     out = {}
     for key, value in attrs.items():
@@ -120,7 +120,7 @@ def _clean_attrs(attrs: dict) -> dict:
 def save_landscape(ds: xr.Dataset, path: str | Path) -> Path:
     """Save to ``.nc`` (netCDF) or ``.zarr`` (a directory), chosen by the suffix."""
     path = Path(path)
-    ds = ds.assign_attrs(_clean_attrs(dict(ds.attrs)))
+    ds = ds.assign_attrs(clean_attrs(dict(ds.attrs)))
     if path.suffix == ".zarr":
         ds.to_zarr(path, mode="w", consolidated=False)
     elif path.suffix in (".nc", ".netcdf", ".nc4"):

@@ -46,7 +46,7 @@ from ..core.grids import Grid, default_grid
 from ..core.landscape import compute_landscape
 from ..core.objective import resolve_device
 from ..core.params import select_params
-from ..core.results import _clean_attrs, empty_landscape, load_landscape, metrics_of
+from ..core.results import clean_attrs, empty_landscape, load_landscape, metrics_of
 from ..core.streaming import Chunk
 from .paths import cache_dir
 from .quick_read import Unsupported, as_dataset, chunk_key, quick_load, raw_array_meta, raw_fill
@@ -350,7 +350,7 @@ def _write_store(path: Path, ds: xr.Dataset, filled) -> Path:
     tmp.mkdir(parents=True)
     try:
         (tmp / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
-        (tmp / ".zattrs").write_text(json.dumps({k: _json_value(v) for k, v in _clean_attrs(dict(ds.attrs)).items()}))
+        (tmp / ".zattrs").write_text(json.dumps({k: _json_value(v) for k, v in clean_attrs(dict(ds.attrs)).items()}))
         for name, var in ds.variables.items():
             values = np.ascontiguousarray(var.values)
             floating = values.dtype.kind == "f"

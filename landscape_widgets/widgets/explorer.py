@@ -30,6 +30,7 @@ from ..core.directions import BIAS_BN_RULES, NORMALIZATIONS
 from ..core.grids import Grid, make_grid, plane
 from ..core.evaluation import PointEvaluator
 from ..core.objective import LossFn, Objective
+from ..core.results import clean_attrs
 from ..core.params import select_params
 from .convexity import ConvexityPanel, convexity_panel
 from .pacing import Pace
@@ -37,6 +38,7 @@ from .progress import ProgressView
 from .runner import Runner, Snapshot, landscape_stream
 from .cross_sections import CrossSections
 from .views import METRICS, SCALES, ContourView, LineView, SliceView
+from .zoom import Region, RectangleZoom
 from .volume_views import IsosurfaceView, SurfaceView
 
 VIEWS: tuple[str, ...] = ("1d", "2d", "3d")
@@ -93,6 +95,8 @@ class Settings:
     params: str = "all"
     half_range: float = 1.0
     num: int = 51
+    #: A zoomed 2-D map: ``(alpha_min, alpha_max, beta_min, beta_max)`` instead of ``±half_range``.
+    region: Region | None = None
 
     @property
     def ndim(self) -> int:
@@ -100,8 +104,15 @@ class Settings:
 
     @property
     def grid(self) -> Grid:
+        if self.region is not None:
+            a0, a1, b0, b1 = self.region
+            return make_grid([(a0, a1), (b0, b1)], int(self.num))
         r = float(self.half_range)
         return make_grid([(-r, r)] * self.ndim, int(self.num))
+
+    def attrs(self) -> dict:
+        """The settings as a result stores them (``region`` only when zoomed, as JSON)."""
+        return clean_attrs({**asdict(self), "region": None if self.region is None else list(self.region)})
 
 
 def _half_range(value: float) -> float:
@@ -251,6 +262,8 @@ class LandscapeExplorer(w.VBox):
         self.progress = ProgressView()
         self._views: dict[str, list] = {}
         self._syncing = False
+        #: The zoomed region of the 2-D map (None: the whole ``±range``).
+        self.region: Region | None = None
         #: The settings of the latest refresh (or autostart).
         self._requested: Settings | None = None
 
@@ -309,6 +322,8 @@ class LandscapeExplorer(w.VBox):
         self.start_button.on_click(lambda _: self.refresh(confirmed=True))
         self.convexity_button.on_click(lambda _: self.show_convexity())
         self.save_button.on_click(lambda _: self._save_clicked())
+        #: Zoom buttons of the 2-D map (a rectangle dragged on it is computed).
+        self.zoom = RectangleZoom(self.views_of("2d")[0], self.zoom_to)
         # CSS hooks for browser tests
         for name in ("directions", "seed", "view", "num", "stop_button", "start_button", "estimate"):
             getattr(self, name).add_class(f"landscape-{name.replace('_', '-')}")
@@ -317,7 +332,8 @@ class LandscapeExplorer(w.VBox):
             w.HBox([self.view, self.directions, self.seed]),
             w.HBox([self.normalization, self.bias_bn, self.params]),
             w.HBox([self.half_range, self.num, self.estimate]),
-            w.HBox([self.metric, self.scale, self.start_button, self.stop_button, self.convexity_button]),
+            w.HBox([self.metric, self.scale, self.start_button, self.stop_button, self.convexity_button,
+                    self.zoom.widget]),
             w.HBox([self.save_format, self.save_button, self.download]),
         ])
         super().__init__([controls, self.progress.widget, self.plots, self.convexity_box, self.runner.pace.widget])
@@ -336,7 +352,7 @@ class LandscapeExplorer(w.VBox):
         """The settings the controls show now."""
         return Settings(self.view.value, self.directions.value, int(self.seed.value), self.normalization.value,
                         self.bias_bn.value, self.params.value, _half_range(self.half_range.value),
-                        int(self.num.value))
+                        int(self.num.value), self.region if self.view.value == "2d" else None)
 
     def plane(self, settings: Settings) -> tuple[list[torch.Tensor], dict]:
         """The directions of ``settings`` and how they were made (made once per choice:
@@ -380,8 +396,10 @@ class LandscapeExplorer(w.VBox):
                 return
             self.result = self.result.copy(deep=True)
             done = int(self.result["done"].values.sum())
-            shown = {f.name: self.result.attrs.get(f.name) for f in fields(Settings)}
-            changed = [f"{k} {v}" for k, v in shown.items() if v != getattr(self.settings, k)]
+            current = self.settings.attrs()
+            keys = [f.name for f in fields(Settings)]
+            changed = [f"{k} {self.result.attrs.get(k)}" for k in keys
+                       if self.result.attrs.get(k) != current.get(k)]
             # the message first: it shows at once, the frozen picture follows it
             if changed:
                 self.progress.message(f"stopped before the new run started: the picture shows {done} points "
@@ -399,7 +417,7 @@ class LandscapeExplorer(w.VBox):
         """
         self._drop_convexity()
         s = self.settings
-        plane_2d = Settings(**{**asdict(s), "view": "2d"})
+        plane_2d = Settings(**{**asdict(s), "view": "2d", "region": None})
         self.convexity = convexity_panel(
             self.objective(s.params), grid=plane((-s.half_range, s.half_range), num=num),
             directions=self.plane(plane_2d)[0],
@@ -487,7 +505,18 @@ class LandscapeExplorer(w.VBox):
         self.runner.request(self._work(settings), self._draw, self._finished(settings))
 
     # -- control callbacks (kernel's main thread) ------------------------------------
-    def _on_settings(self, _change) -> None:
+    def zoom_to(self, region: Region | None) -> None:
+        """Compute the 2-D map over ``(alpha_min, alpha_max, beta_min, beta_max)`` at the
+        current points per axis (None: back to ``±range``). A change of the range slider
+        also goes back to the whole range."""
+        self.region = None if region is None else tuple(float(v) for v in region)
+        self.zoom.full_button.disabled = self.region is None
+        self.refresh()
+
+    def _on_settings(self, change) -> None:
+        if change["owner"] is self.half_range and self.region is not None:
+            self.region = None
+            self.zoom.full_button.disabled = True
         if not self._syncing:
             self.grids[self.view.value] = (_half_range(self.half_range.value), int(self.num.value))
             if self.settings != self._requested:  # (a page sends 1.0000000000000002 back for 1.0)
@@ -541,6 +570,7 @@ class LandscapeExplorer(w.VBox):
         self.plots.children = [v.widget for v in self.views_of(view)] + self._beside.get(view, [])
         # the convexity map describes a plane: offered in the 2-D view only
         self.convexity_button.layout.display = None if self.view.value == "2d" else "none"
+        self.zoom.widget.layout.display = None if self.view.value == "2d" else "none"
 
     def _redraw(self) -> None:
         ds = self.result
@@ -554,7 +584,7 @@ class LandscapeExplorer(w.VBox):
             grid = settings.grid
             directions, how = self.plane(settings)
             evaluator = PointEvaluator(self.objective(settings.params), directions=directions)
-            attrs = {**asdict(settings), **how}
+            attrs = {**settings.attrs(), **how}
             yield from landscape_stream(evaluator, grid, cancel, chunk_size=_chunk_size(grid),
                                         strategy=self.strategy, attrs=attrs, store=self.store)
         return work

@@ -148,7 +148,7 @@ def uncertainty(ds: xr.Dataset) -> np.ndarray:
 class LineView:
     """1-D landscape: loss (left axis) and accuracy (right axis) against alpha, bqplot."""
 
-    def __init__(self, normalization: str | None = "filter", height: str = "380px") -> None:
+    def __init__(self, normalization: str | None = "filter", height: str = "380px", width: str = "100%") -> None:
         import bqplot as bq
 
         self.x_scale = bq.LinearScale()
@@ -175,8 +175,9 @@ class LineView:
             axes=[self.x_axis, self.loss_axis, self.acc_axis],
             title="1-D landscape",
             fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 70},
-            layout={"width": "100%", "height": height},
+            layout={"width": width, "height": height},
         )
+        self._plot_px = _pixels(width) - 140  # less the margins: how many x ticks fit
 
     def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear", title: str = "1-D landscape") -> None:
         """Draw the computed points of a 1-D result (its one axis: ``alpha`` for a line, or
@@ -188,6 +189,7 @@ class LineView:
         loss, label = metric_values(ds, loss_metric, scale)
         with self.widget.hold_sync():
             self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
+            self.x_axis.tick_values = corner_free_ticks(float(alpha[0]), float(alpha[-1]), self._plot_px)
             (self.x_axis.label,) = axis_labels(ds, (dim,), self.normalization)
             self.loss_axis.label = f"{label} (circles)"
             with self.loss_line.hold_sync():
