@@ -32,8 +32,8 @@ def test_a_page_that_answers_is_waited_for_and_its_lag_counts():
     assert not pace.ready(0.2) and pace.ready(0.05 / DRAW_SHARE + 1e-9)
     pace.drawn(1.0, 1.01)
     assert not pace.ready(2.0)  # not answered yet: the page is behind
-    pace.seen(3, now=1.6)  # 0.6 s behind: the next draw waits for 5 x 0.6 s from the start
-    assert not pace.ready(3.9) and pace.ready(4.01)
+    pace.seen(3, now=1.3)  # 0.3 s behind: the next draw waits 0.3 s / DRAW_SHARE from the start
+    assert not pace.ready(1.0 + 0.3 / DRAW_SHARE - 0.01) and pace.ready(1.0 + 0.3 / DRAW_SHARE + 0.01)
     pace.drawn(5.0, 5.01)
     pace.seen(4, now=8.0)  # very slow: the wait is at most ACK_TIMEOUT from the answer
     assert not pace.ready(8.0 + pacing.ACK_TIMEOUT - 0.1) and pace.ready(8.0 + pacing.ACK_TIMEOUT)

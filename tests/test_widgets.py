@@ -25,7 +25,8 @@ from landscape_widgets.core.grids import coarse_to_fine_order, plane
 from landscape_widgets.core.params import flatten_params
 from landscape_widgets.core.results import empty_landscape, fill_chunk
 from landscape_widgets.widgets import LandscapeExplorer, Runner, format_progress
-from landscape_widgets.widgets.explorer import MAX_NUM
+from landscape_widgets.core.sampled import FRACTIONS
+from landscape_widgets.widgets.explorer import MAX_NUM, PREVIEW_SECONDS
 from landscape_widgets.widgets.zoom import zoom_region
 from landscape_widgets.plotting.fields import fill_nearest
 from landscape_widgets.widgets.views import (
@@ -674,3 +675,25 @@ def test_a_rectangle_dragged_on_the_map_is_computed_at_the_same_resolution(probl
     ex.half_range.value = 0.5
     ex.wait(120)
     assert ex.settings.region is None and ex.result["alpha"].values[-1] == pytest.approx(0.5)
+
+
+def test_data_sample_previews_only_where_the_exact_first_level_is_slow(problem, monkeypatch):
+    from landscape_widgets.widgets import explorer as explorer_module
+
+    asked = []
+    stream = explorer_module.landscape_stream
+    monkeypatch.setattr(explorer_module, "landscape_stream",
+                        lambda *args, fractions, **kwargs: (asked.append(tuple(fractions)),
+                                                            stream(*args, fractions=fractions, **kwargs))[1])
+    ex = explorer(problem, grids={"2d": (1.0, 51)}, autostart=False)
+    grid = ex.settings.grid
+    assert ex.seconds_per_point is None and ex._previews_pay(grid)  # nothing measured yet
+    ex.refresh()
+    ex.wait(120)
+    first = int(coarse_to_fine_order(grid.shape)[1][0])
+    assert first * ex.seconds_per_point < PREVIEW_SECONDS and not ex._previews_pay(grid)
+    ex.seed.value = 3
+    ex.wait(120)
+    assert asked == [FRACTIONS, ()]  # the second run is exact from its first picture on
+    ex.seconds_per_point = 2 * PREVIEW_SECONDS / first  # a model where the first level is slow
+    assert ex._previews_pay(grid)

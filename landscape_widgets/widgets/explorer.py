@@ -27,7 +27,8 @@ from torch import nn
 from ..analysis.plane_directions import plane_directions
 
 from ..core.directions import BIAS_BN_RULES, NORMALIZATIONS
-from ..core.grids import Grid, make_grid, plane
+from ..core.grids import Grid, coarse_to_fine_order, make_grid, plane
+from ..core.sampled import FRACTIONS
 from ..core.evaluation import PointEvaluator
 from ..core.objective import LossFn, Objective
 from ..core.results import clean_attrs
@@ -70,6 +71,9 @@ def _files(ds: xr.Dataset, fmt: str, metric: str, scale: str) -> dict[str, bytes
         return {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir())}
 
 
+#: Data-sample previews of the first coarse level are made when its exact points would take
+#: longer than this (seconds): a first picture within a second already shows at once.
+PREVIEW_SECONDS = 1.0
 #: A run estimated to take longer than this (seconds) waits for the Start button.
 CONFIRM_SECONDS = 120.0
 
@@ -586,8 +590,17 @@ class LandscapeExplorer(w.VBox):
             evaluator = PointEvaluator(self.objective(settings.params), directions=directions)
             attrs = {**settings.attrs(), **how}
             yield from landscape_stream(evaluator, grid, cancel, chunk_size=_chunk_size(grid),
-                                        strategy=self.strategy, attrs=attrs, store=self.store)
+                                        strategy=self.strategy, attrs=attrs, store=self.store,
+                                        fractions=FRACTIONS if self._previews_pay(grid) else ())
         return work
+
+    def _previews_pay(self, grid: Grid) -> bool:
+        """Estimate the first coarse level on a data sample only when computing it exactly
+        would take over :data:`PREVIEW_SECONDS` at the rate measured so far (or before any
+        run): on a small model a sample's forward costs nearly a full one, and the
+        estimate would only delay the exact picture."""
+        first = int(coarse_to_fine_order(grid.shape)[1][0])
+        return self.seconds_per_point is None or first * self.seconds_per_point > PREVIEW_SECONDS
 
     def _show_estimate(self) -> None:
         s = self.settings

@@ -17,8 +17,9 @@ from __future__ import annotations
 import threading
 import time
 
-#: Most share of the wall time spent drawing partial pictures (kernel and page together).
-DRAW_SHARE = 0.2
+#: Most share of the wall time spent drawing partial pictures (kernel and page together):
+#: a run with a page takes at most about 1 / (1 - DRAW_SHARE) times its computation.
+DRAW_SHARE = 0.1
 #: Seconds to wait for a page that has acknowledged redraws before, then draw anyway
 #: (a closed or reloaded page); also the longest pause a slow page's answer can ask for.
 ACK_TIMEOUT = 5.0

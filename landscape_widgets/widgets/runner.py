@@ -20,7 +20,7 @@ Rules it guarantees:
   run in flight is told to stop (its ``cancel`` event is set) and nothing it yields
   afterwards is drawn, so a stale picture never lands over a new one;
 * ``draw`` is called at most ``max_rate`` times a second, and only as often as keeps
-  drawing to a fifth of the wall time (:class:`~landscape_widgets.widgets.pacing.Pace`,
+  drawing to a tenth of the wall time (:class:`~landscape_widgets.widgets.pacing.Pace`,
   which can also wait for the page to catch up), always with the newest snapshot, and
   once more with the final one;
 * ``draw`` runs in the worker thread (ipywidgets may send comm messages from any
@@ -31,6 +31,7 @@ Rules it guarantees:
 from __future__ import annotations
 
 import atexit
+import queue
 import threading
 import time
 import weakref
@@ -228,15 +229,21 @@ class Runner:
         #: Held while drawing and while starting/stopping: take it to draw from another thread.
         self.lock = threading.RLock()
         self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
+        # one worker thread for every run, started with the first: torch's CPU thread
+        # pool stays with it (a new thread per run pays for a new pool, and the old
+        # pool's idle threads compete with it for the cores)
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._queued = 0  # runs started and not finished
+        self._idle = threading.Condition(self.lock)
         _RUNNERS.add(self)
 
     @property
     def running(self) -> bool:
         """A run is in flight or waiting for its debounce delay."""
-        t, timer = self._thread, self._timer
-        return (t is not None and t.is_alive()) or (timer is not None and timer.is_alive())
+        timer = self._timer
+        return self._queued > 0 or (timer is not None and timer.is_alive())
 
     def stop(self) -> None:
         """Cancel the run in flight and any pending request; nothing more is drawn."""
@@ -266,13 +273,24 @@ class Runner:
             gen = self.generation
             cancel = threading.Event()
             self._cancel = cancel
-            thread = threading.Thread(
-                target=self._run, args=(gen, cancel, work, draw, done), daemon=True,
-                name=f"landscape-runner-{gen}",
-            )
-            self._thread = thread
-            thread.start()
+            self._queued += 1
+            self._jobs.put((gen, cancel, work, draw, done))
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._serve, daemon=True, name="landscape-runner")
+                self._worker.start()
         return gen
+
+    def _serve(self) -> None:
+        """The worker thread: the runs one after another (a cancelled one first ends its
+        chunk in flight; one superseded before it began does not start)."""
+        while True:
+            job = self._jobs.get()
+            try:
+                self._run(*job)
+            finally:
+                with self.lock:
+                    self._queued -= 1
+                    self._idle.notify_all()
 
     def request(self, work: Work, draw: Draw, done: Callable[[bool], None] | None = None) -> None:
         """Like :meth:`start`, after :attr:`debounce` seconds without another request.
@@ -294,14 +312,15 @@ class Runner:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self.lock:
-                timer, thread = self._timer, self._thread
+                timer = self._timer
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if timer is not None and timer.is_alive():
                 timer.join(left)
-            elif thread is not None and thread.is_alive():
-                thread.join(left)
             else:
-                return True
+                with self.lock:
+                    if self._queued == 0:
+                        return True
+                    self._idle.wait(left)
             if deadline is not None and time.monotonic() >= deadline:
                 return not self.running
 
@@ -319,6 +338,8 @@ class Runner:
         pending: Any = None
         have_pending = False
         completed = False
+        if cancel.is_set():
+            return  # superseded before it began
         try:
             for snapshot in work(cancel):
                 if cancel.is_set() or gen != self.generation:
