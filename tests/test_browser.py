@@ -122,6 +122,8 @@ def test_voila_app_fills_in_restarts_on_a_slider_and_draws_every_view(tmp_path):
 
         # "zoom", then a rectangle dragged on the map: that region is computed at 41x41
         page.locator(".landscape-zoom").click()
+        # the brush takes mouse drags once the kernel has set it as the map's interaction
+        page.wait_for_selector(".bqplot .brushintsel rect.overlay", state="attached", timeout=30_000)
         box = page.locator("image.heatmap").first.bounding_box()
         at = lambda fx, fy: (box["x"] + fx * box["width"], box["y"] + fy * box["height"])
         page.mouse.move(*at(0.55, 0.15))

@@ -494,6 +494,27 @@ def test_a_long_run_waits_for_start_and_the_controls_show_its_cost(problem):
     assert [format_duration(t) for t in (3, 240, 7200)] == ["3 s", "4 min", "2.0 h"]
 
 
+def test_a_first_run_measures_its_rate_and_stops_to_ask_when_it_would_be_long(problem, monkeypatch):
+    from landscape_widgets.widgets import explorer as explorer_module
+
+    ex = explorer(problem, grids={"1d": (1.0, 9), "2d": (1.0, 21), "3d": (1.0, 5)}, autostart=False)
+    assert ex.seconds_per_point is None and ex.estimate.value == "441 points"  # no rate yet
+    # a rate that puts the first run's 441 points over the limit, as a slow model would
+    monkeypatch.setattr(explorer_module, "CONFIRM_SECONDS", 441 * 1e-7)
+    ex.refresh()
+    assert ex.wait(120)
+    done = int(ex.result["done"].sum())
+    assert 0 < done < 441  # the coarse levels that measured the rate, on screen
+    assert ex.seconds_per_point is not None
+    assert ex.start_button.layout.display is None and ex.stop_button.disabled
+    assert "441 points would take about" in ex.progress.text.value and "press Start" in ex.progress.text.value
+    assert ex.settings not in ex.cache  # a partial result is never cached
+    ex.start_button.click()
+    assert ex.wait(120) and int(ex.result["done"].sum()) == 441
+    assert ex.settings in ex.cache and ex.start_button.layout.display == "none"
+    np.testing.assert_allclose(ex.result["loss"].values, reference(problem, 0, (21, 21)), rtol=1e-5, atol=1e-6)
+
+
 def test_save_offers_the_figure_and_the_surface_as_downloads(problem, tmp_path):
     import base64
 

@@ -76,6 +76,8 @@ def _files(ds: xr.Dataset, fmt: str, metric: str, scale: str) -> dict[str, bytes
 PREVIEW_SECONDS = 1.0
 #: A run estimated to take longer than this (seconds) waits for the Start button.
 CONFIRM_SECONDS = 120.0
+#: Exact points past the first chunk a run needs before it measures its rate.
+MIN_RATE_POINTS = 8
 
 
 def format_duration(seconds: float) -> str:
@@ -298,6 +300,7 @@ class LandscapeExplorer(w.VBox):
                                      layout={"display": "none"})
         #: Seconds per point measured on the latest run (None before any).
         self.seconds_per_point: float | None = None
+        self._too_long: float | None = None  # estimate of a run that stopped to ask for Start
         self.estimate = w.HTML()
         self.convexity_button = w.Button(
             description="Convexity map", icon="th",
@@ -499,14 +502,19 @@ class LandscapeExplorer(w.VBox):
         if not confirmed and seconds is not None and seconds > CONFIRM_SECONDS:
             self.runner.stop()
             self._set_running(False)
-            self.start_button.layout.display = None
-            self.progress.message(f"{settings.grid.size:,} points would take about {format_duration(seconds)}: "
-                                  "press Start to compute them, or lower the points per axis", "warning",
-                                  reset=True)
+            self._ask_to_start(settings, seconds, reset=True)
             return
         self.progress.message("waiting for the controls to settle...", reset=True)
         self._set_running(True)
-        self.runner.request(self._work(settings), self._draw, self._finished(settings))
+        # with no rate measured yet, the run itself measures it and asks if it is long
+        check = not confirmed and seconds is None
+        self.runner.request(self._work(settings, check), self._draw, self._finished(settings))
+
+    def _ask_to_start(self, settings: Settings, seconds: float, reset: bool) -> None:
+        self.start_button.layout.display = None
+        self.progress.message(f"{settings.grid.size:,} points would take about {format_duration(seconds)}: "
+                              "press Start to compute them, or lower the points per axis", "warning",
+                              reset=reset)
 
     # -- control callbacks (kernel's main thread) ------------------------------------
     def zoom_to(self, region: Region | None) -> None:
@@ -583,15 +591,35 @@ class LandscapeExplorer(w.VBox):
             v.update(ds, self.metric.value, self.scale.value)
 
     # -- the worker ------------------------------------------------------------------
-    def _work(self, settings: Settings):
+    def _work(self, settings: Settings, check: bool = False):
+        """The run of ``settings``. It measures :attr:`seconds_per_point` from its exact
+        chunks (the time between the first and the latest, so the set-up and the previews
+        do not count); with ``check``, a run that rate puts over :data:`CONFIRM_SECONDS`
+        ends there and asks for Start."""
         def work(cancel: threading.Event) -> Iterator[Snapshot]:
             grid = settings.grid
             directions, how = self.plane(settings)
             evaluator = PointEvaluator(self.objective(settings.params), directions=directions)
             attrs = {**settings.attrs(), **how}
-            yield from landscape_stream(evaluator, grid, cancel, chunk_size=_chunk_size(grid),
-                                        strategy=self.strategy, attrs=attrs, store=self.store,
-                                        fractions=FRACTIONS if self._previews_pay(grid) else ())
+            first = None  # (elapsed, points) at the first exact chunk
+            ask = check
+            for snap in landscape_stream(evaluator, grid, cancel, chunk_size=_chunk_size(grid),
+                                         strategy=self.strategy, attrs=attrs, store=self.store,
+                                         fractions=FRACTIONS if self._previews_pay(grid) else ()):
+                yield snap
+                if snap.n_done == 0 or snap.stored:
+                    continue
+                if first is None:
+                    first = (snap.elapsed, snap.n_done)
+                    continue
+                if snap.n_done - first[1] < MIN_RATE_POINTS:
+                    continue
+                self.seconds_per_point = (snap.elapsed - first[0]) / (snap.n_done - first[1])
+                seconds = self.estimated_seconds(settings)
+                if ask and seconds > CONFIRM_SECONDS:
+                    self._too_long = seconds
+                    return
+                ask = False
         return work
 
     def _previews_pay(self, grid: Grid) -> bool:
@@ -610,8 +638,6 @@ class LandscapeExplorer(w.VBox):
 
     def _draw(self, snap: Snapshot) -> None:
         snap.ds.attrs["elapsed"] = snap.elapsed
-        if snap.n_done >= 8 and snap.elapsed > 0:
-            self.seconds_per_point = snap.elapsed / snap.n_done
         self.result = snap.ds
         self._redraw()
         self.progress.show(snap)
@@ -620,7 +646,10 @@ class LandscapeExplorer(w.VBox):
         def done(completed: bool) -> None:
             self._set_running(False)
             self._show_estimate()  # at the rate just measured
-            if completed and self.result is not None:
+            seconds, self._too_long = self._too_long, None
+            if seconds is not None:
+                self._ask_to_start(settings, seconds, reset=False)
+            elif completed and self.result is not None and bool(self.result["done"].all()):
                 self.cache[settings] = self.result
         return done
 
