@@ -485,6 +485,7 @@ class LandscapeExplorer(w.VBox):
         over :data:`CONFIRM_SECONDS` waits for Start (``confirmed=True``)."""
         self._drop_convexity()
         settings = self._requested = self.settings
+        self._too_long = None  # (a superseded run's ask is not this one's)
         self._show_estimate()
         self.start_button.layout.display = "none"
         if settings in self.cache:
@@ -521,14 +522,16 @@ class LandscapeExplorer(w.VBox):
         """Compute the 2-D map over ``(alpha_min, alpha_max, beta_min, beta_max)`` at the
         current points per axis (None: back to ``±range``). A change of the range slider
         also goes back to the whole range."""
-        self.region = None if region is None else tuple(float(v) for v in region)
-        self.zoom.full_button.disabled = self.region is None
+        self._set_region(region)
         self.refresh()
 
+    def _set_region(self, region: Region | None) -> None:
+        self.region = None if region is None else tuple(float(v) for v in region)
+        self.zoom.full_button.disabled = self.region is None
+
     def _on_settings(self, change) -> None:
-        if change["owner"] is self.half_range and self.region is not None:
-            self.region = None
-            self.zoom.full_button.disabled = True
+        if change["owner"] is self.half_range:
+            self._set_region(None)
         if not self._syncing:
             self.grids[self.view.value] = (_half_range(self.half_range.value), int(self.num.value))
             if self.settings != self._requested:  # (a page sends 1.0000000000000002 back for 1.0)

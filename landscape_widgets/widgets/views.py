@@ -98,6 +98,15 @@ def contour_levels(z: np.ndarray, n: int = N_CONTOURS) -> np.ndarray:
     return np.linspace(finite.min(), finite.max(), n + 2)[1:-1]
 
 
+def colour_limits(values: np.ndarray) -> tuple[float, float] | None:
+    """The finite range of ``values`` (a constant one widened by 0.5 each way), or None."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return None
+    lo, hi = float(finite.min()), float(finite.max())
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
 def display_field(ds: xr.Dataset, metric: str, scale: str) -> tuple[np.ndarray, str]:
     """Values with the cells not computed yet filled in (:func:`preview_field`)."""
     values, label = metric_values(ds, metric, scale)
@@ -280,12 +289,9 @@ class ContourView:
         with self.widget.hold_sync():
             self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
             self.y_scale.min, self.y_scale.max = float(beta[0]), float(beta[-1])
-            finite = z[np.isfinite(z)]
-            if limits is None and finite.size:
-                limits = (float(finite.min()), float(finite.max()))
+            limits = limits or colour_limits(z)
             if limits is not None:
-                lo, hi = limits
-                self.color_scale.min, self.color_scale.max = lo, hi if hi > lo else lo + 1e-12
+                self.color_scale.min, self.color_scale.max = limits
             self.x_axis.tick_values = corner_free_ticks(float(alpha[0]), float(alpha[-1]), self._plot_px[0])
             with self.heatmap.hold_sync():
                 self.heatmap.x, self.heatmap.y, self.heatmap.color = alpha, beta, z.T
@@ -404,8 +410,7 @@ class SliceView:
             values, label = metric_values(ds, metric, scale)
             self.color_axis.label = label
             self.heading.value = f"<b>slices through the volume</b> (one colour scale): {_status(ds)}"
-            finite = values[np.isfinite(values)]
-            limits = (float(finite.min()), float(finite.max())) if finite.size else None
+            limits = colour_limits(values)
             for (_, _, fixed), view in zip(self.PLANES, self.views):
                 index = int(self.sliders[fixed].value)
                 at = float(ds[fixed].values[index])

@@ -24,7 +24,7 @@ import xarray as xr
 from ..core.grids import grid_triangles
 from ..plotting.isosurfaces import isosurfaces, nested_levels
 from ..plotting.labels import axis_labels
-from .views import _status, display_field, metric_values
+from .views import _status, colour_limits, display_field, metric_values
 
 #: Greek letters on the ipyvolume box, per grid axis.
 SYMBOLS = {"alpha": "α", "beta": "β", "gamma": "γ"}
@@ -39,15 +39,6 @@ OPACITIES = {1: (0.7,), 2: (0.85, 0.4), 3: (0.9, 0.5, 0.3)}
 #: since the previous one); the complete result is always drawn.
 MAX_BYTES_PER_SECOND = 1_000_000
 CMAP = "viridis"
-
-
-def colour_limits(values: np.ndarray) -> tuple[float, float] | None:
-    """The finite range of ``values`` (as the slices' colour bar), or None."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return None
-    lo, hi = float(finite.min()), float(finite.max())
-    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
 def colours(values: np.ndarray, limits: tuple[float, float]) -> np.ndarray:
@@ -220,8 +211,9 @@ class IsosurfaceView:
             last_time, last_bytes = self._sent
             if not (force or complete) and time.monotonic() - last_time < last_bytes / MAX_BYTES_PER_SECOND:
                 return  # within the byte budget of the previous redraw: skip this partial one
-            self._set_choices(np.linspace(*limits, N_LEVEL_CHOICES + 2)[1:-1])
-            outer = float(np.linspace(*limits, N_LEVEL_CHOICES + 2)[1:-1][self.level.value])
+            choices = np.linspace(*limits, N_LEVEL_CHOICES + 2)[1:-1]  # the range's ends have no surface
+            self._set_choices(choices)
+            outer = float(choices[self.level.value])
             self.levels = nested_levels(limits[0], outer, int(self.count.value))
             field, _ = display_field(ds, metric, scale)
             axes = [ds[n].values for n in ("alpha", "beta", "gamma")]
