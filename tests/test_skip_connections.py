@@ -15,8 +15,9 @@ def test_the_deep_plain_chain_is_less_convex_than_with_skips_in_every_seed():
     for seed, maps in results.items():
         skip, plain = (maps[n].attrs["slice_convex_fraction"] for n in ("deep_skip", "deep_plain"))
         assert plain < skip - 0.1, (seed, plain, skip)
-        assert maps["deep_skip"].attrs["train_loss"] < 0.1  # both trained, not stuck at the start
-        assert maps["deep_plain"].attrs["train_loss"] < 0.3
+        for name in ("deep_skip", "deep_plain"):  # both trained, far from the start's ln 10 = 2.3
+            # (how far SGD gets in 16 blocks differs between machines: 0.01-0.16 with skips)
+            assert maps[name].attrs["train_loss"] < 0.3 and maps[name].attrs["test_accuracy"] > 0.9, (seed, name)
     text = deep_text(results)
     assert "3 of 3 seeds" in text and "keep the bowl" in text
 
