@@ -459,6 +459,13 @@ def test_view_titles_and_colour_bar_ticks_read_plainly(problem):
     loss = ex.result["loss"].values
     assert (view.color_scale.min, view.color_scale.max) == pytest.approx((loss.min(), loss.max()))
     assert view.heatmap.visible
+    # a constant map, or a given range of no width, gets a colour range of width 1 around it
+    flat = ex.result.copy(deep=True)
+    flat["loss"][:] = 2.0
+    for limits in (None, (2.0, 2.0)):
+        other = ContourView()
+        other.update(flat, limits=limits)
+        assert (other.color_scale.min, other.color_scale.max) == (1.5, 2.5)
     # every redraw carries the map's visibility: a page that missed the update which first
     # showed it (connecting while a run draws) still shows the map at the next redraw
     sent = []

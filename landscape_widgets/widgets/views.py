@@ -289,7 +289,8 @@ class ContourView:
         with self.widget.hold_sync():
             self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
             self.y_scale.min, self.y_scale.max = float(beta[0]), float(beta[-1])
-            limits = limits or colour_limits(z)
+            # the given range or the shown values', a constant one widened alike
+            limits = colour_limits(np.asarray(z if limits is None else limits, dtype=float))
             if limits is not None:
                 self.color_scale.min, self.color_scale.max = limits
             self.x_axis.tick_values = corner_free_ticks(float(alpha[0]), float(alpha[-1]), self._plot_px[0])
