@@ -300,7 +300,6 @@ class LandscapeExplorer(w.VBox):
                                      layout={"display": "none"})
         #: Seconds per point measured on the latest run (None before any).
         self.seconds_per_point: float | None = None
-        self._too_long: float | None = None  # estimate of a run that stopped to ask for Start
         self.estimate = w.HTML()
         self.convexity_button = w.Button(
             description="Convexity map", icon="th",
@@ -485,7 +484,6 @@ class LandscapeExplorer(w.VBox):
         over :data:`CONFIRM_SECONDS` waits for Start (``confirmed=True``)."""
         self._drop_convexity()
         settings = self._requested = self.settings
-        self._too_long = None  # (a superseded run's ask is not this one's)
         self._show_estimate()
         self.start_button.layout.display = "none"
         if settings in self.cache:
@@ -618,10 +616,8 @@ class LandscapeExplorer(w.VBox):
                 if snap.n_done - first[1] < MIN_RATE_POINTS:
                     continue
                 self.seconds_per_point = (snap.elapsed - first[0]) / (snap.n_done - first[1])
-                seconds = self.estimated_seconds(settings)
-                if ask and seconds > CONFIRM_SECONDS:
-                    self._too_long = seconds
-                    return
+                if ask and self.estimated_seconds(settings) > CONFIRM_SECONDS:
+                    return  # incomplete and not cancelled: ``done`` asks for Start
                 ask = False
         return work
 
@@ -649,11 +645,12 @@ class LandscapeExplorer(w.VBox):
         def done(completed: bool) -> None:
             self._set_running(False)
             self._show_estimate()  # at the rate just measured
-            seconds, self._too_long = self._too_long, None
-            if seconds is not None:
-                self._ask_to_start(settings, seconds, reset=False)
-            elif completed and self.result is not None and bool(self.result["done"].all()):
+            if not completed or self.result is None:
+                return
+            if bool(self.result["done"].all()):
                 self.cache[settings] = self.result
+            else:  # the run stopped itself: the rate it measured puts it over CONFIRM_SECONDS
+                self._ask_to_start(settings, self.estimated_seconds(settings), reset=False)
         return done
 
 
