@@ -149,3 +149,28 @@ def test_the_cache_covers_a_layer_whose_parameters_only_partly_move():
     assert cached.cached_input_layer() is not None
     np.testing.assert_allclose(cached.evaluate(coeffs, "loop").loss, plain.evaluate(coeffs, "loop").loss,
                                rtol=1e-6)
+
+
+def test_streamed_data_uses_the_cache_one_batch_at_a_time():
+    """Data read again at every pass: each batch's outputs are computed at each pass and
+    dropped for the next batch, and the values equal the plain forward's."""
+    make, shape, layer = CASES["sequential-mlp"]
+    torch.manual_seed(0)
+    model = make()
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(50, *shape, generator=g), torch.randint(0, 5, (50,), generator=g)
+    loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)
+    dirs = random_directions(model, 2, seed=2)
+    coeffs = np.random.default_rng(1).uniform(-1, 1, (9, 2))
+    cached = PointEvaluator(model, F.cross_entropy, loader, dirs, data_budget=1)
+    plain = PointEvaluator(model, F.cross_entropy, loader, dirs, data_budget=1, cache_input_layer=False)
+    assert not cached.objective.data.resident
+    first = cached.evaluate(coeffs[:4], "loop")
+    cache = cached.cached_input_layer()
+    assert cache is not None and not cache.keep and list(cache._outputs) == [3]  # the last batch only
+    kept = cache._outputs[3][0]
+    second = cached.evaluate(coeffs[4:], "loop")
+    assert cache._outputs[3][0] is not kept  # read again, so computed again
+    reference = plain.evaluate(coeffs, "loop")
+    np.testing.assert_allclose(np.concatenate([first.loss, second.loss]), reference.loss, rtol=1e-5)
+    np.testing.assert_allclose(np.concatenate([first.accuracy, second.accuracy]), reference.accuracy, atol=1e-12)

@@ -73,7 +73,7 @@ class PointEvaluator:
         :func:`~landscape_widgets.core.memory.default_budget`).
     cache_input_layer : bool
         In the ``loop`` strategy, compute a Linear/Conv layer that reads the data once
-        per direction instead of once per point (resident data only; see
+        per direction and data batch instead of once per point (see
         :mod:`landscape_widgets.core.input_layer`; up to :data:`INPUT_CACHE_BYTES`).
     **objective_kwargs
         ``params``, ``forward``, ``pass_batch``, ``metrics``, ``accuracy``, ``task``,
@@ -113,7 +113,7 @@ class PointEvaluator:
         self.memory_budget = memory_budget or default_budget(ob.device)
         self.batched_failed: str | None = None
         self._input_layer: CachedInputLayer | None = None
-        self._input_layer_tried = not (cache_input_layer and ob.data.resident)
+        self._input_layer_tried = not cache_input_layer
         self._cache_input_layer = cache_input_layer
 
     @property
@@ -199,14 +199,15 @@ class PointEvaluator:
         if found is None:
             return None
         name, leaf = found
-        inputs = [tensor_leaves(b)[leaf] for b in ob.data]
         module = ob.model.get_submodule(name)
         with torch.inference_mode():
-            per_sample = module(inputs[0][:1]).numel()
-        size = ob.flat.element_size() * (1 + self.n_directions) * per_sample * ob.data.n_samples
+            per_sample = module(tensor_leaves(first)[leaf][:1]).numel()
+        kept = ob.data.n_samples if ob.data.resident else max(ob.data.sizes)  # streamed: one batch at a time
+        size = ob.flat.element_size() * (1 + self.n_directions) * per_sample * kept
         if size > INPUT_CACHE_BYTES:
             return None
-        self._input_layer = CachedInputLayer.build(ob.model, name, ob.layout, self.theta, self.directions, inputs)
+        self._input_layer = CachedInputLayer.build(ob.model, name, ob.layout, self.theta, self.directions, leaf,
+                                                   keep=ob.data.resident)
         return self._input_layer
 
     def evaluate(self, coeffs, strategy: Literal["loop", "batched"] = "loop", rows: int | None = None) -> PointValues:

@@ -3,8 +3,9 @@
 A ``Linear`` or ``Conv`` layer is linear in its parameters (weight and bias together),
 so on fixed data ``x`` its output at ``theta + sum_i c_i d_i`` is
 ``f(x; theta) + sum_i c_i f(x; d_i)``. For the layer that receives a data tensor itself,
-those ``1 + k`` outputs are computed once per batch; each point then costs a ``k``-term
-sum over the layer's output instead of the layer's product.
+those ``1 + k`` outputs are computed once per batch (resident data) or once per batch
+and pass (streamed data, where a pass evaluates each batch at a chunk of points); each
+point then costs a ``k``-term sum over the layer's output instead of the layer's product.
 
 While the per-point loop runs, :meth:`CachedInputLayer.standing_in` replaces only the
 layer's ``forward`` (an attribute of the layer object); the module object, its
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from .data import tensor_leaves
 from .memory import run_hooked
 from .params import ParamLayout
 
@@ -69,19 +71,22 @@ def find_input_layer(model: nn.Module, run: Callable[[], object], leaves: list[t
 class CachedInputLayer:
     """The input layer's output at the current point, from its cached outputs.
 
-    ``outputs[b]`` holds, for data batch ``b``, the layer's output at theta followed by its
-    output at each direction, flattened: ``[1 + k, numel]``. Call :meth:`at` (the point
-    and batch) before each forward.
+    For each data batch the layer's output at theta and at each direction is computed
+    once, when :meth:`use` first meets the batch's input tensor: ``[1 + k, numel]``. With
+    ``keep`` (resident data, the same batch objects at every pass) every batch's outputs
+    are kept; otherwise (streamed data, read again at every pass) only the current
+    batch's, recomputed at each pass and reused at all its points. Call :meth:`use`
+    before a batch's forwards and :meth:`at` before each forward.
     """
 
-    def __init__(self, module: nn.Module, inputs: list[torch.Tensor], outputs: list[torch.Tensor],
-                 shapes: list[torch.Size]) -> None:
+    def __init__(self, module: nn.Module, values: list[dict[str, torch.Tensor]], leaf: int, keep: bool) -> None:
         self.module = module
-        self.inputs = inputs
-        self.outputs = outputs
-        self.shapes = shapes
+        self.values = values
+        self.leaf = leaf
+        self.keep = keep
+        self._outputs: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Size]] = {}
+        self._current: tuple[torch.Tensor, torch.Tensor, torch.Size] | None = None
         self.coeffs: torch.Tensor | None = None
-        self.batch = 0
 
     @classmethod
     def build(
@@ -91,41 +96,52 @@ class CachedInputLayer:
         layout: ParamLayout,
         theta: torch.Tensor,
         directions: torch.Tensor,
-        inputs: list[torch.Tensor],
+        leaf: int,
+        keep: bool,
     ) -> CachedInputLayer:
-        """Outputs of the layer ``name`` of ``model`` on each of ``inputs`` at ``theta`` and
-        at each of the ``directions`` (rows). Parameters of the layer that do not move
-        keep their value at theta and are zero in the directions."""
+        """The cache of layer ``name`` of ``model``, which reads the batches' tensor leaf
+        ``leaf``, at ``theta`` and at each of the ``directions`` (rows). Parameters of the
+        layer that do not move keep their value at theta and are zero in the directions."""
         module = model.get_submodule(name)
         table = {id(p): n for n, p in model.named_parameters()}
         moved = set(layout.names)
         dtype = next(module.parameters()).dtype
         stacked = layout.split(torch.cat([theta[None], directions]).to(dtype))
-        per_vector: list[dict[str, torch.Tensor]] = [{} for _ in range(len(directions) + 1)]
+        values: list[dict[str, torch.Tensor]] = [{} for _ in range(len(directions) + 1)]
         for own, p in module.named_parameters(recurse=False):
             full = table[id(p)]
-            for j in range(len(per_vector)):
+            for j in range(len(values)):
                 if full in moved:
-                    per_vector[j][own] = stacked[full][j]
+                    values[j][own] = stacked[full][j]
                 else:
-                    per_vector[j][own] = p.detach() if j == 0 else torch.zeros_like(p)
-        outputs, shapes = [], []
-        with torch.inference_mode():
-            for x in inputs:
-                zs = [functional_call(module, values, (x,)) for values in per_vector]
-                shapes.append(zs[0].shape)
-                outputs.append(torch.stack([z.reshape(-1) for z in zs]))
-        return cls(module, inputs, outputs, shapes)
+                    values[j][own] = p.detach() if j == 0 else torch.zeros_like(p)
+        return cls(module, values, leaf, keep)
 
-    def at(self, coeffs: torch.Tensor, batch: int) -> None:
-        """The point and data batch of the next forward."""
-        dtype = self.outputs[batch].dtype
-        self.coeffs, self.batch = (coeffs if coeffs.dtype == dtype else coeffs.to(dtype)), batch
+    def use(self, index: int, batch) -> None:
+        """The data batch (number ``index`` of the pass) of the next forwards: its outputs
+        are computed unless they are kept from an earlier pass over the same tensor."""
+        x = tensor_leaves(batch)[self.leaf]
+        self._current = None  # so that the layer computes its own forward below
+        entry = self._outputs.get(index)
+        if entry is None or entry[0] is not x:
+            if not self.keep:
+                self._outputs.clear()
+            with torch.inference_mode():
+                zs = [functional_call(self.module, values, (x,)) for values in self.values]
+            entry = (x, torch.stack([z.reshape(-1) for z in zs]), zs[0].shape)
+            self._outputs[index] = entry
+        self._current = entry
+
+    def at(self, coeffs: torch.Tensor) -> None:
+        """The point of the next forward."""
+        dtype = self._current[1].dtype
+        self.coeffs = coeffs if coeffs.dtype == dtype else coeffs.to(dtype)
 
     def output(self) -> torch.Tensor:
         """The layer's output at the current point on the current batch (a new tensor, so
         that an in-place operation of the model cannot change the cache)."""
-        z, c = self.outputs[self.batch], self.coeffs
+        _, z, shape = self._current
+        c = self.coeffs
         if len(c) > ADD_TERMS:
             out = torch.addmm(z[:1], c[None], z[1:])
         else:  # one pass over the output per term, but no broadcast copy and no GEMV set-up
@@ -133,11 +149,11 @@ class CachedInputLayer:
             out = torch.add(z[0], z[1], alpha=first)
             for j, w in enumerate(rest, start=2):
                 out.add_(z[j], alpha=w)
-        return out.view(self.shapes[self.batch])
+        return out.view(shape)
 
     def _forward(self, original):
         def forward(x, *args, **kwargs):
-            if args or kwargs or x is not self.inputs[self.batch]:
+            if args or kwargs or self._current is None or x is not self._current[0]:
                 return original(x, *args, **kwargs)
             return self.output()
         return forward

@@ -73,13 +73,15 @@ def evaluate_loop(
     per_batch = []
     with ob.lock, torch.inference_mode(), (cached.standing_in() if cached else contextlib.nullcontext()):
         for b, batch in enumerate(ob.data):
+            if cached:
+                cached.use(b, batch)
             losses, preds, extras = [], [], []
             for c in coeffs.unbind(0):
                 torch.addmv(theta, directions.T, c, out=scratch)
                 if not direct:
                     ob.flat.copy_(scratch)
                 if cached:
-                    cached.at(c, b)
+                    cached.at(c)
                 loss, pred, extra = ob.point_values(ob.outputs(batch), batch)
                 losses.append(loss)
                 preds.append(pred)
