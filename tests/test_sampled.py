@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape_widgets.core.data import prepare_data, sample_groups
+from landscape_widgets.core.directions import random_directions
 from landscape_widgets.core.evaluation import PointEvaluator
 from landscape_widgets.core.grids import coarse_to_fine_order, plane
 from landscape_widgets.core.landscape import compute_landscape, prepare_evaluator
@@ -105,11 +106,23 @@ def test_estimates_come_first_and_every_point_ends_exact(problem):
     chunks = []
     ds = compute_landscape(model, F.cross_entropy, data, grid, backend=refining_chunks,
                            on_chunk=lambda ds, c: chunks.append((c, int(ds["done"].sum()), ds["loss_se"].copy())))
-    first_level = coarse_to_fine_order(grid.shape)[0][:49]
+    order, ends = coarse_to_fine_order(grid.shape)
+    level0, level1 = set(order[: ends[0]].tolist()), set(order[ends[0]: ends[1]].tolist())
     estimates = [c for c, _, _ in chunks if not c.final]
     assert estimates and all(c.strategy == "sample" for c in estimates)
-    assert sorted(np.concatenate([c.indices for c in estimates])) == sorted(first_level)
-    assert chunks[0][1] == 0 and np.isfinite(chunks[0][2].values.reshape(-1)[first_level]).all()
+    exact: set = set()
+    for c, _, _ in chunks:  # level 0 estimated, level 0 exact, the rest of level 1 estimated, ...
+        idx = set(c.indices.tolist())
+        if c.final:
+            exact |= idx
+        elif idx <= level0:
+            assert not exact
+        else:
+            assert idx <= level1 and level0 <= exact and not idx & exact
+            at_level1 = set(exact)
+    estimated = set(np.concatenate([c.indices for c in estimates]).tolist())
+    assert level0 <= estimated and level1 <= estimated | at_level1 and estimated <= level0 | level1
+    assert chunks[0][1] == 0 and np.isfinite(chunks[0][2].values.reshape(-1)[order[: ends[0]]]).all()
     finals = np.concatenate([c.indices for c, _, _ in chunks if c.final])
     assert np.array_equal(np.sort(finals), np.arange(grid.size))  # each point exactly once
     plain = compute_landscape(model, F.cross_entropy, data, grid, strategy="loop")
@@ -187,3 +200,55 @@ def test_the_map_veils_estimated_cells_by_their_error_until_they_are_exact(probl
     veil = estimated[0][2]  # each cell's relative standard error, capped where the veil is opaque
     assert veil.shape == grid.shape and np.isfinite(veil).all() and 0 < veil.min() and veil.max() <= VEIL_FULL
     assert seen[-1][0] == grid.size and not seen[-1][1] and "estimated" not in seen[-1][3]
+
+
+def _level1_estimates(chunks, grid):
+    """Indices, loss estimates and standard errors of the estimated level-1 points."""
+    order, ends = coarse_to_fine_order(grid.shape)
+    mine = [c for c in chunks if not c.final and np.isin(c.indices, order[ends[0]: ends[1]]).all()]
+    return tuple(np.concatenate([c.indices for c in mine] if i == 0 else [c.values[k] for c in mine])
+                 for i, k in enumerate((None, "loss", "loss_se")))
+
+
+def test_level_one_estimates_are_exact_where_the_samples_error_is_quadratic():
+    """A linear model with a squared loss: every sample's loss, so the sample's error, is
+    quadratic over the plane, which the cubic interpolation of the exact level 0 carries
+    exactly, so the corrected estimates are the exact values (raw ones are far off)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(640, 5, generator=g)
+    y = x @ torch.randn(5, 1, generator=g) + torch.randn(640, 1, generator=g) ** 3  # heavy-tailed noise
+    torch.manual_seed(0)
+    model = nn.Linear(5, 1)
+    grid = plane(num=25)
+    directions = random_directions(model, 2, seed=0)
+    chunks = []
+    ds = compute_landscape(model, F.mse_loss, (x, y), grid, directions, backend=refining_chunks,
+                           on_chunk=lambda ds, c: chunks.append(c))
+    idx, est, se = _level1_estimates(chunks, grid)
+    exact = ds["loss"].values.reshape(-1)[idx]
+    assert len(idx) > 80
+    np.testing.assert_allclose(est, exact, rtol=2e-5)  # float32 forwards
+    assert np.all(se <= 2e-5 * exact)  # every group's corrected values are exact too
+    raw = estimate(sampled_evaluator(PointEvaluator(model, F.mse_loss, (x, y), directions), 1 / 16, 8, 0),
+                   grid.coords(idx), 1 / 16)
+    assert np.median(np.abs(raw["loss"] - exact) / exact) > 0.05
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_level_one_estimates_are_corrected_by_the_samples_error_on_level_zero(problem, seed):
+    """A ReLU classifier: the corrected level-1 estimates are many times closer to the exact
+    values than the sample's raw values, and their standard errors are honest."""
+    model, data = problem
+    grid = plane(num=25)
+    directions = random_directions(model, 2, seed=seed)
+    chunks = []
+    ds = compute_landscape(model, F.cross_entropy, data, grid, directions, backend=refining_chunks,
+                           on_chunk=lambda ds, c: chunks.append(c))
+    idx, est, se = _level1_estimates(chunks, grid)
+    exact = ds["loss"].values.reshape(-1)[idx]
+    raw = estimate(sampled_evaluator(PointEvaluator(model, F.cross_entropy, data, directions), 1 / 16, 8, 0),
+                   grid.coords(idx), 1 / 16)
+    error, raw_error = np.abs(est - exact), np.abs(raw["loss"] - exact)
+    assert np.median(error) < np.median(raw_error) / 5
+    z = error / se
+    assert 0.2 < np.median(z) < 2 and np.percentile(z, 90) < 4

@@ -2,25 +2,31 @@
 the data, with standard errors, before every point is computed exactly on all of it.
 
 :func:`refining_chunks` streams like :func:`~landscape_widgets.core.streaming.iter_chunks`
-(and is a ``backend`` for :func:`~landscape_widgets.core.landscape.compute_landscape`):
-first the points of coarse level ``i`` of
-:func:`~landscape_widgets.core.grids.coarse_to_fine_order` on a seeded random sample of
-``fractions[i]`` of the samples, as estimates (``Chunk.final`` is False); then every
-point on all the data, coarse to fine, which replaces the estimates. The result marks
-the exact points ``done``; ``<metric>_se`` holds each shown value's standard error (0
-once exact).
+(and is a ``backend`` for :func:`~landscape_widgets.core.landscape.compute_landscape`),
+refining grid and data together along the levels of
+:func:`~landscape_widgets.core.grids.coarse_to_fine_order`: level 0 estimated on a
+seeded random sample of ``fractions[0]`` of the samples, level 0 exact, level 1
+estimated on ``fractions[1]``, level 1 exact, and so on; then every other point exactly.
+Estimates are ``Chunk.final = False`` and are replaced by the exact values. The result
+marks the exact points ``done``; ``<metric>_se`` holds each shown value's standard error
+(0 once exact).
 
 The sample is split into ``groups`` groups, each a simple random sample, and a point's
 estimate is the mean over the groups' losses (the loss is a batch mean, so any
 ``loss_fn`` works); its standard error is the groups' spread, ``std / sqrt(groups)``,
-times the finite-population factor ``sqrt(1 - fraction)``. The same sample is used at
-every point, so an estimated picture is smooth but its errors are correlated across
-points. How large they are depends on the model and data: on the demo digits MLP a
-sixteenth of the training digits gives a picture about 16% off the exact one (relative
-RMS), a quarter still about 10%, because far from the minimum a few samples carry most
-of the loss (``benchmarks/bench_previews.py`` measures it). So the default samples only
-the first level, where it costs a few point evaluations, and the exact coarse level
-follows at once.
+times the finite-population factor ``sqrt(1 - fraction)``.
+
+A sample's picture alone is far off: on the demo digits MLP a sixteenth of the training
+digits gives a picture about 13% off the exact one (relative RMS), a quarter still about
+10%, because far from the minimum a few samples carry most of the loss. But the same
+sample is used at every point, so its error is a smooth function over the plane. From
+level 1 on, each estimate is therefore corrected by that error where it is known: the
+sample's values minus the exact ones at the points of the exact coarser levels,
+interpolated (cubic) to the new points and subtracted, group by group, so that the
+standard error is the spread of the corrected group values. A corrected level is close
+to the exact one at a sixteenth of its cost (``benchmarks/bench_previews.py`` measures
+it); a level whose coarser points were not all computed exactly in this run (a resumed
+run) is not estimated.
 """
 
 from __future__ import annotations
@@ -34,13 +40,13 @@ import torch
 
 from .data import DataSource, concat_batches, sample_groups
 from .evaluation import PointEvaluator, Strategy
-from .grids import Grid, coarse_to_fine_order
+from .grids import Grid, axis_levels, coarse_to_fine_order
 from .objective import batch_weights
 from .results import SE_SUFFIX
 from .streaming import Chunk, iter_chunks
 
-#: Default data fractions of the sampled levels: the first level on a sixteenth.
-FRACTIONS: tuple[float, ...] = (1 / 16,)
+#: Default data fractions of the sampled levels: the first two levels on a sixteenth.
+FRACTIONS: tuple[float, ...] = (1 / 16, 1 / 16)
 #: Default groups of a sample (its standard error comes from their spread).
 GROUPS = 8
 #: Most points per estimated chunk (a Stop waits for at most one chunk).
@@ -61,13 +67,22 @@ def estimate(evaluator: PointEvaluator, coeffs, fraction: float) -> dict[str, np
     """Each value's mean over the groups of a :func:`sampled_evaluator`, and its standard
     error (``<metric>_se``), at the points ``coeffs``."""
     values, sizes = _group_values(evaluator, coeffs)  # [values, points, groups]
+    return group_summary(evaluator.metric_names, values, sizes, fraction)
+
+
+def group_summary(names: Sequence[str], values: torch.Tensor, sizes: Sequence[int],
+                  fraction: float) -> dict[str, np.ndarray]:
+    """``values`` ``[values, points, groups]`` (groups of ``sizes`` samples, a ``fraction``
+    of the data): each value's sample-weighted mean over the groups and its standard
+    error (``<metric>_se``); NaN where the mean is not finite."""
+    values = torch.as_tensor(values, dtype=torch.float64)
     w = batch_weights(sizes, values.device).to(torch.float64)
     mean = values @ w
     g = len(sizes)
     spread = ((values - mean[..., None]) ** 2) @ (w**2) * (g / max(g - 1, 1))
     se = torch.sqrt(spread * (1.0 - fraction))
     out: dict[str, np.ndarray] = {}
-    for name, m, s in zip(evaluator.metric_names, mean.cpu().numpy(), se.cpu().numpy()):
+    for name, m, s in zip(names, mean.cpu().numpy(), se.cpu().numpy()):
         finite = np.isfinite(m)
         out[name] = np.where(finite, m, np.nan)
         out[name + SE_SUFFIX] = np.where(finite, s, np.nan)
@@ -152,22 +167,119 @@ def refining_chunks(
     for f in fractions:
         if not 0 < f < 1:
             raise ValueError(f"each sample fraction must be in (0, 1), got {f}")
-    if order == "coarse_to_fine":
-        levels_order, ends = coarse_to_fine_order(grid.shape)
-        starts = np.concatenate([[0], ends[:-1]])
-        done = np.asarray(skip if skip is not None else [], dtype=np.int64)
-        for level, fraction in enumerate(fractions[: len(ends)]):
-            if not can_sample(evaluator.objective.data, fraction, groups):
-                continue
-            todo = levels_order[starts[level]:ends[level]]
-            todo = todo[~np.isin(todo, done)]
-            if not len(todo):
-                continue
-            sample = sampled_evaluator(evaluator, fraction, groups, seed + level)
-            for start in range(0, len(todo), SAMPLE_CHUNK):
-                if cancel is not None and cancel.is_set():
-                    return
-                idx = todo[start:start + SAMPLE_CHUNK]
-                yield Chunk(idx, estimate(sample, grid.coords(idx), fraction), "sample", final=False)
-    yield from iter_chunks(evaluator, grid, strategy, chunk_size, order, skip, cancel)
+    exact_chunks = iter_chunks(evaluator, grid, strategy, chunk_size, order, skip, cancel)
+    if order != "coarse_to_fine":
+        yield from exact_chunks
+        return
+    refinement = _Refinement(evaluator, grid, fractions, groups, seed, skip)
+    yield from refinement.estimates(0, cancel)
+    for chunk in exact_chunks:
+        refinement.record(chunk)
+        yield chunk
+        while refinement.next_level_ready():
+            yield from refinement.estimates(refinement.level, cancel)
 
+
+class _Refinement:
+    """What :func:`refining_chunks` knows between its chunks: the exact values computed so
+    far and each sample's group values, per grid point."""
+
+    def __init__(self, evaluator: PointEvaluator, grid: Grid, fractions: Sequence[float], groups: int,
+                 seed: int, skip) -> None:
+        self.evaluator, self.grid, self.groups, self.seed = evaluator, grid, groups, seed
+        order, ends = coarse_to_fine_order(grid.shape)
+        self.levels = [order[a:b] for a, b in zip(np.concatenate([[0], ends[:-1]]), ends)]
+        self.fractions = [f for f in fractions[: len(self.levels)]]
+        self.axis_levels = [axis_levels(n) for n in grid.shape]
+        n_values = len(evaluator.metric_names)
+        self.exact = np.full((n_values, grid.size), np.nan)
+        self.computed = np.zeros(grid.size, dtype=bool)  # exact in this run
+        self.skipped = np.zeros(grid.size, dtype=bool)
+        self.skipped[np.asarray(skip if skip is not None else [], dtype=np.int64)] = True
+        self.samples: dict[float, tuple[PointEvaluator, np.ndarray, np.ndarray]] = {}
+        self.level = 0  # the next level to estimate
+
+    def record(self, chunk: Chunk) -> None:
+        """Keep an exact chunk's values."""
+        for i, name in enumerate(self.evaluator.metric_names):
+            self.exact[i, chunk.indices] = chunk.values[name]
+        self.computed[chunk.indices] = True
+
+    def next_level_ready(self) -> bool:
+        """Whether the next level is to be estimated now: every point of the coarser
+        levels is exact (those of a resumed run are not known here: no estimates)."""
+        if self.level >= len(self.fractions):
+            return False
+        coarser = np.concatenate(self.levels[: self.level]) if self.level else np.zeros(0, np.int64)
+        if (self.skipped[coarser] & ~self.computed[coarser]).any():
+            self.level = len(self.fractions)  # resumed: no more estimates
+            return False
+        return bool(self.computed[coarser].all())
+
+    def estimates(self, level: int, cancel: threading.Event | None) -> Iterator[Chunk]:
+        """The chunks of ``level``'s estimates (corrected from level 1 on), if any."""
+        self.level = level + 1
+        fraction = self.fractions[level] if level < len(self.fractions) else None
+        if fraction is None or not can_sample(self.evaluator.objective.data, fraction, self.groups):
+            return
+        todo = self.levels[level][~(self.computed | self.skipped)[self.levels[level]]]
+        coarse = self._coarse_axes(level)
+        if not len(todo) or (level and not self._bias_known(fraction, coarse)):
+            return
+        for start in range(0, len(todo), SAMPLE_CHUNK):
+            if cancel is not None and cancel.is_set():
+                return
+            idx = todo[start:start + SAMPLE_CHUNK]
+            values = self._group_values(fraction, idx)  # [values, points, groups]
+            if level:
+                values = values - self._bias_at(fraction, coarse, idx)
+            sample = self.samples[fraction][0]
+            yield Chunk(idx, group_summary(sample.metric_names, values, sample.objective.data.sizes, fraction),
+                        "sample", final=False)
+
+    def _coarse_axes(self, level: int) -> list[np.ndarray]:
+        """Per axis, the indices of the levels below ``level`` (their points: a sub-grid)."""
+        return [np.flatnonzero(a < level) for a in self.axis_levels]
+
+    def _coarse_points(self, axes: list[np.ndarray]) -> np.ndarray:
+        return np.ravel_multi_index(np.meshgrid(*axes, indexing="ij"), self.grid.shape).reshape(-1)
+
+    def _group_values(self, fraction: float, idx: np.ndarray) -> np.ndarray:
+        """Group values ``[values, points, groups]`` of the sample ``fraction`` at ``idx``,
+        computed where they are not known yet."""
+        if fraction not in self.samples:
+            sample = sampled_evaluator(self.evaluator, fraction, self.groups, self.seed)
+            n_values = len(sample.metric_names)
+            self.samples[fraction] = (sample, np.full((n_values, self.grid.size, self.groups), np.nan),
+                                      np.zeros(self.grid.size, dtype=bool))
+        sample, table, have = self.samples[fraction]
+        missing = idx[~have[idx]]
+        if len(missing):
+            table[:, missing] = _group_values(sample, self.grid.coords(missing))[0].cpu().numpy()
+            have[missing] = True
+        return table[:, idx]
+
+    def _bias_known(self, fraction: float, axes: list[np.ndarray]) -> bool:
+        """Computes the sample's values at the coarse points; whether they and the exact
+        values there are all finite (else the level is not estimated)."""
+        points = self._coarse_points(axes)
+        return bool(np.isfinite(self._group_values(fraction, points)).all()
+                    and np.isfinite(self.exact[:, points]).all())
+
+    def _bias_at(self, fraction: float, axes: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
+        """The sample's error (group values minus exact values) at the coarse points,
+        interpolated to ``idx``: ``[values, points, groups]``."""
+        from scipy.interpolate import RegularGridInterpolator
+
+        points = self._coarse_points(axes)
+        bias = self._group_values(fraction, points) - self.exact[:, points, None]  # [values, coarse, groups]
+        shape = [len(a) for a in axes]
+        nodes = np.moveaxis(bias, 1, 0).reshape(*[n for n in shape if n > 1], -1)  # an axis of 1 point drops out
+        dims = [d for d, n in enumerate(shape) if n > 1]
+        method = "cubic" if min(shape[d] for d in dims) >= 4 else "linear"
+        where = np.unravel_index(idx, self.grid.shape)
+        values = [np.asarray(self.grid.axes[d].values) for d in dims]
+        coords = [v[axes[d]] for v, d in zip(values, dims)]
+        at = np.stack([v[where[d]] for v, d in zip(values, dims)], axis=-1)
+        out = RegularGridInterpolator(coords, nodes, method=method)(at)  # [points, values * groups]
+        return np.moveaxis(out.reshape(len(idx), *bias.shape[::2]), 0, 1)
