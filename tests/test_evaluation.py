@@ -12,7 +12,7 @@ from torch import nn
 from landscape_widgets.builtin import zoo
 from landscape_widgets.core.directions import random_directions
 from landscape_widgets.core.evaluation import PointEvaluator
-from landscape_widgets.core.grids import line, plane
+from landscape_widgets.core.grids import coarse_to_fine_order, line, plane
 from landscape_widgets.core.landscape import compute_landscape
 from landscape_widgets.core.params import flatten_params
 from landscape_widgets.core.streaming import iter_chunks, point_order
@@ -304,6 +304,15 @@ def _counting_loss():
     return loss_fn, calls
 
 
+def _full_but_where_a_level_ends(chunks, grid, size: int, start: int = 0) -> bool:
+    """Whether ``chunks`` (the points from position ``start`` of the coarse-to-fine order
+    on) stop at every level's end and are otherwise ``size`` points each."""
+    ends = {int(e) for e in coarse_to_fine_order(grid.shape)[1] if e > start}
+    stops = start + np.cumsum([len(c.indices) for c in chunks])
+    return ends <= set(stops.tolist()) and all(
+        len(c.indices) == size for c, stop in zip(chunks, stops) if stop not in ends)
+
+
 def test_iter_chunks_covers_grid_once_coarse_to_fine():
     model = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)
     ev = PointEvaluator(model, F.cross_entropy, _data((12,), classes=5), random_directions(model, 2))
@@ -315,7 +324,8 @@ def test_iter_chunks_covers_grid_once_coarse_to_fine():
     # auto on 81 cheap points: one short loop chunk, then full loop chunks, no batched trial
     assert (chunks[0].strategy, len(chunks[0].indices)) == ("loop", 8)
     assert {c.strategy for c in chunks} == {"loop"}
-    assert all(len(c.indices) == 10 for c in chunks[1:-1])
+    assert {int(e) for e in coarse_to_fine_order(grid.shape)[1]} == {49, 81}  # 7x7 points, then the rest
+    assert _full_but_where_a_level_ends(chunks[1:], grid, 10, start=8)
     reference = ev.evaluate(grid.coords(seen), "loop").loss
     np.testing.assert_allclose(np.concatenate([c.loss for c in chunks]), reference, rtol=1e-5)
     skip = np.arange(10)
@@ -610,7 +620,7 @@ def test_auto_remembers_the_speeds_measured_in_the_process(monkeypatch):
         ev = PointEvaluator(model, F.cross_entropy, data, dirs)
         chunks = list(iter_chunks(ev, grid, chunk_size=16))
         assert {c.strategy for c in chunks} == {faster}  # no trials: the faster one from the start
-        assert all(len(c.indices) == 16 for c in chunks[:-1])
+        assert _full_but_where_a_level_ends(chunks, grid, 16)
         seen = np.concatenate([c.indices for c in chunks])
         assert np.array_equal(seen, point_order(grid))
     # another kind of evaluation (other data) does not use them

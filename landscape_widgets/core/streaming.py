@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .evaluation import STRATEGIES, HasValues, PointEvaluator, Strategy
-from .grids import Grid, coarse_to_fine_order
+from .grids import Grid, axis_levels, coarse_to_fine_order
 
 if TYPE_CHECKING:  # xarray (about 0.2-0.9 s to import) only where a Dataset is made
     import xarray as xr
@@ -53,6 +53,15 @@ def point_order(grid: Grid, order: str = "coarse_to_fine", skip=None) -> np.ndar
     if skip is not None and len(skip):
         idx = idx[~np.isin(idx, np.asarray(skip, dtype=np.int64))]
     return idx
+
+
+def level_ends(grid: Grid, todo: np.ndarray) -> np.ndarray:
+    """Positions in ``todo`` (coarse-to-fine order) where each level's points end, the
+    last ``len(todo)``: a chunk never runs past one, so a level's picture is complete as
+    soon as its own points are."""
+    where = np.unravel_index(todo, grid.shape)
+    levels = np.maximum.reduce([axis_levels(n)[i] for n, i in zip(grid.shape, where)])
+    return np.append(np.flatnonzero(np.diff(levels)) + 1, len(todo))
 
 
 def iter_chunks(
@@ -105,11 +114,13 @@ def iter_chunks(
         if strategy == "auto" else None
     )
     best: dict[str, float] = {}  # this run's best seconds per point of each strategy
+    ends = level_ends(grid, todo) if order == "coarse_to_fine" else np.array([len(todo)])
     start = 0
     while start < len(todo):
         if cancel is not None and cancel.is_set():
             return
-        use, size = trials.next() if trials is not None else (strategy, k)
+        most = int(ends[np.searchsorted(ends, start, side="right")]) - start  # up to the level's end
+        use, size = trials.next(most) if trials is not None else (strategy, min(k, most))
         idx = todo[start : start + size]
         values, per_point = evaluator.timed(grid.coords(idx), use)
         timed = trials is None or trials.timed
@@ -217,8 +228,8 @@ class _AutoTrials:
         """Estimated one-off seconds of the first batched chunk."""
         return float(self._setup() if callable(self._setup) else self._setup)
 
-    def next(self) -> tuple[str, int]:
-        """Strategy and number of points of the next chunk."""
+    def next(self, most: int | None = None) -> tuple[str, int]:
+        """Strategy and number of points of the next chunk (at most ``most``)."""
         self.trial = not self._recheck and bool(self.plan)
         if self._recheck:
             (use, size), self.timed = self._recheck.pop(0), True
@@ -227,6 +238,8 @@ class _AutoTrials:
             use, size = self.chosen, self.k
         else:
             use, size, self.timed = self.plan.pop(0)
+        if most is not None:
+            size = max(1, min(size, most))
         if self.left is not None:
             size = max(1, min(size, self.left))
             self.left -= size
