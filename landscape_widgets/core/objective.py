@@ -343,13 +343,31 @@ class Objective:
         """Loss, predicted classes (classification) and user metrics of one point's outputs."""
         loss = self.loss(outputs, batch)
         pred = predictions(logits_of(outputs)) if self.classification else None
+        return loss, pred, self.metric_values(outputs, batch)
+
+    def metric_values(self, outputs, batch: Batch) -> list[torch.Tensor]:
+        """The user metrics of one point's outputs on a batch (scalars)."""
         extra = []
         for name, fn in self.metrics.items():
             value = fn(outputs, batch if self.pass_batch else self.targets(batch))
             if not isinstance(value, torch.Tensor) or value.dim() != 0:
                 raise LossShapeError(f"metric {name!r} must return a scalar tensor (a batch mean)")
             extra.append(value)
-        return loss, pred, extra
+        return extra
+
+    def group_rows(self, outputs: torch.Tensor, spans: list[tuple[int, int, Batch]],
+                   labels: torch.Tensor | None, group_ids: torch.Tensor) -> torch.Tensor:
+        """:attr:`metric_names` values ``[values, groups]`` (float64) of one point's
+        ``outputs`` over batches laid end to end: group ``g`` is rows ``a:b`` of ``spans[g] =
+        (a, b, batch)``. Each group's loss and metrics on its rows; the accuracies from one
+        comparison of all rows with ``labels``, summed by ``group_ids`` (each row's group)."""
+        rows = [torch.stack([self.loss(outputs[a:b], batch) for a, b, batch in spans]).double()]
+        if self.classification:
+            correct = (predictions(logits_of(outputs)) == labels).double()
+            rows.append(torch.bincount(group_ids, weights=correct, minlength=len(spans))
+                        / torch.bincount(group_ids, minlength=len(spans)))
+        extra = [self.metric_values(outputs[a:b], batch) for a, b, batch in spans]
+        return torch.stack(rows + [torch.stack(col).double() for col in zip(*extra)])
 
     def value_rows(self, loss: torch.Tensor, pred: torch.Tensor | None, extra: list[torch.Tensor],
                    batch: Batch) -> torch.Tensor:

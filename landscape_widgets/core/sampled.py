@@ -106,7 +106,11 @@ def _one_forward_per_point(evaluator: PointEvaluator, coeffs) -> torch.Tensor | 
     ob = evaluator.objective
     groups = list(ob.data)
     whole = concat_batches(groups)
-    bounds = np.cumsum((0,) + ob.data.sizes)
+    bounds = np.cumsum((0,) + ob.data.sizes).tolist()
+    spans = list(zip(bounds[:-1], bounds[1:], groups))
+    labels = ob.labels(whole) if ob.classification else None
+    group_ids = torch.repeat_interleave(torch.arange(len(groups), device=ob.device),
+                                        torch.tensor(ob.data.sizes, device=ob.device))
     per_point = []
     with ob.lock, torch.inference_mode():
         for point in evaluator.points(coeffs).unbind(0):
@@ -114,10 +118,7 @@ def _one_forward_per_point(evaluator: PointEvaluator, coeffs) -> torch.Tensor | 
             outputs = ob.outputs(whole)
             if outputs.shape[0] != bounds[-1]:
                 return None
-            per_point.append(torch.stack([
-                ob.value_rows(*ob.point_values(outputs[a:b], group), group)
-                for a, b, group in zip(bounds[:-1], bounds[1:], groups)
-            ], dim=-1))
+            per_point.append(ob.group_rows(outputs, spans, labels, group_ids))
     return torch.stack(per_point, dim=1)
 
 
