@@ -71,8 +71,8 @@ def _files(ds: xr.Dataset, fmt: str, metric: str, scale: str) -> dict[str, bytes
         return {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir())}
 
 
-#: Data-sample previews of the first coarse level are made when its exact points would take
-#: longer than this (seconds): a first picture within a second already shows at once.
+#: Data-sample previews of the coarse levels are made when the first level's exact points
+#: would take longer than this (seconds): a first picture within a second already shows.
 PREVIEW_SECONDS = 1.0
 #: A run estimated to take longer than this (seconds) waits for the Start button.
 CONFIRM_SECONDS = 120.0
@@ -622,7 +622,7 @@ class LandscapeExplorer(w.VBox):
         return work
 
     def _previews_pay(self, grid: Grid) -> bool:
-        """Estimate the first coarse level on a data sample only when computing it exactly
+        """Estimate the coarse levels on a data sample only when computing the first exactly
         would take over :data:`PREVIEW_SECONDS` at the rate measured so far (or before any
         run): on a small model a sample's forward costs nearly a full one, and the
         estimate would only delay the exact picture."""
