@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -224,26 +224,21 @@ class _Refinement:
         if fraction is None or not can_sample(self.evaluator.objective.data, fraction, self.groups):
             return
         todo = self.levels[level][~(self.computed | self.skipped)[self.levels[level]]]
-        coarse = self._coarse_axes(level)
-        if not len(todo) or (level and not self._bias_known(fraction, coarse)):
+        if not len(todo):
+            return
+        error = self._sample_error(fraction, level) if level else None
+        if level and error is None:
             return
         for start in range(0, len(todo), SAMPLE_CHUNK):
             if cancel is not None and cancel.is_set():
                 return
             idx = todo[start:start + SAMPLE_CHUNK]
             values = self._group_values(fraction, idx)  # [values, points, groups]
-            if level:
-                values = values - self._bias_at(fraction, coarse, idx)
+            if error is not None:
+                values = values - error(idx)
             sample = self.samples[fraction][0]
             yield Chunk(idx, group_summary(sample.metric_names, values, sample.objective.data.sizes, fraction),
                         "sample", final=False)
-
-    def _coarse_axes(self, level: int) -> list[np.ndarray]:
-        """Per axis, the indices of the levels below ``level`` (their points: a sub-grid)."""
-        return [np.flatnonzero(a < level) for a in self.axis_levels]
-
-    def _coarse_points(self, axes: list[np.ndarray]) -> np.ndarray:
-        return np.ravel_multi_index(np.meshgrid(*axes, indexing="ij"), self.grid.shape).reshape(-1)
 
     def _group_values(self, fraction: float, idx: np.ndarray) -> np.ndarray:
         """Group values ``[values, points, groups]`` of the sample ``fraction`` at ``idx``,
@@ -260,27 +255,28 @@ class _Refinement:
             have[missing] = True
         return table[:, idx]
 
-    def _bias_known(self, fraction: float, axes: list[np.ndarray]) -> bool:
-        """Computes the sample's values at the coarse points; whether they and the exact
-        values there are all finite (else the level is not estimated)."""
-        points = self._coarse_points(axes)
-        return bool(np.isfinite(self._group_values(fraction, points)).all()
-                    and np.isfinite(self.exact[:, points]).all())
-
-    def _bias_at(self, fraction: float, axes: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
-        """The sample's error (group values minus exact values) at the coarse points,
-        interpolated to ``idx``: ``[values, points, groups]``."""
+    def _sample_error(self, fraction: float, level: int) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The sample's error (its group values minus the exact values) on the points of
+        the levels below ``level`` (a sub-grid), interpolated: a function of flat indices
+        giving ``[values, points, groups]``. Computes the sample's values there where they
+        are missing; None where a value there is not finite."""
         from scipy.interpolate import RegularGridInterpolator
 
-        points = self._coarse_points(axes)
-        bias = self._group_values(fraction, points) - self.exact[:, points, None]  # [values, coarse, groups]
+        axes = [np.flatnonzero(a < level) for a in self.axis_levels]
+        points = np.ravel_multi_index(np.meshgrid(*axes, indexing="ij"), self.grid.shape).reshape(-1)
+        error = self._group_values(fraction, points) - self.exact[:, points, None]  # [values, coarse, groups]
+        if not np.isfinite(error).all():
+            return None
         shape = [len(a) for a in axes]
-        nodes = np.moveaxis(bias, 1, 0).reshape(*[n for n in shape if n > 1], -1)  # an axis of 1 point drops out
-        dims = [d for d, n in enumerate(shape) if n > 1]
+        dims = [d for d, n in enumerate(shape) if n > 1]  # an axis of 1 point drops out
+        nodes = np.moveaxis(error, 1, 0).reshape(*[shape[d] for d in dims], -1)
         method = "cubic" if min(shape[d] for d in dims) >= 4 else "linear"
-        where = np.unravel_index(idx, self.grid.shape)
         values = [np.asarray(self.grid.axes[d].values) for d in dims]
-        coords = [v[axes[d]] for v, d in zip(values, dims)]
-        at = np.stack([v[where[d]] for v, d in zip(values, dims)], axis=-1)
-        out = RegularGridInterpolator(coords, nodes, method=method)(at)  # [points, values * groups]
-        return np.moveaxis(out.reshape(len(idx), *bias.shape[::2]), 0, 1)
+        interpolate = RegularGridInterpolator([v[axes[d]] for v, d in zip(values, dims)], nodes, method=method)
+
+        def at(idx: np.ndarray) -> np.ndarray:
+            where = np.unravel_index(idx, self.grid.shape)
+            out = interpolate(np.stack([v[where[d]] for v, d in zip(values, dims)], axis=-1))
+            return np.moveaxis(out.reshape(len(idx), *error.shape[::2]), 0, 1)
+
+        return at
