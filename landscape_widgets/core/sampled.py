@@ -190,7 +190,7 @@ class _Refinement:
         self.evaluator, self.grid, self.groups, self.seed = evaluator, grid, groups, seed
         order, ends = coarse_to_fine_order(grid.shape)
         self.levels = [order[a:b] for a, b in zip(np.concatenate([[0], ends[:-1]]), ends)]
-        self.fractions = [f for f in fractions[: len(self.levels)]]
+        self.fractions = list(fractions[: len(self.levels)])
         self.axis_levels = [axis_levels(n) for n in grid.shape]
         n_values = len(evaluator.metric_names)
         self.exact = np.full((n_values, grid.size), np.nan)
