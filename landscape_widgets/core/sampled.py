@@ -150,8 +150,10 @@ def refining_chunks(
     fractions : sequence of float
         Level ``i`` of :func:`~landscape_widgets.core.grids.coarse_to_fine_order` is
         first estimated on a sample of ``fractions[i]`` of the samples (each in
-        ``(0, 1)``; e.g. ``(1/16, 1/4)``). Skipped when the data is streamed or a sample
-        would give a group fewer than 2 samples.
+        ``(0, 1)``; e.g. ``(1/16, 1/4)``): level 0 at once, level ``i >= 1`` once the
+        coarser levels are exact, corrected by the sample's error on them (see the
+        module text). Skipped when the data is streamed or a sample would give a group
+        fewer than 2 samples; ``()`` computes exact values only.
     groups : int
         Groups per sample, at least 2.
     seed : int
