@@ -28,6 +28,7 @@ cost of the process's first landscape, is printed too.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import time
 from functools import partial
@@ -73,9 +74,7 @@ def run(model, data, num: int, fractions=FRACTIONS) -> dict:
 def first_chunk_seconds(model, data) -> float:
     """Seconds until the first chunk of a 5x5 plane (the warm-up run). Imports scipy's
     interpolation too, as drawing the first cubic preview does in the live views."""
-    import scipy.interpolate
-
-    assert scipy.interpolate.RegularGridInterpolator
+    importlib.import_module("scipy.interpolate")
 
     start, arrivals = time.perf_counter(), []
     compute_landscape(model, F.cross_entropy, data, plane((-1, 1), num=5), backend=refining_chunks,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from landscape_widgets.core.grids import (
-    FIRST_LEVEL_POINTS, Axis, Grid, axis_levels, coarse_to_fine_order, line, make_grid, plane, volume,
+    FIRST_LEVEL_POINTS, Axis, Grid, axis_levels, coarse_to_fine_order, level_axes, line, make_grid, plane,
+    point_levels, volume,
 )
 
 
@@ -85,3 +86,14 @@ def test_coarse_to_fine_levels_are_sub_grids_that_refine(shape):
 def test_coarse_to_fine_rejects_an_empty_grid():
     with pytest.raises(ValueError, match="no points"):
         coarse_to_fine_order((0, 3))
+
+
+@pytest.mark.parametrize("shape", [(51,), (15, 9), (13, 1), (9, 5, 7)])
+def test_point_levels_follow_the_order_and_level_axes_span_their_points(shape):
+    order, ends = coarse_to_fine_order(shape)
+    levels = point_levels(shape, order)
+    assert np.all(np.diff(levels) >= 0) and np.array_equal(np.flatnonzero(np.diff(levels)) + 1, ends[:-1])
+    assert np.array_equal(point_levels(shape), point_levels(shape, np.arange(int(np.prod(shape)))))
+    for k in range(int(levels.max()) + 1):
+        inside = np.ravel_multi_index(np.meshgrid(*level_axes(shape, k), indexing="ij"), shape).reshape(-1)
+        assert np.array_equal(np.sort(inside), np.sort(order[: ends[k]]))  # the first k + 1 levels

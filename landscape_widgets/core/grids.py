@@ -174,6 +174,20 @@ def axis_levels(n: int, first: int = FIRST_LEVEL_POINTS) -> np.ndarray:
     return level
 
 
+def point_levels(shape: tuple[int, ...], flat: np.ndarray | None = None) -> np.ndarray:
+    """The coarse-to-fine level of grid points (flat indices; default every point): the
+    finest of their axes' levels (:func:`axis_levels`)."""
+    flat = np.arange(int(np.prod(shape))) if flat is None else np.asarray(flat)
+    where = np.unravel_index(flat, shape)
+    return np.maximum.reduce([axis_levels(n)[i] for n, i in zip(shape, where)])
+
+
+def level_axes(shape: tuple[int, ...], level: int) -> list[np.ndarray]:
+    """Per-axis indices of the points of levels ``<= level``: their sub-grid is the outer
+    product of these index sets."""
+    return [np.flatnonzero(axis_levels(n) <= level) for n in shape]
+
+
 def coarse_to_fine_order(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Flat indices of a grid ordered coarse to fine, and where each level ends.
 
@@ -192,8 +206,7 @@ def coarse_to_fine_order(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray
     """
     if not shape or min(shape) < 1:
         raise ValueError(f"grid shape {shape} has no points")
-    mesh = np.meshgrid(*[axis_levels(n) for n in shape], indexing="ij")
-    level = np.maximum.reduce([m.reshape(-1) for m in mesh])
+    level = point_levels(shape)
     centre = [((n - 1) // 2) for n in shape]
     idx = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
     dist = sum(((i.reshape(-1) - c) / max(n, 1)) ** 2 for i, c, n in zip(idx, centre, shape))

@@ -40,7 +40,7 @@ import torch
 
 from .data import DataSource, concat_batches, sample_groups
 from .evaluation import PointEvaluator, Strategy
-from .grids import Grid, axis_levels, coarse_to_fine_order
+from .grids import Grid, coarse_to_fine_order, level_axes
 from .objective import batch_weights
 from .results import SE_SUFFIX
 from .streaming import Chunk, iter_chunks
@@ -193,7 +193,6 @@ class _Refinement:
         order, ends = coarse_to_fine_order(grid.shape)
         self.levels = [order[a:b] for a, b in zip(np.concatenate([[0], ends[:-1]]), ends)]
         self.fractions = list(fractions[: len(self.levels)])
-        self.axis_levels = [axis_levels(n) for n in grid.shape]
         n_values = len(evaluator.metric_names)
         self.exact = np.full((n_values, grid.size), np.nan)
         self.computed = np.zeros(grid.size, dtype=bool)  # exact in this run
@@ -235,14 +234,14 @@ class _Refinement:
             if cancel is not None and cancel.is_set():
                 return
             idx = todo[start:start + SAMPLE_CHUNK]
-            values = self._group_values(fraction, idx)  # [values, points, groups]
+            values = self._sample_values(fraction, idx)  # [values, points, groups]
             if error is not None:
                 values = values - error(idx)
             sample = self.samples[fraction][0]
             yield Chunk(idx, group_summary(sample.metric_names, values, sample.objective.data.sizes, fraction),
                         "sample", final=False)
 
-    def _group_values(self, fraction: float, idx: np.ndarray) -> np.ndarray:
+    def _sample_values(self, fraction: float, idx: np.ndarray) -> np.ndarray:
         """Group values ``[values, points, groups]`` of the sample ``fraction`` at ``idx``,
         computed where they are not known yet."""
         if fraction not in self.samples:
@@ -264,9 +263,9 @@ class _Refinement:
         are missing; None where a value there is not finite."""
         from scipy.interpolate import RegularGridInterpolator
 
-        axes = [np.flatnonzero(a < level) for a in self.axis_levels]
+        axes = level_axes(self.grid.shape, level - 1)
         points = np.ravel_multi_index(np.meshgrid(*axes, indexing="ij"), self.grid.shape).reshape(-1)
-        error = self._group_values(fraction, points) - self.exact[:, points, None]  # [values, coarse, groups]
+        error = self._sample_values(fraction, points) - self.exact[:, points, None]  # [values, coarse, groups]
         if not np.isfinite(error).all():
             return None
         shape = [len(a) for a in axes]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .evaluation import STRATEGIES, HasValues, PointEvaluator, Strategy
-from .grids import Grid, axis_levels, coarse_to_fine_order
+from .grids import Grid, coarse_to_fine_order, point_levels
 
 if TYPE_CHECKING:  # xarray (about 0.2-0.9 s to import) only where a Dataset is made
     import xarray as xr
@@ -59,8 +59,7 @@ def level_ends(grid: Grid, todo: np.ndarray) -> np.ndarray:
     """Positions in ``todo`` (coarse-to-fine order) where each level's points end, the
     last ``len(todo)``: a chunk never runs past one, so a level's picture is complete as
     soon as its own points are."""
-    where = np.unravel_index(todo, grid.shape)
-    levels = np.maximum.reduce([axis_levels(n)[i] for n, i in zip(grid.shape, where)])
+    levels = point_levels(grid.shape, todo)
     return np.append(np.flatnonzero(np.diff(levels)) + 1, len(todo))
 
 

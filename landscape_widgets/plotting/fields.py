@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from ..core.grids import axis_levels
+from ..core.grids import axis_levels, level_axes
 
 
 def fill_nearest(values: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -50,10 +50,9 @@ def complete_subgrid(known: np.ndarray) -> list[np.ndarray]:
     """Per-axis indices of the finest coarse-to-fine sub-grid whose every point is known
     (see :func:`~landscape_widgets.core.grids.coarse_to_fine_order`); empty lists when
     not even the first level is."""
-    levels = [axis_levels(n) for n in known.shape]
     best: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * known.ndim
-    for k in range(max(int(lv.max()) for lv in levels) + 1):
-        axes = [np.flatnonzero(lv <= k) for lv in levels]
+    for k in range(max(int(axis_levels(n).max()) for n in known.shape) + 1):
+        axes = level_axes(known.shape, k)
         if not known[np.ix_(*axes)].all():
             break
         best = axes
