@@ -413,6 +413,35 @@ def test_stop_freezes_the_picture_and_says_when_it_shows_previous_settings(probl
     assert ex.result.attrs["seed"] == 0
 
 
+def test_stop_says_so_at_once_while_a_slow_redraw_holds_the_lock(problem):
+    """A redraw in flight (slow at a large 3-D grid) holds the runner's lock; Stop's
+    message shows before it ends, and the redraw does not overwrite it."""
+    ex = slow_explorer(problem)
+    in_draw = threading.Event()
+    redraw = ex._redraw
+
+    def slow_redraw():
+        if threading.current_thread().name == "landscape-runner":
+            in_draw.set()
+            time.sleep(1.0)
+        redraw()
+
+    ex._redraw = slow_redraw
+    assert in_draw.wait(30)
+    stopper = threading.Thread(target=ex.stop)
+    clicked = time.monotonic()
+    stopper.start()
+    while "stopped at" not in ex.progress.text.value and time.monotonic() < clicked + 5:
+        time.sleep(0.005)
+    shown_after = time.monotonic() - clicked
+    assert stopper.is_alive()  # the message came while the redraw still held the lock
+    stopper.join(30)
+    ex.wait(60)
+    assert shown_after < 0.5, shown_after
+    frozen = int(ex.result["done"].values.sum())
+    assert ex.progress.text.value == f"stopped at {frozen}/{41 * 41} points"
+
+
 def test_stop_button_is_offered_only_while_a_run_is_pending_or_in_flight(problem):
     ex = explorer(problem)
     ex.wait(120)

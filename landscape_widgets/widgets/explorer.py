@@ -395,24 +395,30 @@ class LandscapeExplorer(w.VBox):
         when it shows other settings than the controls (Stop pressed before a new run
         started) the message says which.
         """
-        self.runner.stop()
+        # the message first, before the lock (a redraw in flight holds it): it shows at
+        # once, and the draw in flight, seeing the cancel, does not overwrite it
+        self.runner.cancel()
         self._set_running(False)
+        if self.result is not None:
+            self._stopped_message(self.result)
+        self.runner.stop()
         with self.runner.lock:
             if self.result is None:
                 return
             self.result = self.result.copy(deep=True)
-            done = int(self.result["done"].values.sum())
-            current = self.settings.attrs()
-            keys = [f.name for f in fields(Settings)]
-            changed = [f"{k} {self.result.attrs.get(k)}" for k in keys
-                       if self.result.attrs.get(k) != current.get(k)]
-            # the message first: it shows at once, the frozen picture follows it
-            if changed:
-                self.progress.message(f"stopped before the new run started: the picture shows {done} points "
-                                      f"of the previous settings ({', '.join(changed)})", "warning")
-            else:
-                self.progress.message(f"stopped at {done}/{self.result['done'].size} points", "warning")
+            self._stopped_message(self.result)  # the chunk in flight may have added points
             self._redraw()
+
+    def _stopped_message(self, result: xr.Dataset) -> None:
+        done = int(result["done"].values.sum())
+        current = self.settings.attrs()
+        keys = [f.name for f in fields(Settings)]
+        changed = [f"{k} {result.attrs.get(k)}" for k in keys if result.attrs.get(k) != current.get(k)]
+        if changed:
+            self.progress.message(f"stopped before the new run started: the picture shows {done} points "
+                                  f"of the previous settings ({', '.join(changed)})", "warning")
+        else:
+            self.progress.message(f"stopped at {done}/{result['done'].size} points", "warning")
 
     def show_convexity(self, num: int = 9) -> ConvexityPanel:
         """Compute and show the convexity map |λ_min/λ_max| (Li et al. 2018) of the
@@ -639,7 +645,8 @@ class LandscapeExplorer(w.VBox):
         snap.ds.attrs["elapsed"] = snap.elapsed
         self.result = snap.ds
         self._redraw()
-        self.progress.show(snap)
+        if not self.runner.cancelled:  # else Stop's message stays
+            self.progress.show(snap)
 
     def _finished(self, settings: Settings):
         def done(completed: bool) -> None:

@@ -245,8 +245,19 @@ class Runner:
         timer = self._timer
         return self._queued > 0 or (timer is not None and timer.is_alive())
 
+    @property
+    def cancelled(self) -> bool:
+        """The current run has been told to stop (read without the lock, e.g. by a draw)."""
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        """Tell the run in flight to stop, at once: unlike :meth:`stop` it does not wait
+        for the lock, so for a draw in flight to end."""
+        self._cancel.set()
+
     def stop(self) -> None:
         """Cancel the run in flight and any pending request; nothing more is drawn."""
+        self.cancel()
         with self.lock:
             self.generation += 1
             self._cancel.set()
