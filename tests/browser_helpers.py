@@ -225,7 +225,7 @@ const check = () => {
   if (!('live' in m) && document.querySelector(
       "#rendered_cells g:not([style*='display: none']) > image.heatmap[href^='data:image']")) m.live = now;
   const still = document.querySelector('#landscape-still');
-  if (!('gone' in m) && 'still' in m && still && getComputedStyle(still).display === 'none') m.gone = now;
+  if (!('gone' in m) && 'still' in m && (!still || getComputedStyle(still).display === 'none')) m.gone = now;
 };
 new MutationObserver(check).observe(document, {subtree: true, childList: true, attributes: true});
 setInterval(check, 20);

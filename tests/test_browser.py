@@ -424,6 +424,12 @@ def test_teaching_app_draws_every_lesson_under_voila(tmp_path):
         marks = page.evaluate("window.stillMarks")  # (open_lessons notes them)
         assert marks["width"] >= 400 and marks["still"] < marks["live"] <= marks["gone"] < marks["live"] + 500, marks
         assert not page.locator("#landscape-still").is_visible()
+        # once gone it stays gone: the 1-D view, with no heat map drawn, does not bring it back
+        page.locator(".lm-TabBar-tab", has_text=LESSONS[0].title).click()
+        page.locator(".landscape-view button:visible", has_text="1-D").first.click()
+        page.wait_for_selector("text=1-D landscape", timeout=WAIT_MS)
+        time.sleep(1.0)
+        assert page.locator("#landscape-still").count() == 0
         page.set_content(still_path().read_text())  # the loading screen alone, to look at
         screenshot(page, "29_app_loading_screen")
     (ARTIFACTS / "teaching_app_seconds.json").write_text(json.dumps(seconds, indent=1))

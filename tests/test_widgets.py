@@ -46,9 +46,13 @@ def problem():
 
 
 class SlowNet(nn.Sequential):
-    """Sleeps 1 ms per forward, so that a run lasts long enough to be interrupted."""
+    """Sleeps 1 ms per forward, so that a run lasts long enough to be interrupted;
+    counts its forwards in ``SlowNet.forwards``."""
+
+    forwards = 0
 
     def forward(self, x):
+        SlowNet.forwards += 1
         time.sleep(0.001)
         return super().forward(x)
 
@@ -440,6 +444,42 @@ def test_stop_says_so_at_once_while_a_slow_redraw_holds_the_lock(problem):
     assert shown_after < 0.5, shown_after
     frozen = int(ex.result["done"].values.sum())
     assert ex.progress.text.value == f"stopped at {frozen}/{41 * 41} points"
+
+
+def test_start_after_stop_goes_on_from_the_points_computed(problem):
+    """Stop keeps the partial result; the titles say it stopped; Start (offered then)
+    computes only the missing points, and the result equals a complete run's."""
+    ex = slow_explorer(problem)
+    ex.stop()
+    ex.wait(60)
+    done = int(ex.result["done"].values.sum())
+    assert 0 < done < 41 * 41
+    assert ex.views[0].widget.title.endswith(f"{done}/{41 * 41} points (stopped)")
+    assert ex.start_button.layout.display is None and "go on" in ex.start_button.tooltip
+    SlowNet.forwards = 0
+    ex.start_button.click()
+    assert ex.start_button.layout.display == "none"
+    assert ex.wait(120) and bool(ex.result["done"].all())
+    # one forward a point, and the run's set-up makes at most two of its own
+    assert SlowNet.forwards <= 41 * 41 - done + 2
+    assert "stopped" not in ex.result.attrs and "(stopped)" not in ex.views[0].widget.title
+    np.testing.assert_allclose(ex.result["loss"].values, reference(problem, 0, (41, 41)), rtol=1e-5, atol=1e-7)
+    assert ex.settings in ex.cache and not ex.stopped
+
+
+def test_coming_back_to_stopped_settings_goes_on_from_them(problem):
+    ex = slow_explorer(problem)
+    ex.stop()
+    ex.wait(60)
+    done = int(ex.result["done"].values.sum())
+    SlowNet.forwards = 0
+    ex.seed.value = 3  # another plane: computed from scratch ...
+    assert ex.wait(120)
+    scratch, SlowNet.forwards = SlowNet.forwards, 0
+    ex.seed.value = 0  # ... and back: only the missing points of seed 0
+    assert ex.wait(120) and bool(ex.result["done"].all())
+    assert SlowNet.forwards == scratch - done
+    np.testing.assert_allclose(ex.result["loss"].values, reference(problem, 0, (41, 41)), rtol=1e-5, atol=1e-7)
 
 
 def test_stop_button_is_offered_only_while_a_run_is_pending_or_in_flight(problem):

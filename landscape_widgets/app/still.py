@@ -31,7 +31,8 @@ STILL_SECONDS = 120
 
 #: The picture covers the page until a heat map is drawn in the page's cells (bqplot hides
 #: a mark not drawn yet by its group's ``display``) or an error is shown there, or for
-#: STILL_SECONDS at most.
+#: STILL_SECONDS at most; once the style has hidden it, :data:`_SCRIPT` removes it, so
+#: that a view without a heat map (the 1-D one) does not bring it back.
 _STYLE = """<style>
 #landscape-still { position: fixed; inset: 0; z-index: 1000; overflow: auto; padding: 12px 32px;
   background: var(--jp-layout-color0, white); color: var(--jp-content-font-color1, black);
@@ -45,6 +46,16 @@ _STYLE = """<style>
 body:has(#rendered_cells g:not([style*='display: none']) > image.heatmap[href^='data:image']) #landscape-still,
 body:has(#rendered_cells [data-mime-type='application/vnd.jupyter.stderr']) #landscape-still { display: none; }
 </style>
+"""
+_SCRIPT = """<script>
+(() => {
+  const poll = setInterval(() => {
+    const still = document.getElementById("landscape-still");
+    if (still === null) { clearInterval(poll); return; }
+    if (getComputedStyle(still).display === "none") { still.remove(); clearInterval(poll); }
+  }, 200);
+})();
+</script>
 """
 
 
@@ -72,7 +83,7 @@ def write_still(ds, title: str, text: str, page_title: str, page_text: str) -> P
             f"<h3>{html.escape(page_title)}</h3>\n<p>{html.escape(page_text)}</p>\n"
             f'<img src="data:image/png;base64,{png}" alt="the loss landscape of the first page">\n'
             '<p class="landscape-still-note">The live page is starting: in a moment every control works.</p>\n'
-            "</div>\n")
+            "</div>\n" + _SCRIPT)
     folder = _still_dir()
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "still.html.tmp"

@@ -261,6 +261,9 @@ class LandscapeExplorer(w.VBox):
         self.grids = {**DEFAULT_GRIDS, **(grids or {})}
         #: Finished results, keyed by :class:`Settings`.
         self.cache: dict[Settings, xr.Dataset] = {}
+        #: Stopped runs' partial results, keyed by :class:`Settings`: the next run of the
+        #: same settings goes on from one (Start after Stop, or coming back to them).
+        self.stopped: dict[Settings, xr.Dataset] = {}
         #: The result on screen (possibly partial).
         self.result: xr.Dataset | None = None
         self.runner = Runner(max_rate=max_rate, debounce=debounce, on_error=self._show_error,
@@ -393,7 +396,8 @@ class LandscapeExplorer(w.VBox):
 
         The picture is frozen as it is (the chunk in flight no longer writes into it), and
         when it shows other settings than the controls (Stop pressed before a new run
-        started) the message says which.
+        started) the message says which. Otherwise the partial result is kept: Start, then
+        offered, goes on from it, as does a later run of the same settings.
         """
         # the message first, before the lock (a redraw in flight holds it): it shows at
         # once, and the draw in flight, seeing the cancel, does not overwrite it
@@ -406,10 +410,16 @@ class LandscapeExplorer(w.VBox):
             if self.result is None:
                 return
             self.result = self.result.copy(deep=True)
-            self._stopped_message(self.result)  # the chunk in flight may have added points
+            current = self._stopped_message(self.result)  # the chunk in flight may have added points
+            if current and not bool(self.result["done"].all()):
+                self.result.attrs["stopped"] = 1  # the views' titles say so
+                self.stopped[self.settings] = self.result
+                self.start_button.tooltip = "go on from the points computed so far"
+                self.start_button.layout.display = None
             self._redraw()
 
-    def _stopped_message(self, result: xr.Dataset) -> None:
+    def _stopped_message(self, result: xr.Dataset) -> bool:
+        """Say that the run stopped; True when ``result`` is of the current settings."""
         done = int(result["done"].values.sum())
         current = self.settings.attrs()
         keys = [f.name for f in fields(Settings)]
@@ -419,6 +429,7 @@ class LandscapeExplorer(w.VBox):
                                   f"of the previous settings ({', '.join(changed)})", "warning")
         else:
             self.progress.message(f"stopped at {done}/{result['done'].size} points", "warning")
+        return not changed
 
     def show_convexity(self, num: int = 9) -> ConvexityPanel:
         """Compute and show the convexity map |λ_min/λ_max| (Li et al. 2018) of the
@@ -516,6 +527,7 @@ class LandscapeExplorer(w.VBox):
         self.runner.request(self._work(settings, check), self._draw, self._finished(settings))
 
     def _ask_to_start(self, settings: Settings, seconds: float, reset: bool) -> None:
+        self.start_button.tooltip = "compute this grid (it is estimated to take long)"
         self.start_button.layout.display = None
         self.progress.message(f"{settings.grid.size:,} points would take about {format_duration(seconds)}: "
                               "press Start to compute them, or lower the points per axis", "warning",
@@ -610,11 +622,16 @@ class LandscapeExplorer(w.VBox):
             attrs = {**settings.attrs(), **how}
             first = None  # (elapsed, points) at the first exact chunk
             ask = check
+            resume = self.stopped.pop(settings, None)
+            if resume is not None:
+                del resume.attrs["stopped"]
+            resumed = 0 if resume is None else int(resume["done"].values.sum())
             for snap in landscape_stream(evaluator, grid, cancel, chunk_size=_chunk_size(grid),
                                          strategy=self.strategy, attrs=attrs, store=self.store,
-                                         fractions=FRACTIONS if self._previews_pay(grid) else ()):
+                                         fractions=FRACTIONS if self._previews_pay(grid) else (),
+                                         resume=resume):
                 yield snap
-                if snap.n_done == 0 or snap.stored:
+                if snap.n_done == resumed or snap.stored:
                     continue
                 if first is None:
                     first = (snap.elapsed, snap.n_done)

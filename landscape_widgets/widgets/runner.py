@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from ..core.evaluation import PointEvaluator
@@ -102,6 +103,7 @@ def landscape_stream(
     attrs: dict | None = None,
     fractions: Sequence[float] = FRACTIONS,
     store: bool | str | Path = False,
+    resume: xr.Dataset | None = None,
 ) -> Iterator[Snapshot]:
     """Evaluate ``grid`` coarse to fine, yielding a :class:`Snapshot` after each chunk.
 
@@ -132,6 +134,10 @@ def landscape_stream(
         :func:`~landscape_widgets.runs.store.evaluation_key`: a grid already there is
         shown at once, as one final snapshot, without any evaluation. An evaluator whose
         loss cannot be hashed faithfully (a lambda) is computed and not stored.
+    resume : xarray.Dataset, optional
+        A partial result of this very computation (the same evaluator and grid, e.g. a
+        stopped run's): the stream goes on from it, in place, computing only the points
+        it has not marked ``done``.
     """
     start = time.perf_counter()
     device = str(evaluator.device)
@@ -145,10 +151,15 @@ def landscape_stream(
             cached.attrs.update(attrs or {})
             yield Snapshot(cached, grid.size, grid.size, time.perf_counter() - start, True, device, stored=True)
             return
-    ds = new_landscape(evaluator, grid, attrs)
-    n_done = 0
-    yield Snapshot(ds, 0, grid.size, 0.0, False, device)
-    chunks = refining_chunks(evaluator, grid, strategy, chunk_size=chunk_size, cancel=cancel, fractions=fractions)
+    if resume is not None and resume["done"].shape != grid.shape:
+        raise ValueError(f"resume has shape {resume['done'].shape}, the grid {grid.shape}: "
+                         "resume only a partial result of this grid")
+    ds = new_landscape(evaluator, grid, attrs) if resume is None else resume
+    skip = np.flatnonzero(ds["done"].values)
+    n_done = len(skip)
+    yield Snapshot(ds, n_done, grid.size, 0.0, n_done == grid.size, device)
+    chunks = refining_chunks(evaluator, grid, strategy, chunk_size=chunk_size, cancel=cancel, fractions=fractions,
+                             skip=skip)
     for chunk in fill_landscape(ds, chunks):
         n_done += len(chunk.indices) if chunk.final else 0
         final = n_done == grid.size

@@ -138,7 +138,8 @@ def _status(ds: xr.Dataset) -> str:
     estimated = int(known_cells(ds).sum()) - done
     if estimated:
         return f"{grid}{done}/{size} points + {estimated} estimated (faded)"
-    return f"{grid}{done}/{size} points" + ("" if done == size else " (filling in)")
+    state = "" if done == size else " (stopped)" if ds.attrs.get("stopped") else " (filling in)"
+    return f"{grid}{done}/{size} points{state}"
 
 
 def uncertainty(ds: xr.Dataset) -> np.ndarray:
