@@ -505,6 +505,26 @@ def test_waiting_empties_the_bar_and_a_disabled_stop_is_not_coloured(problem):
     assert ex.wait(120)
 
 
+def test_x_ticks_are_written_exactly():
+    """Tick labels are the tick values: 0.25 steps read 0.25, 0.75 (not 0.3, 0.8)."""
+    from landscape_widgets.widgets.views import LineView, exact_tick_format
+
+    assert exact_tick_format(np.array([-0.75, -0.5, 0.25, 1.0])) == ",.2f"
+    assert exact_tick_format(np.array([-15.0, -12.5, 0.0, 2.5])) == ",.1f"
+    assert exact_tick_format(np.array([-1.0, 0.0, 2.0])) == ",.0f"
+    assert exact_tick_format(np.array([0.125, 0.5])) == ",.3f"
+    ex = ContourView()
+    assert list(ex.x_axis.tick_values) == [-0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0]
+    assert ex.x_axis.tick_format == ",.2f"
+    line = LineView()
+    ds = compute_landscape(nn.Linear(2, 1), F.mse_loss, (torch.randn(8, 2), torch.randn(8, 1)),
+                           make_grid([(-1.5, 1.5)], [7]), seed=0)
+    line.update(ds)
+    ticks = np.asarray(line.x_axis.tick_values)
+    decimals = int(line.x_axis.tick_format[2:-1])
+    assert [float(f"{t:.{decimals}f}") for t in ticks] == list(ticks)
+
+
 def test_view_titles_and_colour_bar_ticks_read_plainly(problem):
     from landscape_widgets.widgets.views import TICK_FORMAT, LineView
 
@@ -698,6 +718,9 @@ def test_explorer_convexity_map_of_the_current_plane(problem):
     # a colour-bar label short enough for the margin, contours that show on pale cells
     assert panel.view.contour.color_axis.label == "|λmin / λmax|"
     assert panel.view.contour.contours.colors == ["#333333"] and "0 = convex" in panel.view.widget.title
+    # the axes in the units of the plane's directions, as the map above it
+    assert panel.view.contour.x_axis.label == ex.views[0].x_axis.label
+    assert "filter-normalized" in panel.view.contour.x_axis.label
     ex.seed.value += 1  # another plane: the map no longer applies and is removed
     assert ex.convexity is None and ex.convexity_box.children == ()
     ex.view.value = "1d"

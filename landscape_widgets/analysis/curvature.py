@@ -391,13 +391,16 @@ def iter_convexity(
     warm_start: bool = True,
     keep_graph: bool | None = None,
     cancel: threading.Event | None = None,
+    attrs: dict | None = None,
     **objective_kwargs,
 ) -> Iterator[tuple[xr.Dataset, int]]:
     """The convexity map point by point: yields ``(dataset, flat_index)`` after each point.
 
     The same dataset object grows (copy it to keep a snapshot); the points come
-    coarse-to-fine, and setting ``cancel`` stops after the point in flight. See
-    :func:`convexity_map` for the arguments and the result.
+    coarse-to-fine, and setting ``cancel`` stops after the point in flight. ``attrs`` are
+    stored on the result: how given ``directions`` were made (their ``normalization``
+    gives the axes' units). See :func:`convexity_map` for the other arguments and the
+    result.
     """
     grid = grid or plane(num=9)
     if grid.ndim != 2:
@@ -411,7 +414,7 @@ def iter_convexity(
     ob = ev.objective
     ds = empty_landscape(
         grid, ("loss",),
-        attrs={**ob.attrs(), **how, "grid": grid.to_dict(), "lanczos_steps": steps, "kind": "convexity",
+        attrs={**ob.attrs(), **how, **(attrs or {}), "grid": grid.to_dict(), "lanczos_steps": steps, "kind": "convexity",
                "lanczos_tol": "none" if tol is None else tol, "warm_start": int(warm_start)},
     )
     for name in ("lambda_max", "lambda_min", "convexity", "iterations"):

@@ -117,20 +117,23 @@ def convexity_panel(
     theta: torch.Tensor | None = None,
     steps: int = 20,
     start: bool = True,
+    attrs: dict | None = None,
     **objective_kwargs,
 ) -> ConvexityPanel:
     """A live convexity-map widget for ``model`` (display ``panel.widget``).
 
     Arguments as for :func:`landscape_widgets.analysis.curvature.convexity_map` (``model``
     may be a prepared Objective, as the explorer passes); the same seed and
-    normalization give the same plane as the loss plot. ``start=False``
-    builds it without computing (call ``panel.start()``).
+    normalization give the same plane as the loss plot; given ``directions`` are
+    described by ``attrs`` (as :func:`~landscape_widgets.analysis.curvature.iter_convexity`
+    stores them; their ``normalization`` labels the axes). ``start=False`` builds it
+    without computing (call ``panel.start()``).
     """
 
     def compute(cancel: threading.Event):
         return iter_convexity(
             model, loss_fn, data, grid, directions, seed=seed, normalization=normalization, bias_bn=bias_bn,
-            theta=theta, steps=steps, cancel=cancel, **objective_kwargs,
+            theta=theta, steps=steps, cancel=cancel, attrs=attrs, **objective_kwargs,
         )
 
     panel = ConvexityPanel(compute, None if directions is not None else normalization)

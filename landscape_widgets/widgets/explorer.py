@@ -441,9 +441,10 @@ class LandscapeExplorer(w.VBox):
         self._drop_convexity()
         s = self.settings
         plane_2d = Settings(**{**asdict(s), "view": "2d", "region": None})
+        directions, how = self.plane(plane_2d)
         self.convexity = convexity_panel(
             self.objective(s.params), grid=plane((-s.half_range, s.half_range), num=num),
-            directions=self.plane(plane_2d)[0],
+            directions=directions, attrs=how,
         )
         self.convexity_box.children = [self.convexity.widget]
         return self.convexity

@@ -13,12 +13,17 @@ it from its worker thread).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import xarray as xr
 
 from ..core.results import SE_SUFFIX, known_cells
 from ..plotting.fields import fill_nearest, interpolate_linear, level_interpolation, preview_field
 from ..plotting.labels import axis_label, axis_labels
+
+if TYPE_CHECKING:
+    import bqplot as bq
 
 METRICS: tuple[str, ...] = ("loss", "accuracy", "log-loss")
 SCALES: tuple[str, ...] = ("linear", "log")
@@ -130,6 +135,23 @@ def corner_free_ticks(lo: float, hi: float, pixels: int = 460) -> np.ndarray:
     return ticks[(ticks > lo + eps) & (ticks <= hi + eps)]
 
 
+def exact_tick_format(ticks: np.ndarray) -> str:
+    """The d3 format that writes every one of ``ticks`` exactly, with as few decimals as
+    that takes (0.25 steps as "0.25", "0.50", never "0.3" beside "0.5")."""
+    ticks = np.asarray(ticks, dtype=float)
+    scale = max(1.0, float(np.abs(ticks).max(initial=0.0)))
+    for decimals in range(7):
+        if np.allclose(ticks, np.round(ticks, decimals), rtol=0.0, atol=1e-9 * scale):
+            return f",.{decimals}f"
+    return TICK_FORMAT
+
+
+def set_x_ticks(axis: bq.Axis, lo: float, hi: float, pixels: int) -> None:
+    """Give ``axis`` the :func:`corner_free_ticks` of ``[lo, hi]``, written exactly."""
+    ticks = corner_free_ticks(lo, hi, pixels)
+    axis.tick_values, axis.tick_format = ticks, exact_tick_format(ticks)
+
+
 def _status(ds: xr.Dataset) -> str:
     done = int(ds["done"].values.sum())
     size = ds["done"].size
@@ -199,7 +221,7 @@ class LineView:
         loss, label = metric_values(ds, loss_metric, scale)
         with self.widget.hold_sync():
             self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
-            self.x_axis.tick_values = corner_free_ticks(float(alpha[0]), float(alpha[-1]), self._plot_px)
+            set_x_ticks(self.x_axis, float(alpha[0]), float(alpha[-1]), self._plot_px)
             (self.x_axis.label,) = axis_labels(ds, (dim,), self.normalization)
             self.loss_axis.label = f"{label} (circles)"
             with self.loss_line.hold_sync():
@@ -246,8 +268,8 @@ class ContourView:
                                  colors=["red"], default_size=120, stroke="white",
                                  tooltip=None)
         self.normalization = normalization
-        self.x_axis = bq.Axis(scale=self.x_scale, label=axis_label("alpha", normalization),
-                              tick_values=corner_free_ticks(-1.0, 1.0, self._plot_px[0]))
+        self.x_axis = bq.Axis(scale=self.x_scale, label=axis_label("alpha", normalization))
+        set_x_ticks(self.x_axis, -1.0, 1.0, self._plot_px[0])
         self.y_axis = bq.Axis(scale=self.y_scale, orientation="vertical",
                               label=axis_label("beta", normalization), label_offset="45px")
         self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label="loss",
@@ -294,7 +316,7 @@ class ContourView:
             limits = colour_limits(np.asarray(z if limits is None else limits, dtype=float))
             if limits is not None:
                 self.color_scale.min, self.color_scale.max = limits
-            self.x_axis.tick_values = corner_free_ticks(float(alpha[0]), float(alpha[-1]), self._plot_px[0])
+            set_x_ticks(self.x_axis, float(alpha[0]), float(alpha[-1]), self._plot_px[0])
             with self.heatmap.hold_sync():
                 self.heatmap.x, self.heatmap.y, self.heatmap.color = alpha, beta, z.T
                 _show(self.heatmap, bool(known.any()))
