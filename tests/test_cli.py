@@ -352,3 +352,17 @@ def test_info_falls_back_to_xarray_for_what_it_cannot_decode(tmp_path, capsys):
     capsys.readouterr()
     assert main(["info", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(result_info(load_landscape(path)), default=str))
+
+
+def test_info_writes_grid_coordinates_as_asked():
+    """0.1 on a 21-point line over [-1, 1] is 0.10000000000000009 as a float: info says 0.1."""
+    import xarray as xr
+
+    from landscape_widgets.app.cli import result_info
+
+    alpha = np.linspace(-1, 1, 21)
+    assert alpha[11] != 0.1
+    loss = (alpha - 0.1) ** 2
+    ds = xr.Dataset({"loss": ("alpha", loss)}, coords={"alpha": alpha})
+    info = result_info(ds)
+    assert info["loss_min_at"] == {"alpha": 0.1} and info["dims"] == {"alpha": [-1.0, 1.0, 21]}

@@ -114,3 +114,26 @@ def test_recompute_bn_stats_matches_the_data():
     np.testing.assert_allclose(model[1].running_mean, h.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model[1].running_var, h.var(0), rtol=1e-4)
     assert not model.training
+
+
+def test_connectivity_view_draws_the_dashed_line_the_curve_and_the_three_points():
+    from landscape_widgets.widgets.connectivity import KEY, connectivity_view
+
+    torch.manual_seed(0)
+    m0, m1 = nn.Linear(3, 2), nn.Linear(3, 2)
+    w1, w2 = flatten_params(m0), flatten_params(m1)
+    bend = (w1 + w2) / 2 + 0.3 * torch.randn(w1.shape)
+    ds = connectivity_plane(m0, m1, bend, F.cross_entropy, (torch.randn(20, 3), torch.randint(0, 2, (20,))),
+                            num=5, device="cpu")
+    box = connectivity_view(ds)
+    figure = box.children[0]
+    line, curve = figure.marks[-4:-2]
+    assert line.colors == ["white"] and line.line_style == "dashed" and "white, dashed" in KEY
+    assert curve.colors == ["red"] and curve.line_style == "solid"
+    np.testing.assert_allclose(line.x, ds["linear_alpha"].values)
+    np.testing.assert_allclose(curve.x, ds["curve_alpha"].values)
+    # w1, w2 and the bend as dots under their labels; no red cross over w1 (the red is the curve's)
+    dots, labels = figure.marks[-2:]
+    assert list(dots.x) == list(labels.x) == [0.0, 1.0, ds.attrs["bend_alpha"]] and dots.colors == ["white"]
+    assert list(labels.text) == ["w1", "w2", "bend"]
+    assert not any(m.visible for m in figure.marks if getattr(m, "marker", None) == "cross")

@@ -318,6 +318,10 @@ def test_explorer_1d_and_3d_views(problem):
     slices.sliders["gamma"].value = 0
     np.testing.assert_allclose(slices.views[0].heatmap.color, expected[:, :, 0].T, rtol=1e-5)
     assert slices.views[0].widget.title == "slice gamma = -1"
+    # the trained network (the centre cross) is drawn only in slices through it
+    assert [v.centre.visible for v in slices.views] == [False, True, True]
+    slices.sliders["gamma"].value = 2
+    assert slices.views[0].centre.visible
     assert slices.color_axis.label == "loss" and slices.color_bar.marks[0].scales["color"] is slices.color_scale
 
 
@@ -741,6 +745,10 @@ def test_clicking_the_map_shows_the_cross_sections_through_that_point(problem):
     k = int(np.flatnonzero(np.isclose(targets.x, ds["alpha"][i]) & np.isclose(targets.y, ds["beta"][j]))[0])
     assert targets.color[k] == pytest.approx(float(ds["loss"][i, j]))
     assert list(targets.tooltip.labels) == ["alpha", "beta", "loss"]
+    # squares as wide as their spacing: together they cover the plot, so any click hits one
+    n_a, n_b = len(np.unique(targets.x)), len(np.unique(targets.y))
+    assert targets.marker == "square"
+    assert np.sqrt(targets.default_size) >= min(contour._plot_px[0] / n_a, contour._plot_px[1] / n_b) - 1
     # a click (as bqplot sends it) on that point
     targets._handle_custom_msg({"event": "element_click", "data": {"x": float(ds["alpha"][i]),
                                                                     "y": float(ds["beta"][j]), "index": k}}, [])

@@ -235,8 +235,11 @@ def result_info(ds) -> dict:
 
     loss = ds["loss"].values
     done = ds["done"].values if "done" in ds else np.isfinite(loss)
+    def coord(value) -> float:  # a grid coordinate as it was asked for: 0.1, not 0.10000000000000009
+        return float(f"{float(value):.12g}")
+
     info = {
-        "dims": {d: [float(ds[d].values[0]), float(ds[d].values[-1]), len(ds[d].values)]
+        "dims": {d: [coord(ds[d].values[0]), coord(ds[d].values[-1]), len(ds[d].values)]
                  for d in ds["loss"].dims},
         "points_done": int(done.sum()),
         "points_total": int(done.size),
@@ -245,7 +248,7 @@ def result_info(ds) -> dict:
     if np.isfinite(loss).any():
         at = np.unravel_index(int(np.nanargmin(loss)), loss.shape)
         info["loss_min"] = float(loss[at])
-        info["loss_min_at"] = {d: float(ds[d].values[i]) for d, i in zip(ds["loss"].dims, at)}
+        info["loss_min_at"] = {d: coord(ds[d].values[i]) for d, i in zip(ds["loss"].dims, at)}
         info["loss_max"] = float(np.nanmax(loss))
     info["attrs"] = {k: (v.item() if hasattr(v, "item") else v) for k, v in ds.attrs.items()}
     return info

@@ -140,8 +140,12 @@ def comparison_page() -> Page:
     """The four networks of the batch size and weight decay experiment on one colour scale,
     with what the whole experiment measured."""
     models, data = batch_decay_named(seed=0)
-    text = batch_decay_text(cached_call(batch_decay_experiment))
-    summary = w.HTML("".join(f"<p>{text[k]}</p>" for k in ("filter", "none")))
+    experiment = cached_call(batch_decay_experiment)
+    text = batch_decay_text(experiment)
+    where = (f"<p><i>The numbers in these sentences are means over {experiment.sizes['seed']} training "
+             "seeds, each network on planes of its own; the captions under the maps are those of the four "
+             "networks of seed 0 drawn here, on these planes.</i></p>")
+    summary = w.HTML("".join(f"<p>{text[k]}</p>" for k in ("filter", "none")) + where)
     panel = comparison_panel(models, F.cross_entropy, data.train, test_data=data.test, store=True)
     return Page(w.VBox([summary, panel.widget]), [panel])
 
@@ -182,12 +186,13 @@ def curvature_page() -> Page:
 
 LESSONS: tuple[Lesson, ...] = (
     Lesson("explorer", "Explorer",
-           "A loss landscape is the loss of a network along two random directions through its trained "
-           "weights. Choose a model, move the controls, and the picture is computed again, coarse to fine. "
+           "A loss landscape is the loss of a network along two directions through its trained weights "
+           "(random ones; for the wedge toy model, two of its parameters). Choose a model, move the controls, "
+           "and the picture is computed again, coarse to fine. "
            "The red cross is the trained network itself. Click the map for the loss along each axis through "
            "that point.", explorer_page),
     Lesson("boundary", "What a point is",
-           "Every point of the map is a whole network. Hover the map: the right-hand picture shows which "
+           "Every point of the map is a whole network. Hover the map: the picture of the data shows which "
            "class that network predicts for every input of the two-moons data. Near the centre the boundary "
            "follows the moons; far out it falls apart, and the loss is high.", boundary_page),
     Lesson("trajectory", "Training path",

@@ -91,7 +91,7 @@ class BoundaryExplorer:
         self.targets = explorer.views_of("2d")[0].targets
         self.targets.on_hover(lambda _mark, event: self.show(float(event["data"]["x"]), float(event["data"]["y"])))
         self.boundary.show(explorer.model.eval(), "of the trained network")
-        hint = w.HTML("<i>Move the cursor over the map: the right-hand picture shows what the network at that "
+        hint = w.HTML("<i>Move the cursor over the map: the picture of the data shows what the network at that "
                       "point of the plane predicts for every input.</i>")
         explorer.show_beside("2d", w.VBox([self.boundary.widget, hint], layout={"margin": "0 0 0 12px"}))
         self.widget = explorer

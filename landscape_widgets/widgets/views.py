@@ -277,7 +277,7 @@ class ContourView:
         # ``targets``: invisible markers on grid points that take the cursor: hovering shows
         # the coordinates and the value, and ``targets.on_element_click`` / ``on_hover`` get them
         self.targets = bq.Scatter(
-            x=np.zeros(0), y=np.zeros(0), color=np.zeros(0), default_size=40, opacities=[0.0],
+            x=np.zeros(0), y=np.zeros(0), color=np.zeros(0), default_size=40, opacities=[0.0], marker="square",
             scales={**scales, "color": self.color_scale},
             tooltip=bq.Tooltip(fields=["x", "y", "color"], labels=["alpha", "beta", "loss"],
                                formats=[".3~g", ".3~g", ".4~g"]),
@@ -333,7 +333,10 @@ class ContourView:
                 self.contours.x, self.contours.y = cx, cy
             if self.targets is not None:
                 ia, ib = np.meshgrid(around_centre(len(alpha)), around_centre(len(beta)), indexing="ij")
+                # squares as wide as their spacing tile the map: a click anywhere hits one
+                side = min(self._plot_px[0] / ia.shape[0], self._plot_px[1] / ib.shape[1])
                 with self.targets.hold_sync():
+                    self.targets.default_size = max(40, int(side * side))
                     self.targets.x, self.targets.y = alpha[ia].ravel(), beta[ib].ravel()
                     self.targets.color = values[ia, ib].ravel()
                     self.targets.tooltip.labels = [*names, label]
@@ -438,5 +441,7 @@ class SliceView:
             for (_, _, fixed), view in zip(self.PLANES, self.views):
                 index = int(self.sliders[fixed].value)
                 at = float(ds[fixed].values[index])
+                # the trained network (the centre) lies in the slice through 0 only
+                view.centre.visible = index == int(np.argmin(np.abs(ds[fixed].values)))
                 view.update(ds.isel({fixed: index}), metric, scale, limits, title=f"slice {fixed} = {at:.3g}",
                             status=False)
