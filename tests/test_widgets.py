@@ -521,12 +521,23 @@ def test_x_ticks_are_written_exactly():
     assert list(ex.x_axis.tick_values) == [-0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0]
     assert ex.x_axis.tick_format == ",.2f"
     line = LineView()
+    torch.manual_seed(0)
     ds = compute_landscape(nn.Linear(2, 1), F.mse_loss, (torch.randn(8, 2), torch.randn(8, 1)),
                            make_grid([(-1.5, 1.5)], [7]), seed=0)
     line.update(ds)
     ticks = np.asarray(line.x_axis.tick_values)
     decimals = int(line.x_axis.tick_format[2:-1])
-    assert [float(f"{t:.{decimals}f}") for t in ticks] == list(ticks)
+    np.testing.assert_allclose([float(f"{t:.{decimals}f}") for t in ticks], ticks, rtol=0, atol=1e-12)
+    # the loss axis: round ticks over the values shown, about one per 40 px, not crowded
+    short = LineView(height="270px")
+    short.update(ds)
+    loss = ds["loss"].values
+    ticks = np.asarray(short.loss_axis.tick_values)
+    assert 3 <= len(ticks) <= 170 // 40 + 1
+    assert loss.min() - 1e-9 <= ticks.min() and ticks.max() <= loss.max() + 1e-9
+    decimals = int(short.loss_axis.tick_format[2:-1])
+    np.testing.assert_allclose([float(f"{t:.{decimals}f}") for t in ticks], ticks, rtol=0, atol=1e-12)
+    assert list(short.acc_axis.tick_values) == [0.0, 0.25, 0.5, 0.75, 1.0] and short.acc_axis.tick_format == ",.2f"
 
 
 def test_view_titles_and_colour_bar_ticks_read_plainly(problem):

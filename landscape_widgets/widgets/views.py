@@ -152,6 +152,26 @@ def set_x_ticks(axis: bq.Axis, lo: float, hi: float, pixels: int) -> None:
     axis.tick_values, axis.tick_format = ticks, exact_tick_format(ticks)
 
 
+def set_y_ticks(axis: bq.Axis, values: np.ndarray, pixels: int) -> None:
+    """Give a vertical ``axis`` round ticks over the finite ``values`` it shows, about one
+    per 40 pixels, written exactly (bqplot's own crowd a short axis); none while no value
+    is finite."""
+    from matplotlib.ticker import MaxNLocator
+
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        axis.tick_values = None
+        return
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        lo, hi = lo - 0.5 * max(abs(lo), 1.0), hi + 0.5 * max(abs(hi), 1.0)
+    ticks = MaxNLocator(nbins=max(2, pixels // 40), steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    eps = 1e-9 * (hi - lo)
+    ticks = ticks[(ticks >= lo - eps) & (ticks <= hi + eps)]
+    axis.tick_values, axis.tick_format = ticks, exact_tick_format(ticks)
+
+
 def _status(ds: xr.Dataset) -> str:
     done = int(ds["done"].values.sum())
     size = ds["done"].size
@@ -210,6 +230,8 @@ class LineView:
             layout={"width": width, "height": height},
         )
         self._plot_px = _pixels(width) - 140  # less the margins: how many x ticks fit
+        self._plot_height = _pixels(height) - 100
+        set_y_ticks(self.acc_axis, np.array([0.0, 1.0]), self._plot_height)
 
     def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear", title: str = "1-D landscape") -> None:
         """Draw the computed points of a 1-D result (its one axis: ``alpha`` for a line, or
@@ -224,6 +246,7 @@ class LineView:
             set_x_ticks(self.x_axis, float(alpha[0]), float(alpha[-1]), self._plot_px)
             (self.x_axis.label,) = axis_labels(ds, (dim,), self.normalization)
             self.loss_axis.label = f"{label} (circles)"
+            set_y_ticks(self.loss_axis, loss[done], self._plot_height)
             with self.loss_line.hold_sync():
                 self.loss_line.x, self.loss_line.y = alpha[done], loss[done]
             if "accuracy" in ds:
