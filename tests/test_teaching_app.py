@@ -199,3 +199,28 @@ def test_prepared_pages_are_built_ahead_and_shown_when_selected(prepared, monkey
     built.clear()
     ta.teaching_app()
     assert list(built[0].pages) == ["explorer"]
+
+
+def test_a_tab_says_its_page_is_being_built_until_it_is():
+    """Selecting a tab whose page is not built yet shows a message at once, then the page."""
+    import ipywidgets as w
+
+    from landscape_widgets.app.teaching_app import BUILDING
+
+    seen = []
+
+    def build_first():
+        return lessons.Page(w.HTML("first page"))
+
+    def build_second():
+        seen.append([getattr(c, "value", "") for c in app.widget.children[1].children])
+        return lessons.Page(w.HTML("second page"))
+
+    pages = (lessons.Lesson("a", "A", "the first", build_first), lessons.Lesson("b", "B", "the second", build_second))
+    app = TeachingApp(pages)
+    app.widget.selected_index = 1
+    assert seen and seen[0][-1] == BUILDING  # while building
+    assert app.widget.children[1].children[-1].value == "second page"
+    app.widget.selected_index = 0
+    app.widget.selected_index = 1  # built: straight to the page, no message
+    assert len(seen) == 1 and app.widget.children[1].children[-1].value == "second page"

@@ -475,7 +475,9 @@ def test_coming_back_to_stopped_settings_goes_on_from_them(problem):
     ex = slow_explorer(problem)
     ex.stop()
     ex.wait(60)
-    done = int(ex.result["done"].values.sum())
+    # kept: the points done when the run ended (the chunk in flight at Stop included)
+    done = int(ex.stopped[ex.settings]["done"].values.sum())
+    assert done >= int(ex.result["done"].values.sum())
     SlowNet.forwards = 0
     ex.seed.value = 3  # another plane: computed from scratch ...
     assert ex.wait(120)
@@ -483,6 +485,29 @@ def test_coming_back_to_stopped_settings_goes_on_from_them(problem):
     ex.seed.value = 0  # ... and back: only the missing points of seed 0
     assert ex.wait(120) and bool(ex.result["done"].all())
     assert SlowNet.forwards == scratch - done
+    np.testing.assert_allclose(ex.result["loss"].values, reference(problem, 0, (41, 41)), rtol=1e-5, atol=1e-7)
+
+
+def test_a_run_cut_short_by_a_control_change_is_gone_on_from_later(problem):
+    """No Stop: a control change supersedes the run, whose points are kept; coming back
+    computes only the rest. Stop before the new run starts marks the old picture stopped."""
+    ex = slow_explorer(problem)
+    seed0 = ex.settings
+    ex.seed.value = 3
+    ex.stop()  # before seed 3's run started (debounce): the picture is still seed 0's
+    assert "previous settings (seed 0)" in ex.progress.text.value
+    assert ex.views[0].widget.title.endswith("(stopped)") and ex.start_button.layout.display is None
+    assert "controls" in ex.start_button.tooltip
+    ex.wait(60)
+    kept = int(ex.stopped[seed0]["done"].values.sum())
+    assert 0 < kept < 41 * 41
+    SlowNet.forwards = 0
+    ex.start_button.click()  # seed 3, from scratch
+    assert ex.wait(120) and bool(ex.result["done"].all())
+    scratch, SlowNet.forwards = SlowNet.forwards, 0
+    ex.seed.value = 0
+    assert ex.wait(120) and bool(ex.result["done"].all())
+    assert SlowNet.forwards == scratch - kept, (SlowNet.forwards, scratch, kept)
     np.testing.assert_allclose(ex.result["loss"].values, reference(problem, 0, (41, 41)), rtol=1e-5, atol=1e-7)
 
 

@@ -43,6 +43,8 @@ class TeachingApp:
         if index is None:
             return None
         item = self.lessons[index]
+        if item.key not in self.pages:  # building can take seconds: say so meanwhile
+            self._boxes[index].children = [_intro(item), w.HTML(BUILDING)]
         try:
             page = self.build(item.key)
         except Exception as err:  # say so on the page instead of a blank tab
@@ -64,6 +66,10 @@ class TeachingApp:
         """Build the pages ``keys`` now, before their tabs are selected."""
         for key in keys:
             self.build(key)
+
+
+#: What a tab shows while its page is built.
+BUILDING = "<p><i>Building this page: its first picture follows in a few seconds...</i></p>"
 
 
 def _intro(item: Lesson) -> w.HTML:

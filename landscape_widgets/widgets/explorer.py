@@ -78,6 +78,8 @@ PREVIEW_SECONDS = 1.0
 CONFIRM_SECONDS = 120.0
 #: Exact points past the first chunk a run needs before it measures its rate.
 MIN_RATE_POINTS = 8
+#: Most incomplete results kept for runs to go on from (the newest).
+MAX_STOPPED = 16
 
 
 def format_duration(seconds: float) -> str:
@@ -261,9 +263,11 @@ class LandscapeExplorer(w.VBox):
         self.grids = {**DEFAULT_GRIDS, **(grids or {})}
         #: Finished results, keyed by :class:`Settings`.
         self.cache: dict[Settings, xr.Dataset] = {}
-        #: Stopped runs' partial results, keyed by :class:`Settings`: the next run of the
-        #: same settings goes on from one (Start after Stop, or coming back to them).
+        #: Incomplete results, keyed by :class:`Settings`, of runs stopped, superseded by a
+        #: control change, or asking for Start: the next run of the same settings goes on
+        #: from one (Start, or coming back to them).
         self.stopped: dict[Settings, xr.Dataset] = {}
+        self._stopped_lock = threading.Lock()  # the worker keeps results there too
         #: The result on screen (possibly partial).
         self.result: xr.Dataset | None = None
         self.runner = Runner(max_rate=max_rate, debounce=debounce, on_error=self._show_error,
@@ -411,10 +415,12 @@ class LandscapeExplorer(w.VBox):
                 return
             self.result = self.result.copy(deep=True)
             current = self._stopped_message(self.result)  # the chunk in flight may have added points
-            if current and not bool(self.result["done"].all()):
+            if not bool(self.result["done"].all()):
                 self.result.attrs["stopped"] = 1  # the views' titles say so
-                self.stopped[self.settings] = self.result
-                self.start_button.tooltip = "go on from the points computed so far"
+                if current:
+                    self._keep_partial(self.settings, self.result)
+                self.start_button.tooltip = ("go on from the points computed so far" if current else
+                                             "compute the settings of the controls")
                 self.start_button.layout.display = None
             self._redraw()
 
@@ -623,27 +629,47 @@ class LandscapeExplorer(w.VBox):
             attrs = {**settings.attrs(), **how}
             first = None  # (elapsed, points) at the first exact chunk
             ask = check
-            resume = self.stopped.pop(settings, None)
+            with self._stopped_lock:
+                resume = self.stopped.pop(settings, None)
             if resume is not None:
-                del resume.attrs["stopped"]
+                resume.attrs.pop("stopped", None)
             resumed = 0 if resume is None else int(resume["done"].values.sum())
-            for snap in landscape_stream(evaluator, grid, cancel, chunk_size=_chunk_size(grid),
-                                         strategy=self.strategy, attrs=attrs, store=self.store,
-                                         fractions=FRACTIONS if self._previews_pay(grid) else (),
-                                         resume=resume):
-                yield snap
-                if snap.n_done == resumed or snap.stored:
-                    continue
-                if first is None:
-                    first = (snap.elapsed, snap.n_done)
-                    continue
-                if snap.n_done - first[1] < MIN_RATE_POINTS:
-                    continue
-                self.seconds_per_point = (snap.elapsed - first[0]) / (snap.n_done - first[1])
-                if ask and self.estimated_seconds(settings) > CONFIRM_SECONDS:
-                    return  # incomplete and not cancelled: ``done`` asks for Start
-                ask = False
+            latest = None
+            try:
+                for snap in landscape_stream(evaluator, grid, cancel, chunk_size=_chunk_size(grid),
+                                             strategy=self.strategy, attrs=attrs, store=self.store,
+                                             fractions=FRACTIONS if self._previews_pay(grid) else (),
+                                             resume=resume):
+                    latest = snap.ds
+                    yield snap
+                    if snap.n_done == resumed or snap.stored:
+                        continue
+                    if first is None:
+                        first = (snap.elapsed, snap.n_done)
+                        continue
+                    if snap.n_done - first[1] < MIN_RATE_POINTS:
+                        continue
+                    self.seconds_per_point = (snap.elapsed - first[0]) / (snap.n_done - first[1])
+                    if ask and self.estimated_seconds(settings) > CONFIRM_SECONDS:
+                        return  # incomplete and not cancelled: ``done`` asks for Start
+                    ask = False
+            finally:  # stopped, superseded by a control change, or asking: keep what is done
+                if latest is not None:
+                    self._keep_partial(settings, latest)
         return work
+
+    def _keep_partial(self, settings: Settings, ds: xr.Dataset) -> None:
+        """Keep an incomplete result of ``settings`` for a later run to go on from (the
+        one with more points done, of two; at most :data:`MAX_STOPPED`, the newest)."""
+        done = int(ds["done"].values.sum())
+        with self._stopped_lock:
+            kept = self.stopped.get(settings)
+            if done == 0 or done == ds["done"].size or (kept is not None and int(kept["done"].values.sum()) >= done):
+                return
+            self.stopped.pop(settings, None)
+            self.stopped[settings] = ds
+            while len(self.stopped) > MAX_STOPPED:
+                del self.stopped[next(iter(self.stopped))]
 
     def _previews_pay(self, grid: Grid) -> bool:
         """Estimate the coarse levels on a data sample only when computing the first exactly

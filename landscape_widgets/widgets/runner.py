@@ -362,8 +362,9 @@ class Runner:
         completed = False
         if cancel.is_set():
             return  # superseded before it began
+        stream = iter(work(cancel))
         try:
-            for snapshot in work(cancel):
+            for snapshot in stream:
                 if cancel.is_set() or gen != self.generation:
                     return
                 if self.pace.ready():
@@ -380,6 +381,9 @@ class Runner:
             if self.on_error is not None and gen == self.generation:
                 self.on_error(exc)
         finally:
+            close = getattr(stream, "close", None)
+            if close is not None:  # a generator's own clean-up runs now, before ``done``
+                close()
             if done is not None:
                 with self.lock:
                     if gen == self.generation:

@@ -41,7 +41,7 @@ class TrajectoryPanel:
     #: What the marks mean, under the plot (a legend inside it would cover the map).
     KEY = ("<span style='color:red'>&#9679;&#8212;</span> training path, one dot per checkpoint; "
            "<span style='color:orange'>&#11044;</span> the selected checkpoint; "
-           "<span style='color:red'>+</span> the final model (the plane's centre)")
+           "<span style='color:red'>+</span> the final model (the plane's origin, 0 on both axes)")
 
     def __init__(self, evaluator: PointEvaluator, plane: TrajectoryPlane, grid: Grid,
                  trajectory: Sequence[torch.Tensor] | None = None, checkpoints_per_epoch: int = 1,
