@@ -415,10 +415,8 @@ class LandscapeExplorer(w.VBox):
                 return
             self.result = self.result.copy(deep=True)
             current = self._stopped_message(self.result)  # the chunk in flight may have added points
-            if not bool(self.result["done"].all()):
+            if not bool(self.result["done"].all()):  # (the run itself keeps its points)
                 self.result.attrs["stopped"] = 1  # the views' titles say so
-                if current:
-                    self._keep_partial(self.settings, self.result)
                 self.start_button.tooltip = ("go on from the points computed so far" if current else
                                              "compute the settings of the controls")
                 self.start_button.layout.display = None
@@ -659,13 +657,11 @@ class LandscapeExplorer(w.VBox):
         return work
 
     def _keep_partial(self, settings: Settings, ds: xr.Dataset) -> None:
-        """Keep an incomplete result of ``settings`` for a later run to go on from (the
-        one with more points done, of two; at most :data:`MAX_STOPPED`, the newest)."""
-        done = int(ds["done"].values.sum())
+        """Keep an incomplete result of ``settings`` for a later run to go on from (at
+        most :data:`MAX_STOPPED`, the newest)."""
+        if not 0 < int(ds["done"].values.sum()) < ds["done"].size:
+            return
         with self._stopped_lock:
-            kept = self.stopped.get(settings)
-            if done == 0 or done == ds["done"].size or (kept is not None and int(kept["done"].values.sum()) >= done):
-                return
             self.stopped.pop(settings, None)
             self.stopped[settings] = ds
             while len(self.stopped) > MAX_STOPPED:

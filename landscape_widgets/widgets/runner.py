@@ -271,7 +271,6 @@ class Runner:
         self.cancel()
         with self.lock:
             self.generation += 1
-            self._cancel.set()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
