@@ -128,11 +128,18 @@ def corner_free_ticks(lo: float, hi: float, pixels: int = 460) -> np.ndarray:
     """Round tick values over ``[lo, hi]`` without ``lo`` itself (the x axis leaves the
     lower-left corner to the y axis's first tick, so the two labels do not collide), about
     one per 55 pixels of the axis so that their labels do not run together."""
+    ticks = round_ticks(lo, hi, max(2, pixels // 55))
+    return ticks[ticks > lo + 1e-9 * max(1.0, abs(hi - lo))]
+
+
+def round_ticks(lo: float, hi: float, nbins: int) -> np.ndarray:
+    """Round tick values (1, 2, 2.5 or 5 times a power of ten) in ``[lo, hi]``, about
+    ``nbins`` intervals apart."""
     from matplotlib.ticker import MaxNLocator
 
-    ticks = MaxNLocator(nbins=max(2, pixels // 55), steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    ticks = MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
     eps = 1e-9 * max(1.0, abs(hi - lo))
-    return ticks[(ticks > lo + eps) & (ticks <= hi + eps)]
+    return ticks[(ticks >= lo - eps) & (ticks <= hi + eps)]
 
 
 def exact_tick_format(ticks: np.ndarray) -> str:
@@ -156,8 +163,6 @@ def set_y_ticks(axis: bq.Axis, values: np.ndarray, pixels: int) -> None:
     """Give a vertical ``axis`` round ticks over the finite ``values`` it shows, about one
     per 40 pixels, written exactly (bqplot's own crowd a short axis); none while no value
     is finite."""
-    from matplotlib.ticker import MaxNLocator
-
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
@@ -166,9 +171,7 @@ def set_y_ticks(axis: bq.Axis, values: np.ndarray, pixels: int) -> None:
     lo, hi = float(finite.min()), float(finite.max())
     if hi <= lo:
         lo, hi = lo - 0.5 * max(abs(lo), 1.0), hi + 0.5 * max(abs(hi), 1.0)
-    ticks = MaxNLocator(nbins=max(2, pixels // 40), steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
-    eps = 1e-9 * (hi - lo)
-    ticks = ticks[(ticks >= lo - eps) & (ticks <= hi + eps)]
+    ticks = round_ticks(lo, hi, max(2, pixels // 40))
     axis.tick_values, axis.tick_format = ticks, exact_tick_format(ticks)
 
 

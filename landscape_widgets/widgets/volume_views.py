@@ -24,7 +24,7 @@ import xarray as xr
 from ..core.grids import grid_triangles
 from ..plotting.isosurfaces import isosurfaces, nested_levels
 from ..plotting.labels import axis_labels
-from .views import _status, colour_limits, display_field, metric_values
+from .views import _status, colour_limits, display_field, metric_values, round_ticks
 
 #: Greek letters on the ipyvolume box, per grid axis.
 SYMBOLS = {"alpha": "α", "beta": "β", "gamma": "γ"}
@@ -54,12 +54,11 @@ def colour_key(limits: tuple[float, float], label: str, marks: list[tuple[float,
     """HTML: a horizontal colour bar over ``limits`` with round tick values, named ``label``,
     with ``(value, text)`` marks drawn as triangles above it."""
     from matplotlib.colors import to_hex
-    from matplotlib.ticker import MaxNLocator
 
     lo, hi = limits
     stops = ", ".join(to_hex(c) for c in colours(np.linspace(lo, hi, 11), limits))
     pos = lambda v: 100.0 * (v - lo) / (hi - lo)
-    ticks = [t for t in MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi) if lo <= t <= hi]
+    ticks = round_ticks(lo, hi, 5)
     tick_html = "".join(f"<span style='position:absolute;left:{pos(t):.1f}%;transform:translateX(-50%)'>"
                         f"{t:.4g}</span>" for t in ticks)
     mark_html = "".join(f"<span title='{text}' style='position:absolute;left:{pos(v):.1f}%;bottom:0;"
