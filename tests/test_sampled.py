@@ -72,6 +72,24 @@ def test_one_forward_per_point_gives_the_groups_values(problem):
     _assert_groups_match_the_loop(ev)
 
 
+@pytest.mark.parametrize("loss_fn, per_row", [
+    (F.cross_entropy, True),
+    (nn.CrossEntropyLoss(label_smoothing=0.1), True),
+    (nn.CrossEntropyLoss(ignore_index=1), False),  # labels 1 are left out of the mean
+    (nn.CrossEntropyLoss(weight=torch.tensor([1.0, 3.0, 0.5])), False),  # a weighted mean
+    (lambda out, y: F.cross_entropy(out, y), False),
+])
+def test_cross_entropy_groups_come_from_one_call_where_each_rows_loss_is_known(problem, loss_fn, per_row):
+    """A plain cross-entropy's group losses are means of its rows' losses, taken from one
+    call over all rows; class weights, ignored labels and other losses take one call per
+    group: the values are the loop's either way."""
+    model, data = problem
+    ev, _ = prepare_evaluator(model, loss_fn, data, 2)
+    outputs, labels = model(data[0][:50]), data[1][:50]
+    assert (ev.objective._row_losses(outputs, labels) is not None) == per_row
+    _assert_groups_match_the_loop(ev)
+
+
 def test_groups_of_unequal_sizes_with_a_user_metric_get_their_own_values(problem):
     model, data = problem
     margin = lambda out, y: (out.gather(1, y[:, None]) - out.mean(1, keepdim=True)).mean()  # noqa: E731

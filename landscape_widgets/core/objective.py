@@ -360,14 +360,37 @@ class Objective:
         """:attr:`metric_names` values ``[values, groups]`` (float64) of one point's
         ``outputs`` over batches laid end to end: group ``g`` is rows ``a:b`` of ``spans[g] =
         (a, b, batch)``. Each group's loss and metrics on its rows; the accuracies from one
-        comparison of all rows with ``labels``, summed by ``group_ids`` (each row's group)."""
-        rows = [torch.stack([self.loss(outputs[a:b], batch) for a, b, batch in spans]).double()]
+        comparison of all rows with ``labels``, summed by ``group_ids`` (each row's group);
+        so are the losses where the loss is a plain cross-entropy (:meth:`_row_losses`)."""
+        per_row = self._row_losses(outputs, labels)
+        if per_row is None:
+            rows = [torch.stack([self.loss(outputs[a:b], batch) for a, b, batch in spans]).double()]
+        else:
+            rows = [torch.bincount(group_ids, weights=per_row.double(), minlength=len(spans))
+                    / torch.bincount(group_ids, minlength=len(spans))]
         if self.classification:
             correct = (predictions(logits_of(outputs)) == labels).double()
             rows.append(torch.bincount(group_ids, weights=correct, minlength=len(spans))
                         / torch.bincount(group_ids, minlength=len(spans)))
         extra = [self.metric_values(outputs[a:b], batch) for a, b, batch in spans]
         return torch.stack(rows + [torch.stack(col).double() for col in zip(*extra)])
+
+    def _row_losses(self, outputs: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """Each row's loss, where the loss of a batch is their mean: ``F.cross_entropy`` or
+        an ``nn.CrossEntropyLoss`` without class weights, of ``[B, C]`` logits and class
+        labels none of which is ignored; else None."""
+        fn = self.loss_fn
+        if labels is None or not _is_cross_entropy(fn) or outputs.dim() != 2:
+            return None
+        if fn is F.cross_entropy:
+            ignore, smoothing = -100, 0.0
+        elif fn.weight is None and fn.reduction == "mean":
+            ignore, smoothing = fn.ignore_index, fn.label_smoothing
+        else:
+            return None
+        if (labels == ignore).any():
+            return None
+        return F.cross_entropy(outputs, labels, reduction="none", ignore_index=ignore, label_smoothing=smoothing)
 
     def value_rows(self, loss: torch.Tensor, pred: torch.Tensor | None, extra: list[torch.Tensor],
                    batch: Batch) -> torch.Tensor:
