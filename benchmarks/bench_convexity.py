@@ -5,12 +5,15 @@ The demo model: the digits MLP 64-128-128-10 of ``trained("mlp", "digits")`` wit
 training digits in one batch; a ``--num`` x ``--num`` plane over [-1, 1]^2 (filter-normalized
 random directions, seed 0), ``steps=20`` (at most 40 Lanczos iterations per point).
 
-* ``before``: ``tol=None, warm_start=False, keep_graph=False``: at every point 40 Lanczos
-  iterations from the seeded random start, each Hessian-vector product a full double
-  backward (forward, gradient graph, backward of it): the algorithm before the speedups;
+* ``before``: ``tol=None, warm_start=False, keep_graph=False, point_batch=1``: point by
+  point, 40 Lanczos iterations from the seeded random start, each Hessian-vector product a
+  full double backward (forward, gradient graph, backward of it): the algorithm before
+  the speedups;
 * ``after``: the defaults: each point's gradient graph built once, its Lanczos run started
   from the nearest done point's extreme Ritz vectors (plus the random one) and stopped once
-  both extreme residuals are within ``tol * |λ_max|``;
+  both extreme residuals are within ``tol * |λ_max|``; off the CPU, 16 points at a time
+  in lockstep, their products through one vmapped double backward (``point_batch``);
+* ``after, K points together`` (with ``--point-batch K``): the defaults with that batch;
 * ``after, N samples`` (with ``--samples N``): the same on the first N training digits.
 
 Prints each one's seconds, points/s and mean Lanczos iterations per point, after / before
@@ -20,6 +23,7 @@ in points/s, the largest absolute difference of each map from ``before`` (ratio,
     python benchmarks/bench_convexity.py
     python benchmarks/bench_convexity.py --threads 1 --repeats 2   # steadier on a busy machine
     python benchmarks/bench_convexity.py --samples 337             # also a quarter of the data
+    python benchmarks/bench_convexity.py --device cuda --point-batch 64
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from landscape_widgets.builtin.training import trained
 from landscape_widgets.core.grids import plane
 from landscape_widgets.core.objective import resolve_device
 
-PLAIN = {"tol": None, "warm_start": False, "keep_graph": False}
+PLAIN = {"tol": None, "warm_start": False, "keep_graph": False, "point_batch": 1}
 
 
 def load_average() -> str:
@@ -65,6 +69,8 @@ def main(argv=None) -> None:
     parser.add_argument("--tol", type=float, default=1e-3, help="the fast path's tol (default 1e-3)")
     parser.add_argument("--samples", type=int, default=None,
                         help="also the fast path on the first SAMPLES training digits (max_samples)")
+    parser.add_argument("--point-batch", type=int, default=None,
+                        help="also the fast path with this many points together (point_batch)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each, interleaved, best kept (default 1)")
     args = parser.parse_args(argv)
@@ -77,6 +83,8 @@ def main(argv=None) -> None:
           f"load average {load_average()}, grid {args.num}x{args.num}, steps {args.steps}, "
           f"{len(data[0])} training digits, {sum(p.numel() for p in model.parameters())} parameters", flush=True)
     configs = {"before": PLAIN, "after": {"tol": args.tol}}
+    if args.point_batch:
+        configs[f"after, {args.point_batch} together"] = {"tol": args.tol, "point_batch": args.point_batch}
     if args.samples:
         configs[f"after, {args.samples} samples"] = {"tol": args.tol, "max_samples": args.samples}
     best = best_of_interleaved(args.repeats, {

@@ -14,6 +14,8 @@ from landscape_widgets.core.objective import Objective
 from landscape_widgets.core.results import empty_landscape
 from landscape_widgets.analysis.curvature import (
     CONVEX_THRESHOLD,
+    batched_hvp_operator,
+    batched_lanczos_ritz,
     convexity_map,
     explicit_hessian,
     hessian_directions,
@@ -21,6 +23,7 @@ from landscape_widgets.analysis.curvature import (
     hutchinson_trace,
     hvp_operator,
     lanczos,
+    lanczos_ritz,
     slice_convex_fraction,
 )
 
@@ -196,8 +199,9 @@ def plane_points(f, directions, grid):
     return [f.theta + float(a) * d1 + float(b) * d2 for a, b in grid.coords(np.arange(grid.size))]
 
 
+@pytest.mark.parametrize("point_batch", [1, 4])
 @pytest.mark.parametrize("problem", [tiny_problem, residual_bn_problem])
-def test_fast_convexity_map_matches_eigvalsh(problem):
+def test_fast_convexity_map_matches_eigvalsh(problem, point_batch):
     model, data = problem()
     f = Objective(model, F.cross_entropy, data, device="cpu")
     gen = torch.Generator().manual_seed(3)
@@ -211,7 +215,7 @@ def test_fast_convexity_map_matches_eigvalsh(problem):
     steps = 12
     assert 2 * steps < f.layout.size
     ds = convexity_map(model, F.cross_entropy, data, grid=grid, directions=dirs, steps=steps, tol=1e-4,
-                       device="cpu")
+                       point_batch=point_batch, device="cpu")
     for flat, point in enumerate(plane_points(f, dirs, grid)):
         exact, ev = exact_ratio_at(model, data, point)
         pos = np.unravel_index(flat, grid.shape)
@@ -249,6 +253,47 @@ def test_kept_graph_gives_the_same_products_with_several_batches():
     for row in v:
         torch.testing.assert_close(kept(row), rebuilt(row), rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(torch.vmap(kept)(v), torch.stack([rebuilt(row) for row in v]), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [None, 25])
+def test_batched_products_are_each_points_own(batch_size):
+    """Row i of the vmapped product is H(point i) v_i, with the graphs kept or rebuilt
+    (one batch and three)."""
+    model, data = residual_bn_problem()
+    f = Objective(model, F.cross_entropy, data, device="cpu", batch_size=batch_size)
+    gen = torch.Generator().manual_seed(1)
+    points = f.theta + 0.3 * torch.randn(3, f.layout.size, generator=gen, dtype=torch.float64)
+    v = torch.randn(3, f.layout.size, generator=gen, dtype=torch.float64)
+    one_by_one = torch.stack([hvp_operator(f, p)(row) for p, row in zip(points, v)])
+    for keep in (True, False):
+        torch.testing.assert_close(batched_hvp_operator(f, points, keep_graph=keep)(v), one_by_one,
+                                   rtol=1e-10, atol=1e-12)
+
+
+def test_lanczos_runs_in_lockstep_stop_as_each_alone_would():
+    """Three operators with different spectra: each lockstep run stops at its own step,
+    with the Ritz values and residuals of a run of its own."""
+    gen = torch.Generator().manual_seed(0)
+    spectra = torch.stack([torch.linspace(-1, 5, 150), torch.linspace(0.1, 2, 150) ** 3,
+                           torch.cat([torch.tensor([-4.0, 9.0]), torch.rand(148, generator=gen)])]).double()
+    starts = torch.randn(3, 150, generator=gen, dtype=torch.float64)
+    together = batched_lanczos_ritz(lambda v: spectra * v, 150, 60, starts, tol=1e-6)
+    alone = [lanczos_ritz(lambda v, d=d: d * v, 150, 60, start, tol=1e-6) for d, start in zip(spectra, starts)]
+    assert len({len(r.values) for r in alone}) > 1  # they stop at different steps
+    for a, b in zip(together, alone):
+        assert len(a.values) == len(b.values)
+        np.testing.assert_allclose(a.values, b.values, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(a.residuals, b.residuals, rtol=1e-6, atol=1e-10)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batched_convexity_map_on_cuda_matches_the_cpu():
+    model, data = residual_bn_problem()
+    grid = plane(num=5)
+    cpu = convexity_map(model, F.cross_entropy, data, grid=grid, steps=30, tol=1e-4, device="cpu")
+    gpu = convexity_map(model, F.cross_entropy, data, grid=grid, steps=30, tol=1e-4, device="cuda")
+    np.testing.assert_allclose(gpu["convexity"].values, cpu["convexity"].values, atol=1e-3)
+    np.testing.assert_allclose(gpu["lambda_max"].values, cpu["lambda_max"].values, rtol=1e-4)
 
 
 def test_lanczos_tol_stops_early_within_the_residual_bound():

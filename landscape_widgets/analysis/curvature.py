@@ -34,6 +34,8 @@ HVP = Callable[[torch.Tensor], torch.Tensor]
 #: up in its steepest one; at 1, as much.
 CONVEX_THRESHOLD = 0.25
 Progress = Callable[[int, int], None]
+#: Grid points of a convexity map computed together off the CPU (see ``point_batch``).
+GPU_POINT_BATCH = 16
 
 
 def hvp_operator(objective: Objective, point: torch.Tensor | None = None, *,
@@ -70,9 +72,35 @@ def hvp_operator(objective: Objective, point: torch.Tensor | None = None, *,
     return apply
 
 
-def _gradient_vjp(ob: Objective, point: torch.Tensor, batch) -> Callable:
-    """``v -> (H_batch(point) v,)``: the vector-Jacobian product of the batch loss's gradient."""
-    return vjp(grad(lambda t: ob.point_loss(t, batch)), point)[1]
+def _gradient_vjp(ob: Objective, point: torch.Tensor, batch, batched: bool = False) -> Callable:
+    """``v -> (H_batch(point) v,)``: the vector-Jacobian product of the batch loss's gradient
+    (``batched``: of the gradient vmapped over the rows of ``point``, ``[k, n]``, so that row
+    ``i`` of ``v`` is multiplied by the Hessian at row ``i`` of ``point``)."""
+    gradient = grad(lambda t: ob.point_loss(t, batch))
+    return vjp(torch.vmap(gradient) if batched else gradient, point)[1]
+
+
+def batched_hvp_operator(objective: Objective, points: torch.Tensor, *, keep_graph: bool | None = None) -> HVP:
+    """The operator ``V -> [H(points[i]) V[i]]_i`` for ``[k, n]`` points and vectors: the
+    products at ``k`` points through one vmapped double backward (on a GPU, where a small
+    model's single product is bound by kernel launches, many for the time of a few).
+    ``keep_graph`` as :func:`hvp_operator` (the graphs of all ``k`` points are kept)."""
+    ob = objective
+    points = torch.as_tensor(points).to(ob.device, ob.theta.dtype)
+    weights = batch_weights(ob.data.sizes, ob.device).tolist()
+    if keep_graph is None:
+        keep_graph = ob.data.n_batches == 1
+    with ob.lock:
+        kept = [_gradient_vjp(ob, points, batch, batched=True) for batch in ob.data] if keep_graph else None
+
+    def apply(v: torch.Tensor) -> torch.Tensor:
+        v = v.to(ob.device, points.dtype)
+        with ob.lock:
+            products = kept if kept is not None else (_gradient_vjp(ob, points, batch, batched=True)
+                                                      for batch in ob.data)
+            return sum(w * product(v)[0] for w, product in zip(weights, products))
+
+    return apply
 
 
 def explicit_hessian(objective: Objective, theta: torch.Tensor | None = None) -> torch.Tensor:
@@ -174,38 +202,72 @@ def lanczos_ritz(
     ``tol`` stops once the ``converge = (bottom, top)`` smallest and largest Ritz values
     all have residuals ``<= tol * max|theta|``.
     """
+    if start.shape != (size,):
+        raise ValueError(f"the start vector has shape {tuple(start.shape)}; expected ({size},)")
+    return batched_lanczos_ritz(lambda v: hvp(v[0])[None], size, steps, start[None], device, dtype, on_step,
+                                tol=tol, converge=converge)[0]
+
+
+def batched_lanczos_ritz(
+    hvp: HVP,
+    size: int,
+    steps: int,
+    starts: torch.Tensor,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float64,
+    on_step: Progress | None = None,
+    *,
+    tol: float | None = None,
+    converge: tuple[int, int] = (1, 1),
+) -> list[Ritz]:
+    """:func:`lanczos_ritz` of ``k`` operators at once, in lockstep: ``hvp`` maps ``[k, size]``
+    vectors to their products (row ``i`` with operator ``i``, e.g.
+    :func:`batched_hvp_operator`), ``starts`` is ``[k, size]``. Each run stops on its own
+    condition and its Ritz pairs are those it had then, as a run of its own would give;
+    the products go on for all ``k`` until every run has stopped (a stopped run's rows
+    are zero)."""
     if steps < 1:
         raise ValueError(f"lanczos needs steps >= 1, got {steps}")
     if tol is not None and tol <= 0:
         raise ValueError(f"tol must be > 0 (or None to run all steps), got {tol}")
-    if start.shape != (size,):
-        raise ValueError(f"the start vector has shape {tuple(start.shape)}; expected ({size},)")
+    if starts.dim() != 2 or starts.shape[1] != size:
+        raise ValueError(f"the start vectors have shape {tuple(starts.shape)}; expected (k, {size})")
     steps = min(int(steps), int(size))
-    q = start.to(device, dtype)
-    if not float(q.norm()) > 0:
-        raise ValueError("the Lanczos start vector is zero (or not finite)")
-    basis = torch.zeros(steps, size, device=device, dtype=dtype)
-    alphas: list[float] = []
-    betas: list[float] = []
-    q = q / q.norm()
+    q = starts.to(device, dtype)
+    norms = q.norm(dim=1, keepdim=True)
+    if not bool(torch.all(norms > 0)):
+        raise ValueError("a Lanczos start vector is zero (or not finite)")
+    k = len(q)
+    basis = torch.zeros(k, steps, size, device=device, dtype=dtype)
+    alphas: list[list[float]] = [[] for _ in range(k)]
+    betas: list[list[float]] = [[] for _ in range(k)]
+    results: list[Ritz | None] = [None] * k
+    q = q / norms
     for i in range(steps):
-        basis[i] = q
+        basis[:, i] = q
         w = hvp(q).to(device, dtype)
-        alpha = float(w @ q)
-        alphas.append(alpha)
+        alpha = (w * q).sum(1)
         # full reorthogonalization (twice, for numerical safety)
         for _ in range(2):
-            w = w - basis[: i + 1].T @ (basis[: i + 1] @ w)
-        beta = float(w.norm())
+            w = w - torch.bmm(basis[:, : i + 1].transpose(1, 2), torch.bmm(basis[:, : i + 1], w[:, :, None]))[..., 0]
+        beta = w.norm(dim=1)
         if on_step is not None:
             on_step(i + 1, steps)
-        exhausted = i + 1 == steps or beta < 1e-10 * max(1.0, abs(alpha))
-        if exhausted or (tol is not None and _converged(_ritz_pairs(alphas, betas, beta, basis[: i + 1]), tol,
-                                                         converge)):
+        for j, (a, b) in enumerate(zip(alpha.tolist(), beta.tolist())):
+            if results[j] is not None:
+                continue
+            alphas[j].append(a)
+            exhausted = i + 1 == steps or b < 1e-10 * max(1.0, abs(a))
+            ritz = _ritz_pairs(alphas[j], betas[j], b, basis[j, : i + 1]) if exhausted or tol is not None else None
+            if exhausted or (tol is not None and _converged(ritz, tol, converge)):
+                results[j] = ritz
+            else:
+                betas[j].append(b)
+        running = torch.tensor([r is None for r in results], device=device)
+        if not bool(running.any()):
             break
-        betas.append(beta)
-        q = w / beta
-    return _ritz_pairs(alphas, betas, beta, basis[: len(alphas)])
+        q = torch.where(running[:, None], w / torch.where(beta > 0, beta, 1.0)[:, None], 0.0)
+    return results
 
 
 def _ritz_pairs(alphas: list[float], betas: list[float], beta: float, basis: torch.Tensor) -> Ritz:
@@ -390,6 +452,7 @@ def iter_convexity(
     tol: float | None = 1e-3,
     warm_start: bool = True,
     keep_graph: bool | None = None,
+    point_batch: int | None = None,
     cancel: threading.Event | None = None,
     attrs: dict | None = None,
     **objective_kwargs,
@@ -409,6 +472,8 @@ def iter_convexity(
         raise ValueError(f"a convexity map needs 2 directions, got {len(directions)}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if point_batch is not None and point_batch < 1:
+        raise ValueError(f"point_batch must be >= 1, got {point_batch}")
     ev, how = prepare_evaluator(model, loss_fn, data, 2, directions, seed=seed, normalization=normalization,
                                 bias_bn=bias_bn, theta=theta, **objective_kwargs)
     ob = ev.objective
@@ -426,25 +491,32 @@ def iter_convexity(
     cold = random_start(ob.layout.size, seed).to(ob.device)
     starts: dict[tuple[int, ...], torch.Tensor] = {}  # grid position -> its warm start for neighbours
     order, _ = coarse_to_fine_order(grid.shape)
-    for flat in order:
+    k = point_batch if point_batch is not None else (1 if ob.device.type == "cpu" else GPU_POINT_BATCH)
+    for begin in range(0, len(order), k):
         if cancel is not None and cancel.is_set():
             break
-        coeffs = grid.coords(np.array([flat]))
-        pos = np.unravel_index(int(flat), grid.shape)
-        start = cold if not starts else cold / cold.norm() + starts[_nearest(starts, pos)].to(cold)
-        ritz = lanczos_ritz(hvp_operator(ob, ev.points(coeffs)[0], keep_graph=keep_graph), ob.layout.size,
-                            2 * steps, start, ob.device, torch.float64, tol=tol)
-        if warm_start:
-            starts[pos] = _warm_start_vector(ritz).to(ob.theta.dtype)
-        lo, hi = float(ritz.values[0]), float(ritz.values[-1])
-        ds["loss"].values[pos] = ev.evaluate(coeffs).loss[0]
-        ds["lambda_max"].values[pos] = hi
-        ds["lambda_min"].values[pos] = lo
-        ds["convexity"].values[pos] = abs(lo / hi) if hi != 0 else np.nan
-        ds["iterations"].values[pos] = len(ritz.values)
-        ds["done"].values[pos] = True
-        ds.attrs.update(complete=int(ds["done"].all()), n_done=int(ds["done"].sum()))
-        yield ds, int(flat)
+        flats = order[begin:begin + k]
+        coeffs = grid.coords(flats)
+        positions = [np.unravel_index(int(flat), grid.shape) for flat in flats]
+        first = torch.stack([cold if not starts else cold / cold.norm() + starts[_nearest(starts, pos)].to(cold)
+                             for pos in positions])
+        points = ev.points(coeffs)
+        hvp = (batched_hvp_operator(ob, points, keep_graph=keep_graph) if k > 1 else
+               (lambda v, h=hvp_operator(ob, points[0], keep_graph=keep_graph): h(v[0])[None]))
+        ritzes = batched_lanczos_ritz(hvp, ob.layout.size, 2 * steps, first, ob.device, torch.float64, tol=tol)
+        losses = ev.evaluate(coeffs).loss
+        for flat, pos, ritz, loss in zip(flats, positions, ritzes, losses):
+            if warm_start:
+                starts[pos] = _warm_start_vector(ritz).to(ob.theta.dtype)
+            lo, hi = float(ritz.values[0]), float(ritz.values[-1])
+            ds["loss"].values[pos] = loss
+            ds["lambda_max"].values[pos] = hi
+            ds["lambda_min"].values[pos] = lo
+            ds["convexity"].values[pos] = abs(lo / hi) if hi != 0 else np.nan
+            ds["iterations"].values[pos] = len(ritz.values)
+            ds["done"].values[pos] = True
+            ds.attrs.update(complete=int(ds["done"].all()), n_done=int(ds["done"].sum()))
+            yield ds, int(flat)
 
 
 def _warm_start_vector(ritz: Ritz) -> torch.Tensor:
@@ -494,6 +566,7 @@ def convexity_map(
     tol: float | None = 1e-3,
     warm_start: bool = True,
     keep_graph: bool | None = None,
+    point_batch: int | None = None,
     on_point: Callable[[xr.Dataset, int], None] | None = None,
     **objective_kwargs,
 ) -> xr.Dataset:
@@ -536,6 +609,12 @@ def convexity_map(
     keep_graph : bool, optional
         See :func:`hvp_operator` (default: reuse each point's gradient graph when the
         data is one batch).
+    point_batch : int, optional
+        Grid points (consecutive in the coarse-to-fine order) whose Lanczos runs go in
+        lockstep, their products through one vmapped double backward per step
+        (:func:`batched_hvp_operator`, :func:`batched_lanczos_ritz`); their warm starts
+        come from the points of earlier batches. Default: 1 on a CPU (where a product is
+        already compute-bound), :data:`GPU_POINT_BATCH` on other devices.
     on_point : callable, optional
         Called as ``on_point(dataset, flat_index)`` after each point (streaming).
 
@@ -549,7 +628,8 @@ def convexity_map(
     ds = None
     for ds, flat in iter_convexity(
         model, loss_fn, data, grid, directions, seed=seed, normalization=normalization, bias_bn=bias_bn,
-        theta=theta, steps=steps, tol=tol, warm_start=warm_start, keep_graph=keep_graph, **objective_kwargs,
+        theta=theta, steps=steps, tol=tol, warm_start=warm_start, keep_graph=keep_graph, point_batch=point_batch,
+        **objective_kwargs,
     ):
         if on_point is not None:
             on_point(ds, flat)
