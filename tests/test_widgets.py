@@ -574,8 +574,9 @@ def test_view_titles_and_colour_bar_ticks_read_plainly(problem):
     assert title == "1-D landscape: 9/9 points" and "grid" not in title
     line = LineView()
     assert not line.loss_line.display_legend and not line.acc_line.display_legend  # no legend box over the data
-    assert line.loss_axis.label_color == line.loss_line.colors[0]
-    assert line.acc_axis.label_color == line.acc_line.colors[0]
+    for axis, mark in ((line.loss_axis, line.loss_line), (line.acc_axis, line.acc_line)):
+        # the label and every tick label (those of ticks added later too) in the curve's colour
+        assert axis.label_color == axis.color == axis.tick_style["fill"] == mark.colors[0]
     assert ContourView().color_axis.tick_format == TICK_FORMAT == ",.3~r"
     # an empty map already has a colour domain (a colour bar with ticks); a drawn one the data's
     empty = ContourView()

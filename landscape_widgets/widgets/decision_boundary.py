@@ -52,7 +52,8 @@ class DecisionBoundaryView:
                                  scales={"x": sx, "y": sy, "color": self.class_scale})
         shown = np.sort(np.random.default_rng(0).permutation(len(x))[:MAX_POINTS])
         x, y = x[shown], labels.detach().cpu().numpy()[shown]
-        self.points = bq.Scatter(x=x[:, 0], y=x[:, 1], color=y.astype(float), default_size=12, stroke="black",
+        self.points = bq.Scatter(x=x[:, 0], y=x[:, 1], color=y.astype(float), default_size=40, stroke="white",
+                                 stroke_width=1.0,
                                  scales={"x": sx, "y": sy, "color": bq.ColorScale(colors=["#08519c", "#a63603"],
                                                                                   min=0.0, max=1.0)})
         self.widget = bq.Figure(

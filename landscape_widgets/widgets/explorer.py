@@ -346,7 +346,7 @@ class LandscapeExplorer(w.VBox):
             w.HBox([self.normalization, self.bias_bn, self.params]),
             w.HBox([self.half_range, self.num, self.estimate]),
             w.HBox([self.metric, self.scale, self.start_button, self.stop_button, self.convexity_button,
-                    self.zoom.widget]),
+                    self.zoom.widget], layout={"flex_flow": "row wrap"}),  # a control too many wraps whole
             w.HBox([self.save_format, self.save_button, self.download]),
         ])
         super().__init__([controls, self.progress.widget, self.plots, self.convexity_box, self.runner.pace.widget])

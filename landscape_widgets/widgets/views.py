@@ -220,11 +220,15 @@ class LineView:
         self.normalization = normalization
         self.x_axis = bq.Axis(scale=self.x_scale, label=axis_label("alpha", normalization))
         # each curve is named by its own axis, drawn in its colour: no legend box over the data
+        # (bqplot colours tick labels by ``color`` only when the axis is drawn; ``tick_style``
+        # is applied again to the labels of new ticks)
         self.loss_axis = bq.Axis(scale=self.loss_scale, orientation="vertical", label="loss (circles)",
-                                 label_offset="45px", color=LOSS_COLOUR, label_color=LOSS_COLOUR)
+                                 label_offset="45px", color=LOSS_COLOUR, label_color=LOSS_COLOUR,
+                                 tick_style={"fill": LOSS_COLOUR})
         self.acc_axis = bq.Axis(scale=self.acc_scale, orientation="vertical", side="right",
                                 label="accuracy (squares, fraction correct)", label_offset="45px",
-                                color=ACCURACY_COLOUR, label_color=ACCURACY_COLOUR)
+                                color=ACCURACY_COLOUR, label_color=ACCURACY_COLOUR,
+                                tick_style={"fill": ACCURACY_COLOUR})
         self.widget = bq.Figure(
             marks=[self.loss_line, self.acc_line],
             axes=[self.x_axis, self.loss_axis, self.acc_axis],
