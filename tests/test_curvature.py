@@ -286,6 +286,29 @@ def test_lanczos_runs_in_lockstep_stop_as_each_alone_would():
         np.testing.assert_allclose(a.residuals, b.residuals, rtol=1e-6, atol=1e-10)
 
 
+class ReadsAScalar(nn.Module):
+    """A forward that reads a weight's value as a Python number: torch.vmap refuses it."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+
+    def forward(self, x):
+        return self.body(x) / (1.0 + 0.0 * float(self.body[0].weight.abs().max().item()))
+
+
+def test_a_model_vmap_refuses_gets_its_convexity_map_point_by_point():
+    torch.manual_seed(0)
+    model = ReadsAScalar().double()
+    x, y = torch.randn(40, 4, dtype=torch.float64), torch.randint(0, 3, (40,))
+    grid = plane(num=3)
+    one_by_one = convexity_map(model, F.cross_entropy, (x, y), grid=grid, steps=8, point_batch=1, device="cpu")
+    with pytest.warns(RuntimeWarning, match="point by point"):
+        asked = convexity_map(model, F.cross_entropy, (x, y), grid=grid, steps=8, point_batch=4, device="cpu")
+    for name in ("convexity", "lambda_min", "lambda_max", "iterations"):
+        np.testing.assert_array_equal(asked[name].values, one_by_one[name].values)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_batched_convexity_map_on_cuda_matches_the_cpu():
     model, data = residual_bn_problem()

@@ -15,6 +15,7 @@ formed (except by :func:`explicit_hessian`, meant for small models and tests).
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -492,7 +493,8 @@ def iter_convexity(
     starts: dict[tuple[int, ...], torch.Tensor] = {}  # grid position -> its warm start for neighbours
     order, _ = coarse_to_fine_order(grid.shape)
     k = point_batch if point_batch is not None else (1 if ob.device.type == "cpu" else GPU_POINT_BATCH)
-    for begin in range(0, len(order), k):
+    begin = 0
+    while begin < len(order):
         if cancel is not None and cancel.is_set():
             break
         flats = order[begin:begin + k]
@@ -501,9 +503,20 @@ def iter_convexity(
         first = torch.stack([cold if not starts else cold / cold.norm() + starts[_nearest(starts, pos)].to(cold)
                              for pos in positions])
         points = ev.points(coeffs)
-        hvp = (batched_hvp_operator(ob, points, keep_graph=keep_graph) if k > 1 else
-               (lambda v, h=hvp_operator(ob, points[0], keep_graph=keep_graph): h(v[0])[None]))
-        ritzes = batched_lanczos_ritz(hvp, ob.layout.size, 2 * steps, first, ob.device, torch.float64, tol=tol)
+        if k == 1:
+            ritzes = [lanczos_ritz(hvp_operator(ob, points[0], keep_graph=keep_graph), ob.layout.size, 2 * steps,
+                                   first[0], ob.device, torch.float64, tol=tol)]
+        else:
+            try:
+                ritzes = batched_lanczos_ritz(batched_hvp_operator(ob, points, keep_graph=keep_graph), ob.layout.size,
+                                              2 * steps, first, ob.device, torch.float64, tol=tol)
+            except (RuntimeError, NotImplementedError, TypeError, ValueError) as err:
+                warnings.warn(f"{ob.model_name} cannot take vmapped Hessian-vector products "
+                              f"({type(err).__name__}: {str(err).splitlines()[0]}); computing the convexity map "
+                              "point by point", RuntimeWarning, stacklevel=2)
+                k = 1
+                continue
+        begin += len(flats)
         losses = ev.evaluate(coeffs).loss
         for flat, pos, ritz, loss in zip(flats, positions, ritzes, losses):
             if warm_start:
