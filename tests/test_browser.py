@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 #: Small enough for 2 busy cores, large enough that a run lasts several redraws.
 APP_GRIDS = {"1d": (1.0, 41), "2d": (1.0, 41), "3d": (1.0, 9)}
 WAIT_MS = 120_000
-PROGRESS = re.compile(r"(\d+)/(\d+) points")
+PROGRESS = re.compile(r"([\d,]+)/([\d,]+) points")
 #: The notebook's kernel is connected and idle, as JupyterLab's front end sees it.
 KERNEL_READY = """() => {
     const kernel = window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel;
@@ -32,10 +32,15 @@ KERNEL_READY = """() => {
 }"""
 
 
+def _count(text: str) -> int:
+    """A count as the page writes it ("68,921")."""
+    return int(text.replace(",", ""))
+
+
 def progress(page) -> tuple[int, int]:
     text = page.inner_text(".landscape-progress")
     match = PROGRESS.search(text)
-    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    return (_count(match.group(1)), _count(match.group(2))) if match else (0, 0)
 
 
 def heatmap_href(page) -> str:
@@ -107,7 +112,7 @@ def test_voila_app_fills_in_restarts_on_a_slider_and_draws_every_view(tmp_path):
         assert partial, "never saw a partially filled map after the slider moved"
         assert partial[0][2] != after, "the partial picture already equals the final one"
         assert after != before, "the heat map did not change after the seed changed"
-        assert "41x41 grid, 1681/1681 points" in page.inner_text(".bqplot")
+        assert "41x41 grid, 1,681/1,681 points" in page.inner_text(".bqplot")
 
         # hovering a grid point shows its coordinates and value; clicking it, the two 1-D
         # cross-sections through it beside the map (the last cursor target: the corner)
@@ -134,7 +139,7 @@ def test_voila_app_fills_in_restarts_on_a_slider_and_draws_every_view(tmp_path):
         page.wait_for_function("() => !document.querySelector('.landscape-full-range').disabled", timeout=30_000)
         wait_until_complete(page)
         time.sleep(1.0)
-        assert "41x41 grid, 1681/1681 points" in page.inner_text(".bqplot")
+        assert "41x41 grid, 1,681/1,681 points" in page.inner_text(".bqplot")
         ticks = page.eval_on_selector_all(".bqplot .axis.tick text, .bqplot g.tick text",
                                           "els => els.map(e => e.textContent)")
         x_ticks = [float(t) for t in ticks if re.fullmatch(r"-?[0-9.]+", t)]
@@ -225,7 +230,7 @@ def test_stop_shows_at_once_at_the_largest_3d_grid(tmp_path):
         assert shown_after < 1.0, (shown_after, texts[:3])
         assert len(set(settled)) == 1, texts
         stopped_at = PROGRESS.search(settled[0])
-        assert int(stopped_at.group(2)) == num**3 and int(stopped_at.group(1)) >= done
+        assert _count(stopped_at.group(2)) == num**3 and _count(stopped_at.group(1)) >= done
 
         # a control change shows within a second too (the controls settling, or the ask)
         page.locator(".landscape-seed .noUi-handle").first.focus()

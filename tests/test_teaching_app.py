@@ -171,6 +171,7 @@ def test_prepared_pages_are_built_ahead_and_shown_when_selected(prepared, monkey
     browser may be loading the widgets' state: a map drawn then can reach it stale), or
     with other code, pages are built when selected."""
     from landscape_widgets.app import teaching_app as ta
+    from landscape_widgets.app.teaching_app import BUILDING
 
     _forbid_computing(monkeypatch)
     assert lessons.prepared_lessons() == {item.key for item in lessons.LESSONS}
@@ -189,7 +190,7 @@ def test_prepared_pages_are_built_ahead_and_shown_when_selected(prepared, monkey
     (app,) = built
     assert list(app.pages) == [item.key for item in lessons.LESSONS]
     assert all(_complete(page) for page in app.pages.values())  # drawn before the cell ends
-    assert all(len(box.children) == 1 for box in app._boxes[1:])  # in no tab yet
+    assert all(box.children[-1].value == BUILDING for box in app._boxes[1:])  # in no tab yet
     boundary = app.pages["boundary"]
     tab.selected_index = 1
     assert app.pages["boundary"] is boundary and app._boxes[1].children[1] is boundary.widget
@@ -202,7 +203,7 @@ def test_prepared_pages_are_built_ahead_and_shown_when_selected(prepared, monkey
 
 
 def test_a_tab_says_its_page_is_being_built_until_it_is():
-    """Selecting a tab whose page is not built yet shows a message at once, then the page."""
+    """A tab whose page is not built yet shows a message from the start, then the page."""
     import ipywidgets as w
 
     from landscape_widgets.app.teaching_app import BUILDING
@@ -218,6 +219,8 @@ def test_a_tab_says_its_page_is_being_built_until_it_is():
 
     pages = (lessons.Lesson("a", "A", "the first", build_first), lessons.Lesson("b", "B", "the second", build_second))
     app = TeachingApp(pages)
+    # before its selection reaches the kernel (busy building another page), too
+    assert app.widget.children[1].children[-1].value == BUILDING
     app.widget.selected_index = 1
     assert seen and seen[0][-1] == BUILDING  # while building
     assert app.widget.children[1].children[-1].value == "second page"

@@ -65,7 +65,7 @@ def test_isosurface_view_draws_nested_surfaces_coloured_as_the_slices():
     # inner surfaces lie inside the outer ones: a smaller ellipsoid
     radii = [np.abs(m.z).max() for m in view.meshes]  # along gamma: all inside the box
     assert radii[0] < radii[1] < radii[2]
-    assert "isosurfaces of loss" in view.title.value and "21x21x21 grid, 9261/9261 points" in view.title.value
+    assert "isosurfaces of loss" in view.title.value and "21x21x21 grid, 9,261/9,261 points" in view.title.value
     assert view.level.options[0][0] == f"{choices[0]:.3g}"  # the slider's labels are loss values
     assert "α = alpha (direction 1, filter-normalized units), -1 to 1" in view.key.value
     assert "▼" in view.key.value and "surfaces (▼) at" in view.key.value
@@ -94,7 +94,7 @@ def test_partial_isosurface_redraws_keep_to_the_byte_budget(monkeypatch):
     done[1::4] = True
     view.update(bowl(21, done))
     np.testing.assert_array_equal(view.meshes[2].x, first)  # skipped: within the budget
-    assert "/9261 points" in view.title.value and str(int(done.sum())) in view.title.value  # the status still moves
+    assert "/9,261 points" in view.title.value and f"{int(done.sum()):,}" in view.title.value  # the status still moves
     view.update(bowl(21))  # the complete result is always drawn
     assert view._sent[0] > t and not np.array_equal(view.meshes[2].x, first)
 

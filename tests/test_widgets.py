@@ -151,6 +151,7 @@ def test_format_progress():
     assert "done in 4.00 s" in format_progress(100, 100, 4.0, "cuda")
     # a stored result was not computed now: no rate, no time
     assert format_progress(100, 100, 0.02, "cpu", stored=True) == "100/100 points · from the run store"
+    assert format_progress(1200, 2601, 1.0, "cpu").startswith("1,200/2,601 points")  # as "2,601 points" elsewhere
 
 
 # -- the runner ------------------------------------------------------------------------
@@ -289,8 +290,9 @@ def test_explorer_1d_and_3d_views(problem):
     line = ex.views[0].loss_line
     np.testing.assert_allclose(line.y, reference(problem, 2, (9,)), rtol=1e-5)
     assert len(ex.views[0].acc_line.y) == 9
+    assert ex.scale.description == "loss scale"  # no colours in 1-D: the toggle scales the loss axis
     ex.view.value = "3d"
-    assert ex.num.value == 5
+    assert ex.num.value == 5 and ex.scale.description == "colour scale"
     ex.wait(120)
     slices, surface, iso = ex.views
     expected = reference(problem, 2, (5, 5, 5))
@@ -414,7 +416,7 @@ def test_stop_freezes_the_picture_and_says_when_it_shows_previous_settings(probl
     frozen = int(ex.result["done"].values.sum())
     time.sleep(0.3)  # the chunk in flight finishes, but not into the picture on screen
     assert int(ex.result["done"].values.sum()) == frozen
-    assert f"stopped at {frozen}/" in ex.progress.text.value
+    assert f"stopped at {frozen:,}/" in ex.progress.text.value
     ex.seed.value = 7  # a new run is pending (debounce) ...
     ex.stop()  # ... and stopped before it starts: the picture is still seed 0's
     assert "previous settings (seed 0)" in ex.progress.text.value
@@ -447,7 +449,7 @@ def test_stop_says_so_at_once_while_a_slow_redraw_holds_the_lock(problem):
     ex.wait(60)
     assert shown_after < 0.5, shown_after
     frozen = int(ex.result["done"].values.sum())
-    assert ex.progress.text.value == f"stopped at {frozen}/{41 * 41} points"
+    assert ex.progress.text.value == f"stopped at {frozen:,}/{41 * 41:,} points"
 
 
 def test_start_after_stop_goes_on_from_the_points_computed(problem):
@@ -458,11 +460,12 @@ def test_start_after_stop_goes_on_from_the_points_computed(problem):
     ex.wait(60)
     done = int(ex.result["done"].values.sum())
     assert 0 < done < 41 * 41
-    assert ex.views[0].widget.title.endswith(f"{done}/{41 * 41} points (stopped)")
+    assert ex.views[0].widget.title.endswith(f"{done:,}/{41 * 41:,} points (stopped)")
     assert ex.start_button.layout.display is None and "go on" in ex.start_button.tooltip
+    assert ex.stop_button.layout.display == "none"  # Start takes Stop's place: the other buttons stay put
     SlowNet.forwards = 0
     ex.start_button.click()
-    assert ex.start_button.layout.display == "none"
+    assert ex.start_button.layout.display == "none" and ex.stop_button.layout.display is None
     assert ex.wait(120) and bool(ex.result["done"].all())
     # one forward a point, and the run's set-up makes at most two of its own
     assert SlowNet.forwards <= 41 * 41 - done + 2
@@ -536,7 +539,7 @@ def test_waiting_empties_the_bar_and_a_disabled_stop_is_not_coloured(problem):
 
 def test_x_ticks_are_written_exactly():
     """Tick labels are the tick values: 0.25 steps read 0.25, 0.75 (not 0.3, 0.8)."""
-    from landscape_widgets.widgets.views import LineView, exact_tick_format
+    from landscape_widgets.widgets.views import LineView, exact_tick_format, set_y_ticks
 
     assert exact_tick_format(np.array([-0.75, -0.5, 0.25, 1.0])) == ",.2f"
     assert exact_tick_format(np.array([-15.0, -12.5, 0.0, 2.5])) == ",.1f"
@@ -551,15 +554,22 @@ def test_x_ticks_are_written_exactly():
                            make_grid([(-1.5, 1.5)], [7]), seed=0)
     line.update(ds)
     ticks = np.asarray(line.x_axis.tick_values)
+    assert -1.5 < ticks.min() and ticks.max() < 1.5  # both corners left to the loss and accuracy axes
+    assert not line.widget.display_toolbar and not ContourView().widget.display_toolbar  # no icons over the title
     decimals = int(line.x_axis.tick_format[2:-1])
     np.testing.assert_allclose([float(f"{t:.{decimals}f}") for t in ticks], ticks, rtol=0, atol=1e-12)
-    # the loss axis: round ticks over the values shown, about one per 40 px, not crowded
+    # the loss axis: round ticks, about one per 40 px, not crowded, from the last at or below
+    # the values shown to the first at or above them, which bound the axis too
     short = LineView(height="270px")
     short.update(ds)
     loss = ds["loss"].values
     ticks = np.asarray(short.loss_axis.tick_values)
     assert 3 <= len(ticks) <= 170 // 40 + 1
-    assert loss.min() - 1e-9 <= ticks.min() and ticks.max() <= loss.max() + 1e-9
+    assert ticks[0] <= loss.min() < ticks[1] and ticks[-2] < loss.max() <= ticks[-1]
+    assert (short.loss_scale.min, short.loss_scale.max) == (ticks[0], ticks[-1])
+    for values, domain in (([0.02, 2.9], (0.0, 3.0)), ([2.103, 2.29], (2.1, 2.3))):
+        set_y_ticks(short.loss_axis, np.array(values), 170)  # a loss near 0 reads from 0, one near 2 not
+        np.testing.assert_allclose((short.loss_scale.min, short.loss_scale.max), domain, rtol=1e-12)
     decimals = int(short.loss_axis.tick_format[2:-1])
     np.testing.assert_allclose([float(f"{t:.{decimals}f}") for t in ticks], ticks, rtol=0, atol=1e-12)
     assert list(short.acc_axis.tick_values) == [0.0, 0.25, 0.5, 0.75, 1.0] and short.acc_axis.tick_format == ",.2f"

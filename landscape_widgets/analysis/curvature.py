@@ -35,8 +35,10 @@ HVP = Callable[[torch.Tensor], torch.Tensor]
 #: up in its steepest one; at 1, as much.
 CONVEX_THRESHOLD = 0.25
 Progress = Callable[[int, int], None]
-#: Grid points of a convexity map computed together off the CPU (see ``point_batch``).
+#: Grid points of a convexity map computed together off the CPU (see ``point_batch``)...
 GPU_POINT_BATCH = 16
+#: ... fewer where their Lanczos bases (float64) would take more bytes than this.
+POINT_BATCH_BYTES = 2**30
 
 
 def hvp_operator(objective: Objective, point: torch.Tensor | None = None, *,
@@ -492,7 +494,9 @@ def iter_convexity(
     cold = random_start(ob.layout.size, seed).to(ob.device)
     starts: dict[tuple[int, ...], torch.Tensor] = {}  # grid position -> its warm start for neighbours
     order, _ = coarse_to_fine_order(grid.shape)
-    k = point_batch if point_batch is not None else (1 if ob.device.type == "cpu" else GPU_POINT_BATCH)
+    basis_bytes = 8 * 2 * steps * ob.layout.size
+    k = point_batch if point_batch is not None else (
+        1 if ob.device.type == "cpu" else max(1, min(GPU_POINT_BATCH, POINT_BATCH_BYTES // basis_bytes)))
     begin = 0
     while begin < len(order):
         if cancel is not None and cancel.is_set():
@@ -627,7 +631,8 @@ def convexity_map(
         lockstep, their products through one vmapped double backward per step
         (:func:`batched_hvp_operator`, :func:`batched_lanczos_ritz`); their warm starts
         come from the points of earlier batches. Default: 1 on a CPU (where a product is
-        already compute-bound), :data:`GPU_POINT_BATCH` on other devices.
+        already compute-bound), :data:`GPU_POINT_BATCH` on other devices (fewer where
+        their Lanczos bases would exceed :data:`POINT_BATCH_BYTES`).
     on_point : callable, optional
         Called as ``on_point(dataset, flat_index)`` after each point (streaming).
 

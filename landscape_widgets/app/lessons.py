@@ -20,6 +20,7 @@ import ipywidgets as w
 import torch.nn.functional as F
 
 from ..analysis.connectivity import connectivity_plane, curve_path, linear_path, train_bezier
+from ..analysis.curvature import CONVEX_THRESHOLD
 from ..analysis.trajectory import trajectory_grid, trajectory_plane
 from ..builtin.batch_decay import batch_decay_experiment, batch_decay_named, batch_decay_text
 from ..builtin.curvature_pair import curvature_pair, curvature_pair_text
@@ -167,7 +168,8 @@ def connectivity_page() -> Page:
     summary = w.HTML(
         f"Straight line: the loss rises to <b>{float(line['loss'].max()):.3f}</b> (barrier "
         f"{line.attrs['barrier']:.3f}); trained Bezier curve: at most <b>{float(curve['loss'].max()):.3f}</b> "
-        f"(barrier {curve.attrs['barrier']:.3f}).")
+        f"(barrier {curve.attrs['barrier']:.3f}). The barrier is the largest height of the loss above the "
+        "straight line between its two end values.")
     return Page(w.VBox([summary, connectivity_view(plane_ds)]))
 
 
@@ -181,7 +183,10 @@ def curvature_page() -> Page:
         view.update(ds)
         view.widget.title = f"{name}: convexity map"
         views.append(view.widget)
-    return Page(w.VBox([w.HTML(f"<p>{curvature_pair_text(pair)}</p>"), w.HBox(views)]))
+    key = w.HTML("<p><i>Colour and dark lines (its contours): |λmin/λmax| at each point of the plane, blue "
+                 f"up to {CONVEX_THRESHOLD:g} (nearly convex), red above. The red cross is the network the plane "
+                 "is centred on.</i></p>")
+    return Page(w.VBox([w.HTML(f"<p>{curvature_pair_text(pair)}</p>"), w.HBox(views), key]))
 
 
 LESSONS: tuple[Lesson, ...] = (

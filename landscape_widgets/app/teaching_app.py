@@ -28,7 +28,9 @@ class TeachingApp:
     def __init__(self, lessons: tuple[Lesson, ...] = LESSONS, first: int = 0) -> None:
         self.lessons = lessons
         self.pages: dict[str, Page] = {}
-        self._boxes = [w.VBox([_intro(item)], layout={"padding": "6px"}) for item in lessons]
+        # every tab says it is being built until it is, also while the kernel is still busy
+        # building another one (it then handles the tab's selection late)
+        self._boxes = [w.VBox([_intro(item), w.HTML(BUILDING)], layout={"padding": "6px"}) for item in lessons]
         for item, box in zip(lessons, self._boxes):
             box.add_class(f"lesson-{item.key}")
         self.widget = w.Tab(children=self._boxes, titles=[item.title for item in lessons])
@@ -43,8 +45,6 @@ class TeachingApp:
         if index is None:
             return None
         item = self.lessons[index]
-        if item.key not in self.pages:  # building can take seconds: say so meanwhile
-            self._boxes[index].children = [_intro(item), w.HTML(BUILDING)]
         try:
             page = self.build(item.key)
         except Exception as err:  # say so on the page instead of a blank tab
@@ -69,7 +69,7 @@ class TeachingApp:
 
 
 #: What a tab shows while its page is built.
-BUILDING = "<p><i>Building this page: its first picture follows in a few seconds...</i></p>"
+BUILDING = "<p><i>Building this page: it appears here once its first picture is computed...</i></p>"
 
 
 def _intro(item: Lesson) -> w.HTML:

@@ -55,7 +55,7 @@ class ConvexityView:
         n_done, size = int(ds["done"].sum()), ds["done"].size
         with self.widget.hold_sync():
             self.contour.color_axis.label = LABEL
-            self.widget.title = f"Convexity map (0 = convex): {n_done}/{size} points"
+            self.widget.title = f"Convexity map (0 = convex): {n_done:,}/{size:,} points"
 
 
 class ConvexityPanel:

@@ -25,6 +25,10 @@ RESOLUTION = 80
 MAX_POINTS = 200
 
 
+#: Background colours of the predicted classes 0 and 1.
+REGION_COLOURS = ("#9ecae1", "#fdae6b")
+
+
 class DecisionBoundaryView:
     """The class the model predicts over its 2-D input plane, with the data points.
 
@@ -47,7 +51,7 @@ class DecisionBoundaryView:
         gx, gy = np.meshgrid(*self.axes, indexing="ij")
         self.plane_inputs = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=inputs.dtype)
         sx, sy = bq.LinearScale(), bq.LinearScale()
-        self.class_scale = bq.ColorScale(colors=["#9ecae1", "#fdae6b"], min=0.0, max=1.0)
+        self.class_scale = bq.ColorScale(colors=list(REGION_COLOURS), min=0.0, max=1.0)
         self.region = bq.HeatMap(x=self.axes[0], y=self.axes[1], color=np.full((RESOLUTION, RESOLUTION), np.nan).T,
                                  scales={"x": sx, "y": sy, "color": self.class_scale})
         shown = np.sort(np.random.default_rng(0).permutation(len(x))[:MAX_POINTS])
@@ -93,8 +97,12 @@ class BoundaryExplorer:
         self.targets.on_hover(lambda _mark, event: self.show(float(event["data"]["x"]), float(event["data"]["y"])))
         self.boundary.show(explorer.model.eval(), "of the trained network")
         hint = w.HTML("<i>Move the cursor over the map: the picture of the data shows what the network at that "
-                      "point of the plane predicts for every input.</i>")
-        explorer.show_beside("2d", w.VBox([self.boundary.widget, hint], layout={"margin": "0 0 0 12px"}))
+                      f"point of the plane predicts for every input, <span style='background:{REGION_COLOURS[0]}'>&nbsp;"
+                      f"class 0&nbsp;</span> or <span style='background:{REGION_COLOURS[1]}'>&nbsp;class 1&nbsp;"
+                      "</span>; the dots are the data, coloured by their true class.</i>")
+        # as wide as the picture, so that it fits beside the map instead of below it
+        explorer.show_beside("2d", w.VBox([self.boundary.widget, hint],
+                                          layout={"margin": "0 0 0 12px", "width": self.boundary.widget.layout.width}))
         self.widget = explorer
 
     def network_at(self, alpha: float, beta: float) -> torch.nn.Module:

@@ -417,9 +417,8 @@ class LandscapeExplorer(w.VBox):
             current = self._stopped_message(self.result)  # the chunk in flight may have added points
             if not bool(self.result["done"].all()):  # (the run itself keeps its points)
                 self.result.attrs["stopped"] = 1  # the views' titles say so
-                self.start_button.tooltip = ("go on from the points computed so far" if current else
-                                             "compute the settings of the controls")
-                self.start_button.layout.display = None
+                self._offer_start("go on from the points computed so far" if current else
+                                  "compute the settings of the controls")
             self._redraw()
 
     def _stopped_message(self, result: xr.Dataset) -> bool:
@@ -432,7 +431,7 @@ class LandscapeExplorer(w.VBox):
             self.progress.message(f"stopped before the new run started: the picture shows {done} points "
                                   f"of the previous settings ({', '.join(changed)})", "warning")
         else:
-            self.progress.message(f"stopped at {done}/{result['done'].size} points", "warning")
+            self.progress.message(f"stopped at {done:,}/{result['done'].size:,} points", "warning")
         return not changed
 
     def show_convexity(self, num: int = 9) -> ConvexityPanel:
@@ -507,7 +506,7 @@ class LandscapeExplorer(w.VBox):
         self._drop_convexity()
         settings = self._requested = self.settings
         self._show_estimate()
-        self.start_button.layout.display = "none"
+        self._offer_start(None)
         if settings in self.cache:
             self.runner.stop()
             self._set_running(False)
@@ -532,8 +531,7 @@ class LandscapeExplorer(w.VBox):
         self.runner.request(self._work(settings, check), self._draw, self._finished(settings))
 
     def _ask_to_start(self, settings: Settings, seconds: float, reset: bool) -> None:
-        self.start_button.tooltip = "compute this grid (it is estimated to take long)"
-        self.start_button.layout.display = None
+        self._offer_start("compute this grid (it is estimated to take long)")
         self.progress.message(f"{settings.grid.size:,} points would take about {format_duration(seconds)}: "
                               "press Start to compute them, or lower the points per axis", "warning",
                               reset=reset)
@@ -578,6 +576,14 @@ class LandscapeExplorer(w.VBox):
         self._set_running(False)
         self.progress.message(f"error: {type(exc).__name__}: {exc}", "danger")
 
+    def _offer_start(self, tooltip: str | None) -> None:
+        """Show Start in Stop's place, saying what it does (``None``: Stop again), so that
+        the buttons after them keep their places."""
+        if tooltip is not None:
+            self.start_button.tooltip = tooltip
+        self.start_button.layout.display = None if tooltip is not None else "none"
+        self.stop_button.layout.display = "none" if tooltip is not None else None
+
     def _set_running(self, running: bool) -> None:
         """Stop is offered (and coloured) only while a run is pending or in flight."""
         self.stop_button.disabled = not running
@@ -604,6 +610,8 @@ class LandscapeExplorer(w.VBox):
     def _show_views(self) -> None:
         view = self.view.value
         self.plots.children = [v.widget for v in self.views_of(view)] + self._beside.get(view, [])
+        # a 1-D view has no colours: there the scale is that of the loss axis
+        self.scale.description = "loss scale" if view == "1d" else "colour scale"
         # the convexity map describes a plane: offered in the 2-D view only
         self.convexity_button.layout.display = None if self.view.value == "2d" else "none"
         self.zoom.widget.layout.display = None if self.view.value == "2d" else "none"

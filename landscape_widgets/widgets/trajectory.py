@@ -58,7 +58,7 @@ class TrajectoryPanel:
         scales = {"x": self.view.x_scale, "y": self.view.y_scale}
         path = plane.path
         self.path = bq.Lines(x=path[:, 0], y=path[:, 1], scales=scales, colors=["red"],
-                             stroke_width=2, marker="circle", marker_size=12)
+                             stroke_width=2, marker="circle", marker_size=32)
         self.current = bq.Scatter(x=[path[0, 0]], y=[path[0, 1]], scales=scales, colors=["orange"],
                                   default_size=160, stroke="black")
         self.view.widget.marks = [*self.view.widget.marks, self.path, self.current]

@@ -124,20 +124,26 @@ def _pixels(size: str) -> int:
     return int(size[:-2]) if size.endswith("px") and size[:-2].isdigit() else 640
 
 
-def corner_free_ticks(lo: float, hi: float, pixels: int = 460) -> np.ndarray:
+def corner_free_ticks(lo: float, hi: float, pixels: int = 460, right_axis: bool = False) -> np.ndarray:
     """Round tick values over ``[lo, hi]`` without ``lo`` itself (the x axis leaves the
-    lower-left corner to the y axis's first tick, so the two labels do not collide), about
-    one per 55 pixels of the axis so that their labels do not run together."""
+    lower-left corner to the y axis's first tick, so the two labels do not collide), nor
+    ``hi`` beside a ``right_axis``, about one per 55 pixels of the axis so that their
+    labels do not run together."""
     ticks = round_ticks(lo, hi, max(2, pixels // 55))
-    return ticks[ticks > lo + 1e-9 * max(1.0, abs(hi - lo))]
+    eps = 1e-9 * max(1.0, abs(hi - lo))
+    return ticks[(ticks > lo + eps) & ((ticks < hi - eps) if right_axis else True)]
+
+
+#: Round tick steps: 1, 2, 2.5 or 5 times a power of ten.
+ROUND_STEPS = [1, 2, 2.5, 5, 10]
 
 
 def round_ticks(lo: float, hi: float, nbins: int) -> np.ndarray:
-    """Round tick values (1, 2, 2.5 or 5 times a power of ten) in ``[lo, hi]``, about
-    ``nbins`` intervals apart."""
+    """Round tick values (:data:`ROUND_STEPS`) in ``[lo, hi]``, about ``nbins`` intervals
+    apart."""
     from matplotlib.ticker import MaxNLocator
 
-    ticks = MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    ticks = MaxNLocator(nbins=nbins, steps=ROUND_STEPS).tick_values(lo, hi)
     eps = 1e-9 * max(1.0, abs(hi - lo))
     return ticks[(ticks >= lo - eps) & (ticks <= hi + eps)]
 
@@ -153,16 +159,20 @@ def exact_tick_format(ticks: np.ndarray) -> str:
     return TICK_FORMAT
 
 
-def set_x_ticks(axis: bq.Axis, lo: float, hi: float, pixels: int) -> None:
+def set_x_ticks(axis: bq.Axis, lo: float, hi: float, pixels: int, right_axis: bool = False) -> None:
     """Give ``axis`` the :func:`corner_free_ticks` of ``[lo, hi]``, written exactly."""
-    ticks = corner_free_ticks(lo, hi, pixels)
+    ticks = corner_free_ticks(lo, hi, pixels, right_axis)
     axis.tick_values, axis.tick_format = ticks, exact_tick_format(ticks)
 
 
 def set_y_ticks(axis: bq.Axis, values: np.ndarray, pixels: int) -> None:
-    """Give a vertical ``axis`` round ticks over the finite ``values`` it shows, about one
-    per 40 pixels, written exactly (bqplot's own crowd a short axis); none while no value
-    is finite."""
+    """Give a vertical ``axis`` round ticks, about one per 40 pixels, written exactly
+    (bqplot's own crowd a short axis), and make its scale's domain run from the last of
+    them at or below the finite ``values`` it shows to the first at or above them (so
+    that, say, a loss from 0.02 to 2.9 reads from 0 to 3); no ticks while no value is
+    finite."""
+    from matplotlib.ticker import MaxNLocator
+
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
@@ -171,7 +181,11 @@ def set_y_ticks(axis: bq.Axis, values: np.ndarray, pixels: int) -> None:
     lo, hi = float(finite.min()), float(finite.max())
     if hi <= lo:
         lo, hi = lo - 0.5 * max(abs(lo), 1.0), hi + 0.5 * max(abs(hi), 1.0)
-    ticks = round_ticks(lo, hi, max(2, pixels // 40))
+    ticks = MaxNLocator(nbins=max(2, pixels // 40), steps=ROUND_STEPS).tick_values(lo, hi)
+    eps = 1e-9 * (hi - lo)
+    below, above = np.flatnonzero(ticks <= lo + eps), np.flatnonzero(ticks >= hi - eps)
+    ticks = ticks[below[-1]: above[0] + 1]
+    axis.scale.min, axis.scale.max = float(ticks[0]), float(ticks[-1])
     axis.tick_values, axis.tick_format = ticks, exact_tick_format(ticks)
 
 
@@ -182,9 +196,9 @@ def _status(ds: xr.Dataset) -> str:
     grid = f"{'x'.join(str(n) for n in shape)} grid, " if len(shape) > 1 else ""
     estimated = int(known_cells(ds).sum()) - done
     if estimated:
-        return f"{grid}{done}/{size} points + {estimated} estimated (faded)"
+        return f"{grid}{done:,}/{size:,} points + {estimated:,} estimated (faded)"
     state = "" if done == size else " (stopped)" if ds.attrs.get("stopped") else " (filling in)"
-    return f"{grid}{done}/{size} points{state}"
+    return f"{grid}{done:,}/{size:,} points{state}"
 
 
 def uncertainty(ds: xr.Dataset) -> np.ndarray:
@@ -234,7 +248,7 @@ class LineView:
             axes=[self.x_axis, self.loss_axis, self.acc_axis],
             title="1-D landscape",
             fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 70},
-            layout={"width": width, "height": height},
+            layout={"width": width, "height": height}, display_toolbar=False,  # (it covered the title)
         )
         self._plot_px = _pixels(width) - 140  # less the margins: how many x ticks fit
         self._plot_height = _pixels(height) - 100
@@ -250,7 +264,7 @@ class LineView:
         loss, label = metric_values(ds, loss_metric, scale)
         with self.widget.hold_sync():
             self.x_scale.min, self.x_scale.max = float(alpha[0]), float(alpha[-1])
-            set_x_ticks(self.x_axis, float(alpha[0]), float(alpha[-1]), self._plot_px)
+            set_x_ticks(self.x_axis, float(alpha[0]), float(alpha[-1]), self._plot_px, right_axis=True)
             (self.x_axis.label,) = axis_labels(ds, (dim,), self.normalization)
             self.loss_axis.label = f"{label} (circles)"
             set_y_ticks(self.loss_axis, loss[done], self._plot_height)
@@ -317,7 +331,7 @@ class ContourView:
             axes=[self.x_axis, self.y_axis] + ([self.color_axis] if color_bar else []),
             title="2-D landscape", padding_x=0, padding_y=0, background_style={"fill": EMPTY_COLOUR},
             fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 110 if color_bar else 20},
-            layout={"width": width, "height": height},
+            layout={"width": width, "height": height}, display_toolbar=False,  # (it covered the title)
         )
 
     def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear",
