@@ -102,7 +102,7 @@ def in_browser(view: str, num: int, repeats: int) -> dict:
 
     debounce = 0.3  # the explorer's default
     total = num ** (("1d", "2d", "3d").index(view) + 1)
-    done = re.compile(rf"{total}/{total} points · .* done in ([0-9.]+) s")
+    done = re.compile(rf"{total:,}/{total:,} points · .* done in ([0-9.]+) s")
 
     def finished(page, previous: str = "") -> str:
         start, asked = time.perf_counter(), None

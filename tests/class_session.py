@@ -18,10 +18,10 @@ import psutil
 from browser_helpers import ARTIFACTS, CHROMIUM_ARGS, STILL_MARKS, free_port, require_chromium, screenshot, wait_until
 
 TOKEN = "class-secret"
-#: The explorer's picture is complete: its progress says N/N points.
+#: The explorer's picture is complete: its progress says N/N points (N as "2,601").
 COMPLETE = """() => {
     const p = document.querySelector('.lesson-explorer .landscape-progress');
-    const m = p && p.innerText.match(/(\\d+)\\/(\\d+) points/);
+    const m = p && p.innerText.match(/([\\d,]+)\\/([\\d,]+) points/);  // counts as '2,601'
     return !!m && m[1] === m[2] && !!document.querySelector(".lesson-explorer image.heatmap[href^='data:image']");
 }"""
 
