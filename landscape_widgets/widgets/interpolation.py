@@ -72,7 +72,7 @@ class InterpolationPanel:
         n_done = int(ds["done"].sum())
         with self.view.widget.hold_sync():
             self.view.x_axis.label = self.x_label
-            self.view.widget.title = f"{self.title} ({n_done}/{ds['done'].size} points)"
+            self.view.widget.title = f"{self.title} ({n_done:,}/{ds['done'].size:,} points)"
 
 
 def interpolation_panel(

@@ -97,7 +97,7 @@ class TrajectoryPanel:
         x_label, y_label = self.plane.axis_labels()
         with self.view.widget.hold_sync():
             self.view.x_axis.label, self.view.y_axis.label = x_label, y_label
-            self.view.widget.title = f"Loss on the trajectory's PCA plane ({snap.n_done}/{snap.total} points)"
+            self.view.widget.title = f"Loss on the trajectory's PCA plane ({snap.n_done:,}/{snap.total:,} points)"
         self.progress.show(snap)
 
     def _scrub(self, change) -> None:
