@@ -58,18 +58,23 @@ def hvp_operator(objective: Objective, point: torch.Tensor | None = None, *,
         so memory stays that of one batch. Default: keep it when the data is one batch
         (the memory is then the same).
     """
-    ob = objective
-    point = ob.as_point(point)
+    return _hvp(objective, objective.as_point(point), keep_graph, batched=False)
+
+
+def _hvp(ob: Objective, point: torch.Tensor, keep_graph: bool | None, batched: bool) -> HVP:
+    """:func:`hvp_operator` at a flat ``point``, or with ``batched``
+    :func:`batched_hvp_operator` at the rows of ``point``: the products accumulated batch
+    by batch, each batch's gradient graph kept or rebuilt per product."""
     weights = batch_weights(ob.data.sizes, ob.device).tolist()
     if keep_graph is None:
         keep_graph = ob.data.n_batches == 1
     with ob.lock:
-        kept = [_gradient_vjp(ob, point, batch) for batch in ob.data] if keep_graph else None
+        kept = [_gradient_vjp(ob, point, batch, batched) for batch in ob.data] if keep_graph else None
 
     def apply(v: torch.Tensor) -> torch.Tensor:
         v = v.to(ob.device, point.dtype)
         with ob.lock:
-            products = kept if kept is not None else (_gradient_vjp(ob, point, batch) for batch in ob.data)
+            products = kept if kept is not None else (_gradient_vjp(ob, point, batch, batched) for batch in ob.data)
             return sum(w * product(v)[0] for w, product in zip(weights, products))
 
     return apply
@@ -88,22 +93,8 @@ def batched_hvp_operator(objective: Objective, points: torch.Tensor, *, keep_gra
     products at ``k`` points through one vmapped double backward (on a GPU, where a small
     model's single product is bound by kernel launches, many for the time of a few).
     ``keep_graph`` as :func:`hvp_operator` (the graphs of all ``k`` points are kept)."""
-    ob = objective
-    points = torch.as_tensor(points).to(ob.device, ob.theta.dtype)
-    weights = batch_weights(ob.data.sizes, ob.device).tolist()
-    if keep_graph is None:
-        keep_graph = ob.data.n_batches == 1
-    with ob.lock:
-        kept = [_gradient_vjp(ob, points, batch, batched=True) for batch in ob.data] if keep_graph else None
-
-    def apply(v: torch.Tensor) -> torch.Tensor:
-        v = v.to(ob.device, points.dtype)
-        with ob.lock:
-            products = kept if kept is not None else (_gradient_vjp(ob, points, batch, batched=True)
-                                                      for batch in ob.data)
-            return sum(w * product(v)[0] for w, product in zip(weights, products))
-
-    return apply
+    points = torch.as_tensor(points).to(objective.device, objective.theta.dtype)
+    return _hvp(objective, points, keep_graph, batched=True)
 
 
 def explicit_hessian(objective: Objective, theta: torch.Tensor | None = None) -> torch.Tensor:
