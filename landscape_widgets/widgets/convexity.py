@@ -21,7 +21,7 @@ from ..core.objective import LossFn
 from ..core.grids import Grid
 from ..analysis.curvature import iter_convexity
 from ..plotting.colours import CONVEXITY_COLOURS, CONVEXITY_RANGE
-from .progress import ProgressView
+from .progress import ProgressView, points_done
 from .runner import Runner, Snapshot
 from .views import ContourView
 
@@ -55,7 +55,7 @@ class ConvexityView:
         n_done, size = int(ds["done"].sum()), ds["done"].size
         with self.widget.hold_sync():
             self.contour.color_axis.label = LABEL
-            self.widget.title = f"Convexity map (0 = convex): {n_done:,}/{size:,} points"
+            self.widget.title = f"Convexity map (0 = convex): {points_done(n_done, size)}"
 
 
 class ConvexityPanel:

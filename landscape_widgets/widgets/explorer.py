@@ -35,7 +35,7 @@ from ..core.results import clean_attrs
 from ..core.params import select_params
 from .convexity import ConvexityPanel, convexity_panel
 from .pacing import Pace
-from .progress import ProgressView
+from .progress import ProgressView, points_done
 from .runner import Runner, Snapshot, landscape_stream
 from .cross_sections import CrossSections
 from .views import METRICS, SCALES, ContourView, LineView, SliceView
@@ -431,7 +431,7 @@ class LandscapeExplorer(w.VBox):
             self.progress.message(f"stopped before the new run started: the picture shows {done} points "
                                   f"of the previous settings ({', '.join(changed)})", "warning")
         else:
-            self.progress.message(f"stopped at {done:,}/{result['done'].size:,} points", "warning")
+            self.progress.message(f"stopped at {points_done(done, result['done'].size)}", "warning")
         return not changed
 
     def show_convexity(self, num: int = 9) -> ConvexityPanel:

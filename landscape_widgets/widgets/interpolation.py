@@ -15,7 +15,7 @@ from ..core.evaluation import PointEvaluator
 from ..core.grids import line
 from ..core.objective import LossFn, Objective
 from ..core.params import check_same_architecture
-from .progress import ProgressView
+from .progress import ProgressView, points_done
 from .runner import Runner, Snapshot, landscape_stream
 from .views import LineView
 
@@ -72,7 +72,7 @@ class InterpolationPanel:
         n_done = int(ds["done"].sum())
         with self.view.widget.hold_sync():
             self.view.x_axis.label = self.x_label
-            self.view.widget.title = f"{self.title} ({n_done:,}/{ds['done'].size:,} points)"
+            self.view.widget.title = f"{self.title} ({points_done(n_done, ds['done'].size)})"
 
 
 def interpolation_panel(

@@ -5,15 +5,20 @@ from __future__ import annotations
 import math
 
 
+def points_done(n_done: int, total: int) -> str:
+    """``'1,200/2,601 points'``: how the widgets write a count of points done."""
+    return f"{n_done:,}/{total:,} points"
+
+
 def format_progress(n_done: int, total: int, elapsed: float, device: str, state: str = "",
                     stored: bool = False) -> str:
     """One line such as ``'1,200/2,601 points · 850 pt/s · 2 s left · device cpu'``, or
     ``'2,601/2,601 points · from the run store'`` for a ``stored`` result."""
     if stored:
-        return " · ".join([f"{n_done:,}/{total:,} points", "from the run store", *filter(None, [state])])
+        return " · ".join([points_done(n_done, total), "from the run store", *filter(None, [state])])
     rate = n_done / elapsed if elapsed > 0 else 0.0
     left = (total - n_done) / rate if rate > 0 else math.inf
-    parts = [f"{n_done:,}/{total:,} points", f"{rate:.0f} pt/s" if rate else "-- pt/s"]
+    parts = [points_done(n_done, total), f"{rate:.0f} pt/s" if rate else "-- pt/s"]
     if n_done < total:
         parts.append(f"{left:.0f} s left" if math.isfinite(left) else "time left: --")
     else:

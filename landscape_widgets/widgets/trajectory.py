@@ -17,7 +17,7 @@ from ..core.evaluation import PointEvaluator, values_at
 from ..core.grids import Grid
 from ..core.objective import LossFn
 from ..analysis.trajectory import TrajectoryPlane, trajectory_grid
-from .progress import ProgressView
+from .progress import ProgressView, points_done
 from .runner import Runner, Snapshot, landscape_stream
 from .views import ContourView
 
@@ -97,7 +97,7 @@ class TrajectoryPanel:
         x_label, y_label = self.plane.axis_labels()
         with self.view.widget.hold_sync():
             self.view.x_axis.label, self.view.y_axis.label = x_label, y_label
-            self.view.widget.title = f"Loss on the trajectory's PCA plane ({snap.n_done:,}/{snap.total:,} points)"
+            self.view.widget.title = f"Loss on the trajectory's PCA plane ({points_done(snap.n_done, snap.total)})"
         self.progress.show(snap)
 
     def _scrub(self, change) -> None:

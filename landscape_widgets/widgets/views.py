@@ -21,6 +21,7 @@ import xarray as xr
 from ..core.results import SE_SUFFIX, known_cells
 from ..plotting.fields import fill_nearest, interpolate_linear, level_interpolation, preview_field
 from ..plotting.labels import axis_label, axis_labels
+from .progress import points_done
 
 if TYPE_CHECKING:
     import bqplot as bq
@@ -196,9 +197,9 @@ def _status(ds: xr.Dataset) -> str:
     grid = f"{'x'.join(str(n) for n in shape)} grid, " if len(shape) > 1 else ""
     estimated = int(known_cells(ds).sum()) - done
     if estimated:
-        return f"{grid}{done:,}/{size:,} points + {estimated:,} estimated (faded)"
+        return f"{grid}{points_done(done, size)} + {estimated:,} estimated (faded)"
     state = "" if done == size else " (stopped)" if ds.attrs.get("stopped") else " (filling in)"
-    return f"{grid}{done:,}/{size:,} points{state}"
+    return f"{grid}{points_done(done, size)}{state}"
 
 
 def uncertainty(ds: xr.Dataset) -> np.ndarray:
