@@ -167,15 +167,16 @@ CLIPPED_JS = """(selector) => {
 }"""
 
 
-#: What shows that a lesson page has drawn its picture: (selector, how many).
+#: What shows that a lesson page has drawn its picture: (selector, how many); each heat
+#: map is drawn twice, over a copy of itself (``seamless_heatmap``).
 LESSON_PICTURES = {
-    "explorer": ("image.heatmap[href^='data:image']", 1),
-    "boundary": ("image.heatmap[href^='data:image']", 2),
-    "trajectory": ("image.heatmap[href^='data:image']", 1),
+    "explorer": ("image.heatmap[href^='data:image']", 2),
+    "boundary": ("image.heatmap[href^='data:image']", 4),
+    "trajectory": ("image.heatmap[href^='data:image']", 2),
     "interpolation": ("path.line", 4),
-    "comparison": ("image.heatmap[href^='data:image']", 4),
-    "connectivity": ("image.heatmap[href^='data:image']", 1),
-    "curvature": ("image.heatmap[href^='data:image']", 1),
+    "comparison": ("image.heatmap[href^='data:image']", 8),
+    "connectivity": ("image.heatmap[href^='data:image']", 2),
+    "curvature": ("image.heatmap[href^='data:image']", 2),
 }
 
 

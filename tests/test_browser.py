@@ -396,14 +396,85 @@ def test_estimated_map_is_drawn_veiled_under_voila(tmp_path):
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url, timeout=WAIT_MS)
-        page.wait_for_function("() => document.querySelectorAll('image.heatmap').length === 2", timeout=WAIT_MS)
+        # the map (a copy under it, see seamless_heatmap) and the veil, an image of a pixel per cell
+        page.wait_for_function("() => document.querySelectorAll('image.heatmap').length === 2"
+                               " && !!document.querySelector(\"image.image_pixelated[href^='blob:']\")", timeout=WAIT_MS)
         assert "+ 49 estimated (faded)" in page.inner_text("body")
-        veil = decoded_image(page.locator("image.heatmap").nth(1).get_attribute("href"))
+        veil = decoded_image(page.evaluate(BLOB_AS_DATA_JS, "image.image_pixelated"))
+        assert veil.shape == (25, 25, 4)
         alpha = veil[..., 3] / 255
         # white, partly clear, the more opaque the larger a cell's relative error
         assert 0.2 < alpha.min() < alpha.max() < 0.95 and veil[..., :3].min() > 250
         assert "Traceback" not in page.inner_text("body") and not errors
         screenshot(page, "21_estimated_map_veiled")
+
+
+#: JavaScript: the ``blob:`` image of the element ``selector`` finds, as a ``data:`` address.
+BLOB_AS_DATA_JS = """async (selector) => {
+    const blob = await (await fetch(document.querySelector(selector).getAttribute('href'))).blob();
+    return await new Promise(done => { const r = new FileReader(); r.onload = () => done(r.result);
+                                       r.readAsDataURL(blob); });
+}"""
+
+
+SEAMLESS_NOTEBOOK = """
+import numpy as np
+from landscape_widgets.core.grids import plane
+from landscape_widgets.core.results import empty_landscape
+from landscape_widgets.widgets.views import ContourView
+
+ds = empty_landscape(plane(num=41), ("loss",))
+a, b = np.meshgrid(ds["alpha"].values, ds["beta"].values, indexing="ij")
+ds["loss"].values[:] = 0.1 + a**2 + 0.5 * b**2
+ds["done"].values[:] = True
+view = ContourView()
+view.update(ds)
+display(view.widget)
+
+# a constant loss, estimated everywhere with one relative error: one colour under one veil
+flat = empty_landscape(plane(num=25), ("loss",))
+flat["loss"].values[:] = 1.0
+flat["loss_se"] = (flat["loss"].dims, np.full(flat["loss"].shape, 0.05))
+veiled = ContourView()
+veiled.update(flat)
+display(veiled.widget)
+"""
+
+
+def test_complete_map_is_opaque_where_its_cells_meet_under_voila(tmp_path):
+    """bqplot paints a heat map's cells at fractional pixels, leaving their edges partly
+    clear (a faint lattice over the map); under its copy every pixel of the map is opaque.
+    A map of one colour under a veil of one opacity is drawn as one colour, without lines
+    where its cells meet."""
+    import nbformat
+
+    require_chromium()
+    notebook = tmp_path / "seamless.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SEAMLESS_NOTEBOOK)]), notebook)
+    with voila(notebook) as url, chromium_page() as page:
+        page.goto(url, timeout=WAIT_MS)
+        page.wait_for_function(f"() => ({SHOWN_JS})(\"image.heatmap[href^='data:image']\") === 4"
+                               " && !!document.querySelector(\"image.image_pixelated[href^='blob:']\")", timeout=WAIT_MS)
+        under, over = (decoded_image(page.locator("image.heatmap").nth(i).get_attribute("href"))
+                       for i in range(2))
+        clear = (1 - under[..., 3] / 255) * (1 - over[..., 3] / 255)
+        assert under.shape == over.shape and under.shape[0] > 400 and clear.max() < 1 / 255
+        np.testing.assert_array_equal(under[..., :3], over[..., :3])
+        time.sleep(0.5)
+        box = page.locator("image.heatmap").nth(2).bounding_box()
+        inset = 12  # more than half a cell: the outer half cells lie outside the plot area
+        shot = page.screenshot(clip={"x": box["x"] + inset, "y": box["y"] + inset,
+                                     "width": box["width"] - 2 * inset, "height": box["height"] - 2 * inset})
+        from PIL import Image
+
+        pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=float)
+        h, w = pixels.shape[:2]
+        pixels[h // 2 - 16: h // 2 + 16, w // 2 - 16: w // 2 + 16] = np.nan  # the centre's cross
+        spread = np.nanmax(pixels, axis=(0, 1)) - np.nanmin(pixels, axis=(0, 1))
+        # at most a few levels of 255 (the canvas's 8-bit edges); a veil of overlapping
+        # semi-transparent cells drew their edges 14 levels whiter
+        assert spread.max() <= 4, spread
+        screenshot(page, "22_complete_map_seamless")
 
 
 def test_teaching_app_draws_every_lesson_under_voila(tmp_path):

@@ -1,6 +1,8 @@
 """Pictures from data samples first: samples, estimates with honest standard errors, the
 exact values replacing them, and the cubic preview of a partly computed grid."""
 
+import io
+
 import numpy as np
 import pytest
 from tiny_models import fit
@@ -210,7 +212,9 @@ def test_a_non_finite_value_in_the_level_falls_back_to_the_nearest_cell():
 
 def test_the_map_veils_estimated_cells_by_their_error_until_they_are_exact(problem):
     from landscape_widgets.widgets.runner import landscape_stream
-    from landscape_widgets.widgets.views import VEIL_FULL, ContourView
+    from PIL import Image
+
+    from landscape_widgets.widgets.views import VEIL_FULL, VEIL_LEAST, VEIL_MOST, ContourView
 
     model, data = problem
     ev, _ = prepare_evaluator(model, F.cross_entropy, data, 2)
@@ -219,13 +223,22 @@ def test_the_map_veils_estimated_cells_by_their_error_until_they_are_exact(probl
     seen = []
     for snap in landscape_stream(ev, grid, chunk_size=16):
         view.update(snap.ds)
-        seen.append((snap.n_done, view.veil.visible, np.array(view.veil.color, dtype=float), view.widget.title))
-    estimated = [s for s in seen if s[1]]
+        veil = np.asarray(Image.open(io.BytesIO(view.veil.image.value))) if view.veil.visible else None
+        seen.append((snap.n_done, veil, snap.ds.copy(deep=True), view.widget.title))
+    estimated = [s for s in seen if s[1] is not None]
     assert estimated and estimated[0][0] == 0  # estimates drawn before any exact point
     assert "+ 49 estimated (faded)" in estimated[0][3]
-    veil = estimated[0][2]  # each cell's relative standard error, capped where the veil is opaque
-    assert veil.shape == grid.shape and np.isfinite(veil).all() and 0 < veil.min() and veil.max() <= VEIL_FULL
-    assert seen[-1][0] == grid.size and not seen[-1][1] and "estimated" not in seen[-1][3]
+    veil, ds = estimated[0][1:3]
+    # a white pixel per cell (beta rising upwards), the more opaque the larger the relative
+    # standard error of the estimate shown there (the nearest one's), opaque from VEIL_FULL on
+    se, loss = (ds[k].values for k in ("loss_se", "loss"))
+    assert np.isfinite(se).sum() == 49
+    rel = fill_nearest(np.where(np.isfinite(se), se / loss, np.nan), np.isfinite(se))
+    expected = VEIL_LEAST + (VEIL_MOST - VEIL_LEAST) * np.minimum(rel / VEIL_FULL, 1.0)
+    assert veil.shape == (*grid.shape[::-1], 4) and (veil[..., :3] == 255).all()
+    np.testing.assert_allclose(veil[::-1, :, 3].T / 255, expected, atol=0.5 / 255)
+    assert np.ptp(expected) > 0.01  # the errors differ from cell to cell
+    assert seen[-1][0] == grid.size and seen[-1][1] is None and "estimated" not in seen[-1][3]
 
 
 def _level1_estimates(chunks, grid):

@@ -107,6 +107,7 @@ def test_the_boundary_page_shows_the_network_at_the_hovered_point(prepared):
     with torch.inference_mode():
         centre = result.model(page.boundary.plane_inputs).argmax(1).numpy()
     np.testing.assert_array_equal(page.boundary.region.color.T.ravel(), centre)
+    np.testing.assert_array_equal(page.boundary.underlay.color, page.boundary.region.color)  # its copy under it
     page.show(1.0, 1.0)
     far = page.boundary.region.color.T.ravel()
     assert (far != centre).mean() > 0.01  # far out the network predicts otherwise

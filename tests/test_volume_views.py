@@ -111,6 +111,19 @@ def test_surface_view_shows_the_centre_plane_coloured_over_the_volume():
 
 
 def test_colour_key_has_round_ticks_inside_the_range():
-    html = colour_key((0.013, 7.46), "loss")
-    ticks = [float(t) for t in __import__("re").findall(r"translateX\(-50%\)'>([-0-9.]+)</span>", html)]
-    assert ticks == [0, 2, 4, 6] or ticks == [2, 4, 6], ticks
+    import re
+
+    def ticks(limits):
+        html = colour_key(limits, "loss")
+        return [float(t) for t in re.findall(r"translateX\(-50%\)'>([-0-9.]+)</span>", html)]
+
+    assert ticks((0.013, 7.46)) == [1, 2, 3, 4, 5, 6, 7]
+    assert ticks((0.02, 0.11)) == [0.02, 0.04, 0.06, 0.08, 0.1]
+    assert ticks((100, 1300)) == [200, 400, 600, 800, 1000, 1200]
+    # four to nine labels on any range, inside it, a round step apart
+    for lo, hi in ((0.8, 5.5), (1.2, 1.9), (0.3, 4.9), (3.1, 9.8), (0.55, 1.45), (10.0, 47.0)):
+        t = np.array(ticks((lo, hi)))
+        step = np.diff(t)
+        mantissa = step[0] / 10 ** np.floor(np.log10(step[0]))
+        assert 4 <= len(t) <= 9 and lo <= t.min() and t.max() <= hi, (lo, hi, t)
+        assert np.allclose(step, step[0]) and any(np.isclose(mantissa, m) for m in (1, 2, 2.5, 5)), (lo, hi, t)

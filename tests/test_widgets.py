@@ -599,6 +599,11 @@ def test_view_titles_and_colour_bar_ticks_read_plainly(problem):
     loss = ex.result["loss"].values
     assert (view.color_scale.min, view.color_scale.max) == pytest.approx((loss.min(), loss.max()))
     assert view.heatmap.visible
+    # the map over a copy of itself (seamless_heatmap): same cells, drawn first
+    marks = view.widget.marks
+    assert marks.index(view.underlay) == marks.index(view.heatmap) - 1 and view.underlay.visible
+    for trait in ("x", "y", "color"):
+        np.testing.assert_array_equal(getattr(view.underlay, trait), getattr(view.heatmap, trait))
     # a constant map, or a given range of no width, gets a colour range of width 1 around it
     flat = ex.result.copy(deep=True)
     flat["loss"][:] = 2.0

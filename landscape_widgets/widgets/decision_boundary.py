@@ -16,6 +16,7 @@ import torch
 
 from ..core.evaluation import PointEvaluator
 from .explorer import LandscapeExplorer
+from .views import seamless_heatmap, set_cells
 
 #: Input-plane cells per axis of the boundary picture.
 RESOLUTION = 80
@@ -52,8 +53,7 @@ class DecisionBoundaryView:
         self.plane_inputs = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=inputs.dtype)
         sx, sy = bq.LinearScale(), bq.LinearScale()
         self.class_scale = bq.ColorScale(colors=list(REGION_COLOURS), min=0.0, max=1.0)
-        self.region = bq.HeatMap(x=self.axes[0], y=self.axes[1], color=np.full((RESOLUTION, RESOLUTION), np.nan).T,
-                                 scales={"x": sx, "y": sy, "color": self.class_scale})
+        self.underlay, self.region = seamless_heatmap(scales={"x": sx, "y": sy, "color": self.class_scale})
         shown = np.sort(np.random.default_rng(0).permutation(len(x))[:MAX_POINTS])
         x, y = x[shown], labels.detach().cpu().numpy()[shown]
         self.points = bq.Scatter(x=x[:, 0], y=x[:, 1], color=y.astype(float), default_size=40, stroke="white",
@@ -61,7 +61,7 @@ class DecisionBoundaryView:
                                  scales={"x": sx, "y": sy, "color": bq.ColorScale(colors=["#08519c", "#a63603"],
                                                                                   min=0.0, max=1.0)})
         self.widget = bq.Figure(
-            marks=[self.region, self.points], title="boundary of the trained network",
+            marks=[self.underlay, self.region, self.points], title="boundary of the trained network",
             axes=[bq.Axis(scale=sx, label="input x1"), bq.Axis(scale=sy, orientation="vertical", label="input x2",
                                                                  label_offset="40px")],
             padding_x=0, padding_y=0, fig_margin={"top": 50, "bottom": 50, "left": 60, "right": 20},
@@ -74,7 +74,7 @@ class DecisionBoundaryView:
             outputs = model(self.plane_inputs)
         predicted = outputs.argmax(1).float().cpu().numpy().reshape(RESOLUTION, RESOLUTION)
         with self.widget.hold_sync():
-            self.region.color = predicted.T
+            set_cells((self.underlay, self.region), *self.axes, predicted.T)
             self.widget.title = f"boundary {where}"
 
 

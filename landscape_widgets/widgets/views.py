@@ -13,6 +13,7 @@ it from its worker thread).
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -284,16 +285,15 @@ class ContourView:
                  height: str = "540px", scheme: str = "viridis", contour_colour: str = "white",
                  color_scale=None, color_bar: bool = True, targets: bool = False) -> None:
         import bqplot as bq
+        import ipywidgets as w
 
         self.x_scale, self.y_scale = bq.LinearScale(), bq.LinearScale()
         # an explicit domain from the start: the empty map is grey and the colour bar has ticks
         self.color_scale = color_scale or bq.ColorScale(scheme=scheme, min=0.0, max=1.0)
         scales = {"x": self.x_scale, "y": self.y_scale}
-        self.heatmap = bq.HeatMap(
-            x=np.array([-1.0, 1.0]), y=np.array([-1.0, 1.0]), color=np.full((2, 2), np.nan),
-            scales={**scales, "color": self.color_scale}, null_color=EMPTY_COLOUR,
-            visible=False,  # until the first points: the plot area's grey shows through
-        )
+        # hidden until the first points: the plot area's grey shows through
+        self.underlay, self.heatmap = seamless_heatmap(scales={**scales, "color": self.color_scale},
+                                                       null_color=EMPTY_COLOUR)
         self.contours = bq.Lines(x=np.zeros((0, 2)), y=np.zeros((0, 2)), scales=scales,
                                  colors=[contour_colour], stroke_width=1.2, opacities=[0.9])
         # computed cells whose value is not finite (NaN, inf): squares over the heat map,
@@ -301,13 +301,10 @@ class ContourView:
         self.missing = bq.Scatter(x=np.zeros(0), y=np.zeros(0), scales=scales, marker="square",
                                   colors=[MISSING_COLOUR], default_size=64, tooltip=None)
         # cells whose picture comes from data-sample estimates: a white veil, the more
-        # opaque the larger their relative standard error
-        # (a heat map of semi-transparent whites: seamless, and clear where exact)
-        self.veil_scale = bq.ColorScale(colors=[f"rgba(255,255,255,{VEIL_LEAST})", f"rgba(255,255,255,{VEIL_MOST})"],
-                                        min=0.0, max=VEIL_FULL)
-        self.veil = bq.HeatMap(x=np.array([-1.0, 1.0]), y=np.array([-1.0, 1.0]), color=np.full((2, 2), np.nan),
-                               scales={**scales, "color": self.veil_scale}, null_color="rgba(0,0,0,0)",
-                               visible=False)
+        # opaque the larger their relative standard error, clear where exact; one image,
+        # a pixel per cell (a heat map of semi-transparent cells would overlap them by
+        # half a pixel, drawing the cell edges as a lattice of whiter lines)
+        self.veil = bq.Image(image=w.Image(format="png"), scales=scales, pixelated=True, visible=False)
         self._plot_px = (_pixels(width) - 70 - (110 if color_bar else 20), _pixels(height) - 100)  # less margins
         self.centre = bq.Scatter(x=[0.0], y=[0.0], scales=scales, marker="cross",
                                  colors=["red"], default_size=120, stroke="white",
@@ -328,7 +325,8 @@ class ContourView:
                                formats=[".3~g", ".3~g", ".4~g"]),
         ) if targets else None
         self.widget = bq.Figure(
-            marks=[self.heatmap, self.veil, self.missing, self.contours, self.centre] + [self.targets] * targets,
+            marks=[self.underlay, self.heatmap, self.veil, self.missing, self.contours, self.centre]
+            + [self.targets] * targets,
             axes=[self.x_axis, self.y_axis] + ([self.color_axis] if color_bar else []),
             title="2-D landscape", padding_x=0, padding_y=0, background_style={"fill": EMPTY_COLOUR},
             fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 110 if color_bar else 20},
@@ -362,14 +360,13 @@ class ContourView:
             if limits is not None:
                 self.color_scale.min, self.color_scale.max = limits
             set_x_ticks(self.x_axis, float(alpha[0]), float(alpha[-1]), self._plot_px[0])
-            with self.heatmap.hold_sync():
-                self.heatmap.x, self.heatmap.y, self.heatmap.color = alpha, beta, z.T
-                _show(self.heatmap, bool(known.any()))
+            set_cells((self.underlay, self.heatmap), alpha, beta, z.T, bool(known.any()))
             bad_a, bad_b = np.nonzero(done & ~np.isfinite(values))
             cell = min(self._plot_px[0] / len(alpha), self._plot_px[1] / len(beta))
             with self.veil.hold_sync():
-                self.veil.x, self.veil.y = alpha, beta
-                self.veil.color = np.where(veiled, np.minimum(unc, VEIL_FULL), np.nan).T
+                if veiled.any():
+                    self.veil.x, self.veil.y = cell_extent(alpha), cell_extent(beta)
+                    self.veil.image.value = png_bytes(veil_pixels(np.where(veiled, unc, 0.0)))
                 _show(self.veil, bool(veiled.any()))
             with self.missing.hold_sync():
                 self.missing.x, self.missing.y = alpha[bad_a], beta[bad_b]
@@ -401,6 +398,58 @@ def around_centre(n: int) -> np.ndarray:
     mid = n // 2
     step = max(1, -(-(n - 1) // (MAX_TARGETS - 1)))
     return mid + step * np.arange(-(mid // step), (n - 1 - mid) // step + 1)
+
+
+def veil_pixels(unc: np.ndarray) -> np.ndarray:
+    """The veil over a map of relative standard errors ``unc`` (alpha x beta, 0 where
+    exact): RGBA pixels, one per cell, beta rising upwards; white, clear where exact,
+    from :data:`VEIL_LEAST` opaque at an error near 0 to :data:`VEIL_MOST` from
+    :data:`VEIL_FULL` on."""
+    opacity = VEIL_LEAST + (VEIL_MOST - VEIL_LEAST) * np.clip(unc / VEIL_FULL, 0.0, 1.0)
+    pixels = np.full((*unc.T.shape, 4), 255, dtype=np.uint8)
+    pixels[..., 3] = np.where(unc.T > 0, np.round(255 * opacity.T), 0)
+    return pixels[::-1]
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """An RGBA array (rows top to bottom) as PNG bytes."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGBA").save(out, format="png")
+    return out.getvalue()
+
+
+def cell_extent(values: np.ndarray) -> list[float]:
+    """From the first cell's outer edge to the last one's, for cells centred on evenly
+    spaced ``values`` (as a heat map draws them)."""
+    half = 0.5 * (values[-1] - values[0]) / max(1, len(values) - 1)
+    return [float(values[0] - half), float(values[-1] + half)]
+
+
+def seamless_heatmap(**kwargs) -> tuple[bq.HeatMap, bq.HeatMap]:
+    """Two bqplot heat maps of the same cells (``kwargs``: their scales, ``null_color``...),
+    to draw one over the other, both hidden until :func:`set_cells` draws them.
+
+    bqplot paints the cells on a canvas at fractional pixel positions: where two cells
+    meet, the anti-aliased edges leave pixels up to 6% transparent, and the plot area's
+    background shows through as a faint lattice of light lines. Over a copy of itself
+    such a pixel is opaque but for 0.4%. Returns ``(under, over)``.
+    """
+    import bqplot as bq
+
+    return tuple(bq.HeatMap(x=np.array([-1.0, 1.0]), y=np.array([-1.0, 1.0]), color=np.full((2, 2), np.nan),
+                            visible=False, **kwargs) for _ in range(2))
+
+
+def set_cells(marks: tuple[bq.HeatMap, ...], x: np.ndarray, y: np.ndarray, color: np.ndarray,
+              visible: bool = True) -> None:
+    """Draw the same cells (``color`` of shape ``(len(y), len(x))``) on every heat map of
+    ``marks`` (those of :func:`seamless_heatmap`), under one first."""
+    for mark in marks:
+        with mark.hold_sync():
+            mark.x, mark.y, mark.color = x, y, color
+            _show(mark, visible)
 
 
 def _show(mark, visible: bool) -> None:

@@ -58,7 +58,7 @@ def colour_key(limits: tuple[float, float], label: str, marks: list[tuple[float,
     lo, hi = limits
     stops = ", ".join(to_hex(c) for c in colours(np.linspace(lo, hi, 11), limits))
     pos = lambda v: 100.0 * (v - lo) / (hi - lo)
-    ticks = round_ticks(lo, hi, 5)
+    ticks = round_ticks(lo, hi, 8)  # at least four labels on any range, at least 40 px apart
     tick_html = "".join(f"<span style='position:absolute;left:{pos(t):.1f}%;transform:translateX(-50%)'>"
                         f"{t:.4g}</span>" for t in ticks)
     mark_html = "".join(f"<span title='{text}' style='position:absolute;left:{pos(v):.1f}%;bottom:0;"
