@@ -125,6 +125,15 @@ def test_widget_shares_one_colour_range_and_toggles_normalization(batch_pairs):
                for view in panel.views.values())
     assert panel.color_bar in panel.widget.children[1].children and panel.color_axis.label == "loss"
     assert all("test accuracy" in c.value and "mean loss increase" in c.value for c in panel.captions.values())
+    # the log colour scale redraws the same results, log10 of the loss on one range
+    results = dict(panel.results)
+    panel.scale.value = "log"
+    assert panel.results == results and panel.color_axis.label == "log10(loss)"
+    for name, view in panel.views.items():
+        assert (view.color_scale.min, view.color_scale.max) == pytest.approx((np.log10(lo), np.log10(hi)))
+        np.testing.assert_allclose(view.heatmap.color, np.log10(results[name]["loss"].values).T, rtol=1e-6)
+    panel.scale.value = "linear"
+    assert panel.color_axis.label == "loss" and panel.color_scale.max == pytest.approx(hi)
     filtered = {n: ds["loss"].values.copy() for n, ds in panel.results.items()}
     panel.normalization.value = "none"
     assert panel.wait(120) and panel.runner.error is None

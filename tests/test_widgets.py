@@ -587,6 +587,8 @@ def test_view_titles_and_colour_bar_ticks_read_plainly(problem):
     for axis, mark in ((line.loss_axis, line.loss_line), (line.acc_axis, line.acc_line)):
         # the label and every tick label (those of ticks added later too) in the curve's colour
         assert axis.label_color == axis.color == axis.tick_style["fill"] == mark.colors[0]
+    # grid lines at the loss ticks only (the accuracy's would cross them, and the loss axis)
+    assert line.loss_axis.grid_lines == "solid" and line.acc_axis.grid_lines == "none"
     assert ContourView().color_axis.tick_format == TICK_FORMAT == ",.3~r"
     # an empty map already has a colour domain (a colour bar with ticks); a drawn one the data's
     empty = ContourView()

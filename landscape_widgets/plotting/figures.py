@@ -17,12 +17,17 @@ if TYPE_CHECKING:  # the figures import neither torch, xarray nor matplotlib unt
     from ..runs.quick_read import QuickResult
 
 
-def shared_color_range(landscapes: Mapping[str, xr.Dataset], quantile: float = 1.0) -> tuple[float, float]:
-    """One ``(vmin, vmax)`` loss range for all landscapes (finite values only).
+def shared_color_range(landscapes: Mapping[str, xr.Dataset], quantile: float = 1.0,
+                       log: bool = False) -> tuple[float, float]:
+    """One ``(vmin, vmax)`` loss range for all landscapes (finite values only; with
+    ``log``, of log10 of the positive ones).
 
     ``quantile < 1`` clips the top, so one exploding model does not wash out the others.
     """
     values = np.concatenate([ds["loss"].values[ds["done"].values].ravel() for ds in landscapes.values()])
+    if log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.where(values > 0, np.log10(values), np.nan)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return 0.0, 1.0

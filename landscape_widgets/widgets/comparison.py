@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator, Mapping
 
 import ipywidgets as w
+import xarray as xr
 from torch import nn
 
 from ..analysis.comparison import accuracy_on, mean_loss_increase, raw_range_scale
@@ -22,7 +23,7 @@ from ..core.landscape import prepare_evaluator
 from ..core.objective import LossFn, Objective
 from .progress import ProgressView
 from .runner import Runner, landscape_stream
-from .views import ContourView, shared_color_bar
+from .views import SCALES, ContourView, shared_color_bar
 
 #: The maps of a comparison share rows about this wide (px), at most three maps a row (four
 #: as 2 x 2); each map is at most 400 px.
@@ -61,14 +62,18 @@ class ComparisonPanel:
         self.captions = {name: w.HTML() for name in self.models}
         self.results: dict = {}
         self.normalization = w.ToggleButtons(options=list(NORMALIZATIONS), value=normalization,
-                                             description="normalization")
+                                             description="normalization", style={"button_width": "70px"})
         self.normalization.observe(lambda _change: self.start(), names="value")
+        # log10 of the loss: the basins of low-loss minima apart when one map's rim is high
+        self.scale = w.ToggleButtons(options=list(SCALES), value="linear", description="colour scale",
+                                     style={"button_width": "70px"})
+        self.scale.observe(lambda _change: self._redraw(), names="value")
         self.progress = ProgressView()
         self.runner = Runner(max_rate=5.0, debounce=0.3, on_error=self.progress.error)
         columns = [w.VBox([self.views[n].widget, self.captions[n]], layout={"width": f"{size}px"})
                    for n in self.models]
         rows = [w.HBox(columns[i:i + per_row]) for i in range(0, len(columns), per_row)]
-        self.widget = w.VBox([w.HBox([self.normalization, self.progress.widget]),
+        self.widget = w.VBox([w.HBox([self.normalization, self.scale, self.progress.widget]),
                               w.HBox([w.VBox(rows), self.color_bar])])
         for name in self.models:
             self._caption(name)
@@ -96,13 +101,21 @@ class ComparisonPanel:
     def _draw(self, item) -> None:
         name, snap, latest = item
         self.results.update(latest)
-        limits = shared_color_range(self.results)
-        for other, ds in latest.items():
-            self.views[other].update(ds, limits=limits)
-            self.views[other].widget.title = other
+        self._redraw(latest)
         for other in self.models:
             self._caption(other)
         self.progress.show(snap, f"model '{name}'")
+
+    def _redraw(self, results: Mapping[str, xr.Dataset] | None = None) -> None:
+        """Draw ``results`` (default: all there are) on the shared colour range of all
+        (from the toggle's thread too, while the runner's draws: on snapshots)."""
+        scale, every = self.scale.value, dict(self.results)
+        limits = shared_color_range(every, log=scale == "log")
+        for name, ds in dict(every if results is None else results).items():
+            view = self.views[name]
+            view.update(ds, scale=scale, limits=limits)
+            view.widget.title = name
+            self.color_axis.label = view.color_axis.label
 
     def _caption(self, name: str) -> None:
         parts = [f"<b>{name}</b>"]

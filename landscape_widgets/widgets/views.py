@@ -244,7 +244,8 @@ class LineView:
         self.acc_axis = bq.Axis(scale=self.acc_scale, orientation="vertical", side="right",
                                 label="accuracy (squares, fraction correct)", label_offset="45px",
                                 color=ACCURACY_COLOUR, label_color=ACCURACY_COLOUR,
-                                tick_style={"fill": ACCURACY_COLOUR})
+                                tick_style={"fill": ACCURACY_COLOUR},
+                                grid_lines="none")  # one set of grid lines: the loss axis's
         self.widget = bq.Figure(
             marks=[self.loss_line, self.acc_line],
             axes=[self.x_axis, self.loss_axis, self.acc_axis],
