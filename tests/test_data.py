@@ -71,6 +71,15 @@ def test_data_that_changes_between_reads_is_refused():
         compute_landscape(_model(), F.cross_entropy, loader, line(num=3), data_budget=1, strategy="loop")
 
 
+@pytest.mark.parametrize("option, value", [("max_samples", -5), ("max_samples", 0), ("max_batches", 2.5),
+                                           ("batch_size", -1), ("max_samples", True)])
+def test_caps_that_are_not_positive_integers_are_clear_errors(option, value):
+    x, y = torch.randn(300, 3), torch.randint(0, 2, (300,))
+    with pytest.raises(ValueError, match=f"{option} must be a positive integer"):
+        prepare_data((x, y), "cpu", **{option: value})
+    assert prepare_data((x, y), "cpu", **{option: np.int64(7)}).n_samples == (7 if option == "max_samples" else 300)
+
+
 def test_a_one_shot_iterator_over_the_budget_is_a_clear_error():
     batches = ((torch.randn(10, 32), torch.randint(0, 5, (10,))) for _ in range(4))
     with pytest.raises(ValueError, match="cannot be read again"):

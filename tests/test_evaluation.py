@@ -105,7 +105,7 @@ def test_linear_model_float32_along_a_line():
     r1 = xd @ dd[:3].unsqueeze(1) + dd[3]
     # the quadratic's coefficients, from the closed form
     c0, c1, c2 = float((r0**2).mean()), float(2 * (r0 * r1).mean()), float((r1**2).mean())
-    ds = compute_landscape(model, F.mse_loss, (x, y), line(-1, 1, 9), [d], device="cpu")
+    ds = compute_landscape(model, F.mse_loss, (x, y), line((-1, 1), num=9), [d], device="cpu")
     a = ds["alpha"].values
     np.testing.assert_allclose(ds["loss"].values, c0 + c1 * a + c2 * a**2, rtol=1e-5)
 
@@ -225,7 +225,7 @@ class Exponential(nn.Module):
 @pytest.mark.parametrize("strategy", ["loop", "batched", "auto"])
 def test_nonfinite_losses_are_nan_and_counted(strategy):
     x, y = torch.ones(4, 1), torch.zeros(4, 1)
-    grid = line(-1, 1, 5)  # w = 100 a: exp(100) is inf in float32, exp(50) is not
+    grid = line((-1, 1), num=5)  # w = 100 a: exp(100) is inf in float32, exp(50) is not
     ds = compute_landscape(
         Exponential(), F.l1_loss, (x, y), grid, [torch.tensor([100.0])], device="cpu",
         strategy=strategy, chunk_size=2,

@@ -15,7 +15,7 @@ def test_line_plane_volume_shapes_and_coords():
     g = plane((-1, 1), (0, 2), num=(3, 5))
     assert g.shape == (3, 5) and g.size == 15 and g.names == ("alpha", "beta")
     np.testing.assert_allclose(g.coords([0, 14, 7]), [[-1, 0], [1, 2], [0, 1]])
-    assert line(0, 1, 11).ndim == 1
+    assert line((0, 1), num=11).ndim == 1
     assert volume(num=3).shape == (3, 3, 3)
     assert g.to_dict() == {"alpha": [-1.0, 1.0, 3], "beta": [0.0, 2.0, 5]}
 
@@ -23,11 +23,11 @@ def test_line_plane_volume_shapes_and_coords():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: line(-1, 1, 0), "at least 1 point"),
+        (lambda: line((-1, 1), num=0), "at least 1 point"),
         (lambda: plane((-1, 1), num=(5, 0)), "at least 1 point"),
-        (lambda: line(float("nan"), 1, 5), "finite"),
+        (lambda: line((float("nan"), 1), num=5), "finite"),
         (lambda: plane((-1, math.inf), num=5), "finite"),
-        (lambda: line(1, 1, 5), "start != stop"),
+        (lambda: line((1, 1), num=5), "start != stop"),
         (lambda: make_grid([(0, 1)] * 4, 3), "1, 2 or 3"),
         (lambda: make_grid([], 3), "1, 2 or 3"),
         (lambda: make_grid([(0, 1), (0, 1)], [3, 3, 3]), "point counts"),
@@ -43,6 +43,17 @@ def test_bad_specs_are_clear_errors(make, match):
 def test_non_integer_resolution():
     with pytest.raises(TypeError, match="integer"):
         Axis("alpha", 0, 1, 2.5)
+    for make in (lambda: line(num=5.5), lambda: plane(num=None)):
+        with pytest.raises(TypeError, match="num must be an integer, or one integer per axis"):
+            make()
+
+
+def test_line_takes_its_range_as_plane_and_volume_do():
+    g = line((-2, 2), num=5)
+    assert g == make_grid([(-2, 2)], 5) and g.axes[0] == plane((-2, 2), num=5).axes[0]
+    np.testing.assert_allclose(g.coords([0, 4]), [[-2], [2]])
+    with pytest.raises(ValueError, match=r"must be a \(start, stop\) pair, got -1"):
+        line(-1, 5)
 
 
 @pytest.mark.parametrize("shape", [(1,), (2,), (21,), (51,), (21, 21), (51, 51), (7, 30), (11, 11, 11)])

@@ -93,7 +93,7 @@ class Tied(nn.Module):
 
 def test_select_params_by_glob_trainable_predicate_and_module():
     model = zoo.mlp(in_features=3, width=4, depth=2, n_classes=2)
-    assert select_params(model) == tuple(n for n, _ in model.named_parameters())
+    assert select_params(model) == select_params(model, "all") == tuple(n for n, _ in model.named_parameters())
     assert select_params(model, "2.*") == ("2.weight", "2.bias")
     assert select_params(model, ["0.weight", "4.*"]) == ("0.weight", "4.weight", "4.bias")
     assert select_params(model, lambda name, p: p.dim() == 1) == ("0.bias", "2.bias", "4.bias")

@@ -37,7 +37,7 @@ def test_empty_and_fill():
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
-@pytest.mark.parametrize("grid, accuracy", [(line(-2, 2, 7), False), (plane(num=5), True), (volume(num=3), True)])
+@pytest.mark.parametrize("grid, accuracy", [(line((-2, 2), num=7), False), (plane(num=5), True), (volume(num=3), True)])
 def test_round_trip(tmp_path, suffix, grid, accuracy):
     ds, _, _ = _partial(grid, accuracy)
     path = save_landscape(ds, tmp_path / f"result{suffix}")

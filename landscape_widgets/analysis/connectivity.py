@@ -103,7 +103,7 @@ def evaluate_points(
 
 
 def _path_dataset(values: PointValues, t: np.ndarray, attrs: dict) -> xr.Dataset:
-    ds = empty_landscape(line(float(t[0]), float(t[-1]), len(t)), tuple(values.values), attrs=attrs)
+    ds = empty_landscape(line((float(t[0]), float(t[-1])), len(t)), tuple(values.values), attrs=attrs)
     fill_chunk(ds, np.arange(len(t)), values.values)
     ds["alpha"].attrs.update(long_name="t (position along the path)", units="fraction of the path")
     return ds

@@ -60,7 +60,7 @@ def interpolate(
     check_same_architecture(model1, model2)
     layout = param_layout(model1, params)
     ds = compute_landscape(
-        model1, loss_fn, data, line(start, stop, num), directions=[interpolation_direction(model1, model2, layout)],
+        model1, loss_fn, data, line((start, stop), num), directions=[interpolation_direction(model1, model2, layout)],
         theta=flatten_params(model1, layout), params=layout, **landscape_kwargs,
     )
     ds.attrs["interpolation"] = "(1 - alpha) * theta1 + alpha * theta2"

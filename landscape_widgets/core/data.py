@@ -18,6 +18,7 @@ any other re-iterable source is checked batch by batch against the first pass.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -266,6 +267,9 @@ def prepare_data(
     TypeError
         If a batch holds no tensors.
     """
+    for name, value in (("batch_size", batch_size), ("max_batches", max_batches), ("max_samples", max_samples)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+            raise ValueError(f"{name} must be a positive integer (or None: all), got {value!r}")
     device = torch.device(device)
     if isinstance(data, torch.Tensor):
         raise TypeError(

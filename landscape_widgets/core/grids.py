@@ -103,7 +103,12 @@ def make_grid(
     ranges = list(ranges)
     if not 1 <= len(ranges) <= 3:
         raise ValueError(f"give 1, 2 or 3 axis ranges, got {len(ranges)}")
-    nums = [num] * len(ranges) if isinstance(num, (int, np.integer)) else list(num)
+    if isinstance(num, (int, np.integer)):
+        nums = [num] * len(ranges)
+    elif isinstance(num, (list, tuple, np.ndarray)):
+        nums = list(num)
+    else:
+        raise TypeError(f"num must be an integer, or one integer per axis, got {num!r}")
     if len(nums) != len(ranges):
         raise ValueError(f"{len(ranges)} ranges but {len(nums)} point counts")
     return Grid(
@@ -114,9 +119,9 @@ def make_grid(
     )
 
 
-def line(start: float = -1.0, stop: float = 1.0, num: int = 51) -> Grid:
-    """A 1-D grid along one direction (coordinate ``alpha``)."""
-    return make_grid([(start, stop)], num)
+def line(alpha: tuple[float, float] = (-1.0, 1.0), num: int = 51) -> Grid:
+    """A 1-D grid along one direction (coordinate ``alpha``), e.g. ``line((-1, 1), num=51)``."""
+    return make_grid([alpha], num)
 
 
 def plane(

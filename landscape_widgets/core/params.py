@@ -69,7 +69,7 @@ def select_params(model: nn.Module, params: ParamSpec = None) -> tuple[str, ...]
     ----------
     model : nn.Module
     params : None, str, sequence of str, callable, nn.Module or sequence of modules
-        ``None``: every parameter. ``"trainable"``: those with ``requires_grad`` (e.g.
+        ``None`` or ``"all"``: every parameter. ``"trainable"``: those with ``requires_grad`` (e.g.
         the LoRA adapters of a ``peft`` model). A glob such as ``"encoder.layer.1.*"``
         or a list of globs (matched with :func:`fnmatch.fnmatchcase`). A predicate
         ``params(name, parameter) -> bool``. A submodule, or a list of them: their
@@ -91,7 +91,7 @@ def select_params(model: nn.Module, params: ParamSpec = None) -> tuple[str, ...]
             f"{type(model).__name__} has no parameters: a loss landscape needs a model "
             "with at least one nn.Parameter"
         )
-    if params is None:
+    if params is None or (isinstance(params, str) and params == "all"):
         chosen = [n for n, _ in named]
     elif isinstance(params, str) and params == "trainable":
         chosen = [n for n, p in named if p.requires_grad]
@@ -110,7 +110,7 @@ def select_params(model: nn.Module, params: ParamSpec = None) -> tuple[str, ...]
         chosen = [n for n, p in named if params(n, p)]
     else:
         raise TypeError(
-            "params must be None, 'trainable', a name glob or a list of globs, a predicate "
+            "params must be None or 'all', 'trainable', a name glob or a list of globs, a predicate "
             f"(name, parameter) -> bool, or modules; got {type(params).__name__}"
         )
     if not chosen:

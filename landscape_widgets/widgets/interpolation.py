@@ -36,7 +36,7 @@ class InterpolationPanel:
                  labels: tuple[str, str], title: str, store: bool | str = False) -> None:
         self.store = store
         self.evaluator = evaluator
-        self.grid = line(start, stop, num)
+        self.grid = line((start, stop), num)
         self.x_label = f"a  [point (1 - a)·{labels[0]} + a·{labels[1]}]"
         self.title = title
         self.view = LineView(normalization=None)
