@@ -377,11 +377,11 @@ def test_resume_computes_only_missing_points():
     data, grid = _data((12,), classes=5), plane(num=7)
     cancel = threading.Event()
     partial = compute_landscape(
-        model, F.cross_entropy, data, grid, strategy="loop", chunk_size=6, cancel=cancel,
+        model, _counting_loss()[0], data, grid, strategy="loop", chunk_size=6, cancel=cancel,
         on_chunk=lambda ds, c: cancel.set(),
     )
     assert partial.attrs["n_done"] == 6
-    loss_fn, calls = _counting_loss()
+    loss_fn, calls = _counting_loss()  # the same loss (a function of the same name)
     resumed = compute_landscape(
         model, loss_fn, data, grid, strategy="loop", resume=partial
     )
@@ -390,7 +390,45 @@ def test_resume_computes_only_missing_points():
     full = compute_landscape(model, F.cross_entropy, data, grid, strategy="loop")
     np.testing.assert_allclose(resumed["loss"].values, full["loss"].values, rtol=1e-6)
     with pytest.raises(ValueError, match="different grid"):
-        compute_landscape(model, F.cross_entropy, data, plane(num=5), resume=partial)
+        compute_landscape(model, loss_fn, data, plane(num=5), resume=partial)
+
+
+def test_resuming_another_computation_is_a_clear_error(tmp_path):
+    """Finished points are kept only for the same computation: the same centre and
+    directions (by value), model, loss, moved parameters, data size and dtype."""
+    from landscape_widgets.core.results import load_landscape, save_landscape
+
+    torch.manual_seed(0)
+    model = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)
+    data, grid = _data((12,), classes=5), plane(num=5)
+    cancel = threading.Event()
+    partial = compute_landscape(model, F.cross_entropy, data, grid, chunk_size=6, cancel=cancel,
+                                on_chunk=lambda ds, c: cancel.set())
+    save_landscape(partial, tmp_path / "partial.nc")
+    saved = load_landscape(tmp_path / "partial.nc")
+    full = compute_landscape(model, F.cross_entropy, data, grid)
+    for resume in (partial, saved):  # in memory, or read back from a file
+        resumed = compute_landscape(model, F.cross_entropy, data, grid, resume=resume)
+        np.testing.assert_allclose(resumed["loss"].values, full["loss"].values, rtol=1e-6)
+    other = zoo.mlp(in_features=12, width=16, depth=1, n_classes=5)  # other weights
+    wrong = {
+        "seed=1": (dict(seed=1), "other points"),
+        "normalization": (dict(normalization="none"), "other points"),
+        "bias_bn": (dict(bias_bn="random"), "other points"),
+        "weights": (dict(model=other), "other points"),
+        "params": (dict(params="0.*"), "params='all' there, '0.\\*' here"),
+        "loss": (dict(loss_fn=F.nll_loss), "loss_fn='cross_entropy' there, 'nll_loss' here"),
+        "data": (dict(max_samples=30), "n_samples=40 there, 30 here"),
+        "dtype": (dict(dtype=torch.float64), "dtype='float32' there, 'float64' here"),
+    }
+    for name, (change, match) in wrong.items():
+        kwargs = {"model": model, "loss_fn": F.cross_entropy, **change}
+        with pytest.raises(ValueError, match=match):
+            compute_landscape(kwargs.pop("model"), kwargs.pop("loss_fn"), data, grid, resume=saved, **kwargs)
+    old = saved.copy()
+    del old.attrs["points"]
+    with pytest.raises(ValueError, match="records no digest of its points"):
+        compute_landscape(model, F.cross_entropy, data, grid, resume=old)
 
 
 def test_result_attributes():

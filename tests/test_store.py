@@ -203,6 +203,69 @@ def test_a_loss_that_cannot_be_hashed_is_never_served_from_another_run(tmp_path)
     np.testing.assert_array_equal(again["loss"].values, first["loss"].values)
 
 
+USER_LOSSES = """
+import torch.nn.functional as F
+scale = 1.0
+weights = None
+def helper(out):
+    return out * scale
+def scaled_loss(out, y):
+    return F.cross_entropy(helper(out), y, weight=weights)
+def ping(n):
+    return pong(n - 1) if n else 0
+def pong(n):
+    return ping(n)
+marker = object()
+def opaque_loss(out, y):
+    return F.cross_entropy(out, y) * (marker is not None)
+"""
+
+
+def test_a_loss_reading_module_level_values_is_stored_under_those_values(tmp_path):
+    """A loss whose numbers depend on a module-level value (here through a helper
+    function) is a new computation when that value changes, never the old result."""
+    import types
+
+    from landscape_widgets.runs.store import UncacheableError, describe
+
+    user = types.ModuleType("user_losses")
+    exec(USER_LOSSES, user.__dict__)
+    model, data, _ = _setup()
+    grid = plane(num=3)
+    first = compute_stored(model, user.scaled_loss, data, grid, root=tmp_path)
+    user.scale = 5.0
+    second = compute_stored(model, user.scaled_loss, data, grid, root=tmp_path)
+    assert second.attrs["spec_hash"] != first.attrs["spec_hash"]
+    reference = compute_landscape(model, lambda out, y: F.cross_entropy(5.0 * out, y), data, grid)
+    np.testing.assert_allclose(second["loss"].values, reference["loss"].values, rtol=1e-6)
+    user.weights = torch.linspace(0.5, 2.0, 10)  # a global tensor, by value
+    third = spec_hash(model, user.scaled_loss, data, grid)
+    user.weights = torch.linspace(0.5, 2.0, 10)
+    assert spec_hash(model, user.scaled_loss, data, grid) == third != second.attrs["spec_hash"]
+    user.weights, user.scale = None, 1.0
+    np.testing.assert_array_equal(compute_stored(model, user.scaled_loss, data, grid, root=tmp_path)["loss"].values,
+                                  first["loss"].values)
+    describe(user.ping)  # two functions calling each other: each described once
+    with pytest.raises(UncacheableError, match="module-level name 'marker'"):
+        spec_hash(model, user.opaque_loss, data, grid)
+    # an installed package's function: by its name and code, not torch's internals
+    assert describe(F.cross_entropy)["globals"] == {}
+
+
+def test_a_model_whose_forward_reads_a_module_level_number_is_hashed_with_it():
+    import types
+
+    user = types.ModuleType("user_models")
+    exec("import torch\ngain = 1.0\nclass Scaled(torch.nn.Linear):\n"
+         "    def forward(self, x):\n        return super().forward(x) * gain\n", user.__dict__)
+    torch.manual_seed(0)
+    model = user.Scaled(64, 10)
+    data = tuple(t[:50] for t in zoo.digits().test)
+    first = spec_hash(model, F.cross_entropy, data, plane(num=3))
+    user.gain = 3.0
+    assert spec_hash(model, F.cross_entropy, data, plane(num=3)) != first
+
+
 def test_spec_hash_covers_buffers():
     torch.manual_seed(0)
     model = zoo.cnn(channels=4, depth=1, batchnorm=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from .digest import points_digest
 from .directions import BiasBN, Normalization, resolve_directions
 from .evaluation import PointEvaluator, Strategy
 from .grids import Grid, default_grid
@@ -45,6 +46,34 @@ def prepare_evaluator(
         objective.model, n_directions, directions, seed, normalization, bias_bn, centre, params=objective.layout
     )
     return PointEvaluator(objective, directions=dirs, theta=centre), how
+
+
+#: The attributes that say which computation made a result: a result resumed where any
+#: of them differs would mix two landscapes. ``points`` names the centre and the
+#: directions by value (so the model's weights, the seed, normalization, bias/BN rule
+#: and moved parameters that drew them).
+IDENTITY_ATTRS = ("model", "loss_fn", "params", "n_params", "n_params_fixed", "n_samples", "dtype", "points")
+
+
+def check_resumable(done: Mapping, now: Mapping) -> None:
+    """Raise ``ValueError`` naming what differs where the attributes ``done`` of a
+    result to resume and ``now`` of the computation asked for disagree on
+    :data:`IDENTITY_ATTRS`."""
+    differ = [_difference(key, done, now) for key in IDENTITY_ATTRS if str(done.get(key)) != str(now.get(key))]
+    if not differ:
+        return
+    said = "; ".join(differ)
+    raise ValueError(f"the result to resume was computed differently ({said}): resume it with the same "
+                     "model, loss, data, parameters and directions, or start a new result")
+
+
+def _difference(key: str, done: Mapping, now: Mapping) -> str:
+    if key != "points":
+        there, here = (v.item() if isinstance(v, np.generic) else v for v in (done.get(key), now.get(key)))
+        return f"{key}={there!r} there, {here!r} here"
+    if "points" not in done:
+        return "it records no digest of its points (made by an older version, or not by compute_landscape)"
+    return "other points: another centre or other directions (model state, seed, normalization, bias_bn)"
 
 
 def compute_landscape(
@@ -92,7 +121,8 @@ def compute_landscape(
     strategy, chunk_size, order
         See :func:`~landscape_widgets.core.streaming.iter_chunks`.
     resume : xr.Dataset, optional
-        A partial result of the same grid: its finished points are kept, only the
+        A partial result of the same computation (grid and :data:`IDENTITY_ATTRS`; a
+        ``ValueError`` says what differs): its finished points are kept, only the
         missing ones are computed.
     cancel : threading.Event, optional
         Stops the run after the chunk in flight; the partial result is returned with
@@ -126,10 +156,11 @@ def compute_landscape(
         model, loss_fn, data, grid.ndim, directions, seed=seed, normalization=normalization,
         bias_bn=bias_bn, theta=theta, **objective_kwargs,
     )
-    attrs = {**how, "grid": grid.to_dict()}
+    attrs = {**how, "grid": grid.to_dict(), "points": points_digest(evaluator.theta, evaluator.directions)}
     if resume is not None:
         if grid_of(resume) != grid:
             raise ValueError("the result to resume was computed on a different grid")
+        check_resumable(resume.attrs, {**evaluator.objective.attrs(), **attrs})
         ds = resume.copy(deep=True)
         ds.attrs.update(evaluator.objective.attrs(), **attrs)
     else:

@@ -26,6 +26,8 @@ Per point, every value is the mean over the batches weighted by their sizes.
 
 from __future__ import annotations
 
+import functools
+
 import copy
 import inspect
 import threading
@@ -459,6 +461,7 @@ class Objective:
         """What a result records about the objective."""
         return {
             "model": self.model_name,
+            "loss_fn": loss_name(self.loss_fn),
             "params": self.params,
             "n_params": self.layout.size,
             "n_params_fixed": self.n_params_total - self.layout.size,
@@ -467,6 +470,17 @@ class Objective:
             "device": str(self.device),
             "dtype": str(self.dtype).replace("torch.", ""),
         }
+
+
+def loss_name(loss_fn) -> str:
+    """How a result names its loss: the function's or the loss module's name
+    (``"partial(cross_entropy)"`` for a ``functools.partial``), ``"outputs.loss"`` for the
+    model's own."""
+    if loss_fn is None:
+        return "outputs.loss"
+    if isinstance(loss_fn, functools.partial):
+        return f"partial({loss_name(loss_fn.func)})"
+    return getattr(loss_fn, "__qualname__", None) or type(loss_fn).__qualname__
 
 
 def as_objective(model, loss_fn=None, data=None, **kwargs) -> Objective:

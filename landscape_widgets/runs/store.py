@@ -2,7 +2,8 @@
 
 A run is named by a hash of everything that determines its numbers (:func:`spec_hash`):
 the model (parameters, buffers, module types, their settings and ``forward`` code), the
-loss, forward and metrics (their code and configuration), the moved parameters, the
+loss, forward and metrics (their code and configuration, and the module-level values
+their code reads), the moved parameters, the
 directions (seed, normalization, bias/BN rule, or the given vectors), the centre point,
 the grid, the data and its caps, the dtype and device type. A callable whose
 configuration cannot be read faithfully (a lambda, a closure, an arbitrary callable
@@ -28,6 +29,8 @@ import hashlib
 import json
 import os
 import shutil
+import sys
+import sysconfig
 import threading
 import time
 import types
@@ -42,6 +45,7 @@ import xarray as xr
 from torch import nn
 
 from ..core.data import prepare_data, tensor_leaves
+from ..core.digest import tensor_digest
 from ..core.grids import Grid, default_grid
 from ..core.landscape import compute_landscape
 from ..core.objective import resolve_device
@@ -61,13 +65,6 @@ class UncacheableError(ValueError):
     """Part of a specification cannot be hashed faithfully (pass ``cache_key=``)."""
 
 
-def _tensor_digest(t: torch.Tensor) -> str:
-    t = t.detach().cpu().contiguous()
-    data = t.float().numpy() if t.dtype == torch.bfloat16 else t.numpy()
-    # the raw buffer, hashed in place (the same digest as of ``data.tobytes()``, without the copy)
-    return f"{t.dtype}{tuple(t.shape)}:{hashlib.sha256(data.reshape(-1).view(np.uint8)).hexdigest()}"
-
-
 def _code_digest(code: types.CodeType) -> str:
     """Bytecode, constants (nested code objects by digest) and names of a code object."""
     consts = [(_code_digest(c) if isinstance(c, types.CodeType) else repr(c)) for c in code.co_consts]
@@ -76,17 +73,80 @@ def _code_digest(code: types.CodeType) -> str:
 
 
 def _forward_digest(cls: type) -> str:
+    """The code of ``cls.forward`` and the plain values (numbers, strings, tensors) of the
+    module-level names it reads."""
     fwd = getattr(cls, "forward", None)
     code = getattr(fwd, "__code__", None)
-    return _code_digest(code) if code is not None else ""
+    if code is None:
+        return ""
+    values = {name: describe(fwd.__globals__[name]) for name in _global_names(code)
+              if name in fwd.__globals__ and isinstance(fwd.__globals__[name], (*_PLAIN, torch.Tensor))}
+    return _code_digest(code) + (hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+                                 if values else "")
+
+
+def _global_names(code: types.CodeType) -> list[str]:
+    """The names a code object (with the functions defined in it) looks up, sorted."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names.update(_global_names(const))
+    return sorted(names)
+
+
+#: Functions whose description is being built (for a function that calls itself, or two
+#: that call each other, through module-level names).
+_DESCRIBING = threading.local()
+
+
+def _installed(fn: types.FunctionType) -> bool:
+    """Whether ``fn`` comes from an installed package or the standard library (versioned
+    code: its module-level names are not the user's settings)."""
+    path = getattr(sys.modules.get(fn.__module__), "__file__", None)
+    if path is None:
+        return False
+    parts = Path(path).resolve().parts
+    return "site-packages" in parts or "dist-packages" in parts or Path(path).resolve().is_relative_to(
+        Path(sysconfig.get_paths()["stdlib"]).resolve())
+
+
+def _describe_globals(fn: types.FunctionType, what: str) -> dict:
+    """The module-level names ``fn`` reads, each described: a module by its name, a class
+    by its name and ``forward`` code, anything else by :func:`describe` (a global
+    number, tensor, loss module or function changes the description when it changes).
+    Nothing for a function of an installed package (``F.cross_entropy``)."""
+    if _installed(fn):
+        return {}
+    active = getattr(_DESCRIBING, "ids", None)
+    if active is None:
+        active = _DESCRIBING.ids = set()
+    out = {}
+    active.add(id(fn))
+    try:
+        for name in _global_names(fn.__code__):
+            if name not in fn.__globals__:
+                continue  # an attribute name, a builtin
+            value = fn.__globals__[name]
+            if isinstance(value, types.ModuleType):
+                out[name] = {"module": value.__name__}
+            elif isinstance(value, type):
+                out[name] = {"class": f"{value.__module__}:{value.__qualname__}", "forward": _forward_digest(value)}
+            elif isinstance(value, types.FunctionType) and id(value) in active:
+                out[name] = {"function": f"{value.__module__}:{value.__qualname__}"}
+            else:
+                out[name] = describe(value, f"{what} (through its module-level name {name!r})")
+    finally:
+        active.discard(id(fn))
+    return out
 
 
 def describe(obj, what: str = "value"):
     """A JSON-able description that determines ``obj``'s behaviour, or
     :class:`UncacheableError` when none can be given faithfully.
 
-    Plain values, tensors, containers and dataclasses of them, module-level functions
-    (by name and code), ``functools.partial`` of describable parts and ``nn.Module``
+    Plain values, tensors, arrays, containers and dataclasses of them, module-level
+    functions (by name, code and what the module-level names they read hold: a global
+    scale, a helper function, a loss module), ``functools.partial`` of describable parts and ``nn.Module``
     objects whose settings are plain values (by type, ``forward`` code, settings and
     state) are described; lambdas, closures and other callable objects are not.
     """
@@ -95,7 +155,9 @@ def describe(obj, what: str = "value"):
     if isinstance(obj, (torch.dtype, torch.device)):
         return str(obj)
     if isinstance(obj, torch.Tensor):
-        return _tensor_digest(obj)
+        return tensor_digest(obj)
+    if isinstance(obj, np.ndarray) and obj.dtype != object:
+        return tensor_digest(torch.from_numpy(np.ascontiguousarray(obj)))
     if isinstance(obj, (list, tuple)):
         return [describe(v, what) for v in obj]
     if isinstance(obj, Mapping):
@@ -116,7 +178,8 @@ def describe(obj, what: str = "value"):
                 f"{what} {name} is a lambda or a closure, whose behaviour cannot be hashed faithfully"
             )
         return {"function": f"{obj.__module__}:{name}", "code": _code_digest(obj.__code__),
-                "defaults": describe(obj.__defaults__, what), "kwdefaults": describe(obj.__kwdefaults__, what)}
+                "defaults": describe(obj.__defaults__, what), "kwdefaults": describe(obj.__kwdefaults__, what),
+                "globals": _describe_globals(obj, what)}
     if isinstance(obj, (types.BuiltinFunctionType, types.BuiltinMethodType)):
         return {"builtin": f"{getattr(obj, '__module__', '')}:{obj.__qualname__}"}
     raise UncacheableError(f"{what} of type {type(obj).__qualname__} cannot be hashed faithfully")
@@ -150,7 +213,7 @@ def _describe_module(module: nn.Module, what: str, strict: bool) -> dict:
         "forward": _forward_digest(cls),
         "settings": settings,
         "extra": module.extra_repr(),
-        "state": {k: _tensor_digest(v) for k, v in module.state_dict(keep_vars=False).items()} if strict else None,
+        "state": {k: tensor_digest(v) for k, v in module.state_dict(keep_vars=False).items()} if strict else None,
         "children": {n: _describe_module(c, what, strict) for n, c in module.named_children()},
     }
 
@@ -212,13 +275,13 @@ def spec_hash(
     options.pop("data_budget", None)  # resident or streamed: the same values
     spec = {
         "model": _describe_module(model, "model", strict=False),
-        "state": {k: _tensor_digest(v) for k, v in model.state_dict().items()},
+        "state": {k: tensor_digest(v) for k, v in model.state_dict().items()},
         "behaviour": behaviour,
         "params": list(names),
         "grid": grid.to_dict(),
-        "directions": ([_tensor_digest(d) for d in directions] if directions is not None
+        "directions": ([tensor_digest(d) for d in directions] if directions is not None
                        else {"seed": seed, "normalization": normalization, "bias_bn": bias_bn}),
-        "theta": None if theta is None else _tensor_digest(theta),
+        "theta": None if theta is None else tensor_digest(theta),
         "data_options": data_options,
         "device_type": resolve_device(device, model).type,
         "options": describe(options, "option"),
@@ -239,7 +302,7 @@ def _digest(spec: dict, batches) -> str:
     h = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
     for batch in batches:
         for leaf in tensor_leaves(batch):
-            h.update(_tensor_digest(leaf).encode())
+            h.update(tensor_digest(leaf).encode())
     return h.hexdigest()[:24]
 
 
@@ -260,12 +323,12 @@ def evaluation_key(evaluator, grid: Grid, cache_key: str | None = None) -> str:
     moved = set(ob.layout.names)
     spec = {
         "model": _describe_module(ob.model, "model", strict=False),
-        "fixed": {k: _tensor_digest(v) for k, v in ob.model.state_dict().items() if k not in moved},
+        "fixed": {k: tensor_digest(v) for k, v in ob.model.state_dict().items() if k not in moved},
         "behaviour": _behaviour(ob.loss_fn, ob.forward, ob.metrics, cache_key),
         "pass_batch": ob.pass_batch,
         "params": list(ob.layout.names),
-        "theta": _tensor_digest(evaluator.theta),
-        "directions": _tensor_digest(evaluator.directions),
+        "theta": tensor_digest(evaluator.theta),
+        "directions": tensor_digest(evaluator.directions),
         "metrics": list(evaluator.metric_names),
         "grid": grid.to_dict(),
         "dtype": str(ob.dtype),
