@@ -65,6 +65,36 @@ def test_a_shuffling_loader_is_read_in_one_frozen_order():
     assert caps.sizes == (8, 8, 4) and sum(len(b[1]) for b in caps) == 20
 
 
+def test_a_shuffling_loader_is_replayed_in_a_seeded_order_and_touches_no_random_state():
+    """The order comes from seed 0 (a loader without a generator) or from a copy of the
+    loader's own generator: the same in every process, so a stored run of a shuffling
+    loader is found again, and neither torch's global random state nor the loader's
+    generator moves."""
+    from landscape_widgets.core.data import frozen_order
+    from landscape_widgets.runs.store import spec_hash
+
+    loader = DataLoader(Synthetic(n=40), batch_size=8, shuffle=True)
+    state = torch.get_rng_state()
+    order = frozen_order(loader)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert sorted(i for b in order for i in b) == list(range(40)) and order != [list(range(i, i + 8))
+                                                                                 for i in range(0, 40, 8)]
+    torch.manual_seed(123)  # another global state: the same order
+    assert frozen_order(DataLoader(Synthetic(n=40), batch_size=8, shuffle=True)) == order
+    keys = {spec_hash(_model(), F.cross_entropy, DataLoader(Synthetic(n=40), batch_size=8, shuffle=True),
+                      plane(num=3)) for _ in range(2)}
+    assert len(keys) == 1
+    # a loader with its own generator: the order its next epoch would have, the generator unmoved
+    g = torch.Generator().manual_seed(7)
+    own = DataLoader(Synthetic(n=40), batch_size=8, shuffle=True, generator=g)
+    before = g.get_state()
+    replayed = frozen_order(own)
+    assert torch.equal(g.get_state(), before)
+    assert [list(map(int, b)) for b in own.batch_sampler] == replayed  # the epoch it would have drawn
+    # a sequential loader: its order
+    assert frozen_order(DataLoader(Synthetic(n=10), batch_size=4)) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
 def test_data_that_changes_between_reads_is_refused():
     loader = DataLoader(Synthetic(n=40, noisy=True), batch_size=8)
     with pytest.raises(RuntimeError, match="same samples at every point"):

@@ -11,13 +11,15 @@ there and reused at every point;
 
 *streamed* otherwise: each pass reads the batches again (the evaluator makes one pass
 per chunk of grid points and evaluates each batch at all the chunk's points). A
-DataLoader over a map-style dataset is replayed with its first epoch's index order
-frozen, so a shuffling loader gives the same samples in the same order at every point;
+DataLoader over a map-style dataset is replayed in one frozen index order
+(:func:`frozen_order`: a shuffling loader's from seed 0 or from a copy of its own
+generator), the same samples in the same order at every point and in every run;
 any other re-iterable source is checked batch by batch against the first pass.
 """
 
 from __future__ import annotations
 
+import copy
 import numbers
 import os
 from collections.abc import Iterator, Mapping
@@ -203,12 +205,33 @@ def _read(source, max_batches: int | None, max_samples: int | None) -> Iterator[
             return
 
 
+def frozen_order(loader) -> list[list[int]]:
+    """The batches of dataset indices a DataLoader is replayed in. A random sampler (one
+    with a ``generator``, as ``shuffle=True`` makes) draws them from a copy of its
+    generator, or from seed 0 where it has none: the loader, its generator and torch's
+    global random state are left as they were, and a loader without a generator gives
+    the same order in every process (a stored run is found again)."""
+    batches = loader.batch_sampler
+    sampler = getattr(batches, "sampler", None)
+    if hasattr(sampler, "generator"):
+        generator = torch.Generator()
+        if sampler.generator is None:
+            generator.manual_seed(0)
+        else:
+            generator.set_state(sampler.generator.get_state())
+        sampler = copy.copy(sampler)
+        sampler.generator = generator
+        batches = copy.copy(batches)
+        batches.sampler = sampler
+    return [list(b) for b in batches]
+
+
 def _replayable(data) -> Any:
     """A source that yields the same batches each time it is iterated, or None."""
     from torch.utils.data import DataLoader
 
     if isinstance(data, DataLoader) and data.batch_sampler is not None:
-        order = [list(b) for b in data.batch_sampler]  # this epoch's order, frozen
+        order = frozen_order(data)
         return DataLoader(
             data.dataset, batch_sampler=order, collate_fn=data.collate_fn,
             num_workers=data.num_workers, pin_memory=data.pin_memory,
