@@ -115,6 +115,31 @@ def test_bad_options_are_clear_errors(cnn):
         random_directions(cnn, 0)
 
 
+def test_zero_parameters_under_normalization_warn_or_say_what_to_use():
+    """Normalized, the direction of a tensor that is zero at theta is zero: a warning
+    names those tensors (a fresh LoRA adapter: B zero, so moving A changes nothing); a
+    direction zero everywhere is an error that says which option moves something."""
+    import warnings
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        net[2].weight.zero_()
+    for normalization in ("filter", "layer"):
+        with pytest.warns(RuntimeWarning, match=r"1 of the 4 moved tensors are zero at theta \(2.weight\)"):
+            (d,) = random_directions(net, 1, normalization=normalization)
+        assert not param_layout(net).split(d)["2.weight"].any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (d,) = random_directions(net, 1, normalization="none")  # no warning: the zero tensor moves
+        random_directions(net, 1, normalization="filter", params="0.*")  # the zero tensor is not moved
+    assert d.any()
+    with pytest.raises(ValueError, match="zero at theta.*use normalization='none'"):
+        random_directions(net, 1, normalization="layer", theta=torch.zeros(param_layout(net).size))
+    with pytest.raises(ValueError, match="all 1-D.*set bias_bn='random' or 'theta'"):
+        random_directions(net, 1, params="*.bias")
+
+
 def test_orthogonalize():
     torch.manual_seed(0)
     a, b = torch.randn(50), torch.randn(50)

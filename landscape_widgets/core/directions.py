@@ -9,6 +9,7 @@ every device; they are then normalized on the model's device and in its dtype.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
@@ -144,13 +145,35 @@ def random_directions(
         if orthogonalize:
             d = orthogonalize_direction(d, dirs)
         if d.device.type != "meta" and not bool(d.any()):
+            all_1d = all(len(s) <= 1 for s in layout.shapes)
             raise ValueError(
                 f"the random direction is zero everywhere with normalization={normalization!r} and "
-                f"bias_bn={bias_bn!r}: the moved parameters are all 1-D (set bias_bn='random' or "
-                "'theta') or zero at theta (use normalization='none' or 'layer' on other parameters)"
+                f"bias_bn={bias_bn!r}: " + (
+                    "the moved parameters are all 1-D (biases, norms), which bias_bn='ignore' leaves "
+                    "still: set bias_bn='random' or 'theta'" if all_1d and bias_bn == "ignore" else
+                    "the moved parameters are zero at theta, and normalization scales a direction to "
+                    "theta's size: use normalization='none'")
             )
         dirs.append(d)
+    if normalization != "none" and theta.device.type != "meta":
+        _warn_zero_tensors(theta, layout, normalization, bias_bn)
     return dirs
+
+
+def _warn_zero_tensors(theta: torch.Tensor, layout, normalization: str, bias_bn: str) -> None:
+    """Warn when some moved tensors are zero at theta: normalized, their directions are
+    zero too, and the landscape may be flat by construction (a fresh LoRA adapter: its
+    ``B`` is zero, so moving its ``A`` changes nothing)."""
+    parts = layout.split(theta)
+    zero = [n for n, s in zip(layout.names, layout.shapes)
+            if (len(s) > 1 or bias_bn == "random") and not bool(parts[n].any())]
+    if zero:
+        shown = ", ".join(zero[:3]) + (f" and {len(zero) - 3} more" if len(zero) > 3 else "")
+        warnings.warn(
+            f"{len(zero)} of the {len(layout.names)} moved tensors are zero at theta ({shown}): with "
+            f"normalization={normalization!r} their directions are zero too, so they do not move, and the "
+            "landscape can be flat by construction (a fresh LoRA adapter's B is zero, so moving its A changes "
+            "nothing); use normalization='none', or train first", RuntimeWarning, stacklevel=3)
 
 
 def resolve_directions(
