@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,9 @@ def not_a_model():
 
 def test_data():
     return tuple(t[:100] for t in zoo.digits().test)
+
+def moons_data():
+    return tuple(t[:100] for t in zoo.moons().test)
 """
 
 
@@ -127,8 +131,10 @@ def test_interrupted_compute_resumes_from_store(tmp_path, user_model):
     grid = line(num=9)
     key = spec_hash(model, F.cross_entropy, cli_models.test_data(), grid)
     # A stored run stopped after 3 points; marker values show what is kept and redone.
-    partial = empty_landscape(grid)
-    partial["done"].values[:3] = True
+    stop = threading.Event()
+    partial = compute_landscape(model, F.cross_entropy, cli_models.test_data(), grid, chunk_size=3, cancel=stop,
+                                order="raster", on_chunk=lambda ds, chunk: stop.set())
+    assert partial["done"].values[:3].all() and not partial["done"].values[3:].any()
     partial["loss"].values[:3] = -5.0
     partial["loss"].values[3:] = 123.0
     save_landscape(partial, store_path(key, tmp_path / "runs"))
@@ -155,6 +161,13 @@ def test_interrupted_compute_resumes_from_store(tmp_path, user_model):
         (["--model", "cli_models:make", "--weights", "W", "--range", "1", "1"], "bad grid"),
         (["--model", "cli_models:make", "--weights", "W", "--loss", "nope"], "--loss 'nope'"),
         (["--model", "cli_models:make", "--weights", "W", "--data", "nodata:x"], "cannot import module 'nodata'"),
+        (["--model", "cli_models:make", "--weights", "W", "--data", "cli_models:not_a_model"],
+         "--data cli_models:not_a_model() returned a value of type int, not data: return an (inputs, targets) pair"),
+        (["--model", "cli_models:make", "--weights", "W", "--data", "cli_models:moons_data"],
+         "--model cli_models:make cannot be evaluated on --data cli_models:moons_data with --loss cross_entropy: "),
+        (["--demo", "mlp-digits", "--data", "moons", "--num", "3"], "a --demo takes its own dataset: cnn-digits: digits"),
+        (["--demo", "mlp-digits", "--loss", "mse_loss", "--num", "3"], "the loss fits its outputs and targets"),
+        (["--demo", "mlp-digits", "--weights", "MISSING"], "--weights goes with --model: --demo mlp-digits is trained"),
     ],
 )
 def test_compute_bad_input_exits_nonzero_with_a_clear_message(tmp_path, user_model, capsys, argv, message):

@@ -57,3 +57,36 @@ def test_the_colour_bar_ticks_are_round_numbers():
     ticks = [float(t.get_text().replace("−", "-")) for t in colourbar.get_yticklabels() if t.get_text()]
     assert len(ticks) >= 3
     assert round_ticks(ticks), ticks
+
+
+def test_non_finite_points_are_shown_grey_and_isolated_cells_drawn():
+    """Computed points whose loss is not finite are grey cells named in a legend (not
+    blank like points not computed); finite cells with no finite neighbour still show;
+    a 1-D plot spans the whole grid with the non-finite points marked."""
+    from matplotlib.collections import QuadMesh
+
+    ds = bowl(plane(num=9))
+    loss = ds["loss"].values
+    keep = np.zeros_like(loss, dtype=bool)
+    keep[[0, 4, 8], [8, 4, 0]] = True  # three isolated finite points
+    loss[~keep] = np.nan
+    fig = landscape_figure(ds)
+    ax = fig.axes[0]
+    cells, grey = (m for m in ax.collections if isinstance(m, QuadMesh))
+    shown = np.ma.getdata(cells.get_array()).reshape(9, 9).T
+    np.testing.assert_allclose(shown[keep], loss[keep])
+    assert np.ma.count(grey.get_array()) == 78
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["not finite (78 points)"]
+    assert ax.get_xlim() == (-1.0, 1.0) and ax.get_ylim() == (-1.0, 1.0)
+    assert not clipped(fig)
+    curve = bowl(line((-3, 3), num=21))
+    curve["loss"].values[1:9] = np.nan
+    fig = landscape_figure(curve)
+    assert fig.axes[0].get_xlim() == (-3.0, 3.0)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["not finite (8)"]
+    assert not clipped(fig)
+
+
+def test_a_map_of_one_point_per_axis_is_a_clear_error():
+    with pytest.raises(ValueError, match="at least 2 points per axis; this result's grid is 1x1"):
+        landscape_figure(bowl(plane(num=1)))

@@ -88,7 +88,11 @@ def load_data(spec: str, split: str, image: bool):
     if spec in DATASETS:
         kwargs = {"image": True} if image and spec == "digits" else {}
         return getattr(load_dataset(spec, **kwargs), split)
-    return import_object(spec, "--data")()
+    data = import_object(spec, "--data")()
+    if isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
+        raise CLIError(f"--data {spec}() returned a value of type {type(data).__name__}, not data: return an (inputs, targets) "
+                       "pair of tensors, a dict of tensors, or a DataLoader (or list) of such batches")
+    return data
 
 
 def build_model(args):
@@ -96,6 +100,8 @@ def build_model(args):
     if args.demo:
         from ..builtin.training import trained
 
+        if args.weights:
+            raise CLIError(f"--weights goes with --model: --demo {args.demo} is trained and has its own weights")
         kind, dataset = DEMOS[args.demo]
         result, _ = trained(kind, dataset)
         return result.model, kind == "cnn"
@@ -194,6 +200,12 @@ def cmd_compute(args) -> int:
             ds = compute_stored(model, loss_fn, data, grid, root=args.store, **options)
     except (ValueError, TypeError) as err:
         raise CLIError(str(err)) from None
+    except RuntimeError as err:  # torch's, from the model or the loss on this data
+        what = f"--demo {args.demo}" if args.demo else f"--model {args.model}"
+        raise CLIError(f"{what} cannot be evaluated on --data {args.data} with --loss {args.loss}: "
+                       f"{str(err).splitlines()[0]}. Check that the data fits the model (a --demo takes its own "
+                       f"dataset: {', '.join(f'{k}: {v[1]}' for k, v in sorted(DEMOS.items()))}) and that the "
+                       "loss fits its outputs and targets (cross_entropy for class labels)") from None
     save_landscape(ds, out)
     if not args.quiet:
         print(f"wrote {out} ({int(ds['done'].sum())}/{grid.size} points)")

@@ -7,3 +7,5 @@ from __future__ import annotations
 #: then deepening reds (non-convex). Ratios above 1 take the last colour.
 CONVEXITY_COLOURS = ("#2166ac", "#f7f7f7", "#f4a582", "#d6604d", "#b2182b")
 CONVEXITY_RANGE = (0.0, 1.0)
+#: Computed points whose value is not finite (NaN, inf): never a colour of the colour map.
+MISSING_COLOUR = "#8c8c8c"

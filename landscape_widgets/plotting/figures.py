@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.metric_names import METRICS
+from .colours import MISSING_COLOUR
 from .labels import axis_labels
 
 if TYPE_CHECKING:  # the figures import neither torch, xarray nor matplotlib until they draw
@@ -79,9 +80,10 @@ def landscape_figure(ds: xr.Dataset | QuickResult, metric: str = "loss", log: bo
     """A matplotlib figure of a 1-, 2- or 3-D result.
 
     1-D: a line over ``alpha``. 2-D: filled contours over ``alpha`` x ``beta`` with a
-    colour bar, the centre point marked. 3-D: ``slices`` such planes at evenly spaced
-    ``gamma`` values sharing one colour scale. Missing (not yet computed) points are
-    left blank.
+    colour bar, the centre point marked (cells without finite neighbours to contour
+    drawn as cells). 3-D: ``slices`` such planes at evenly spaced ``gamma`` values
+    sharing one colour scale. Missing (not yet computed) points are left blank; computed
+    points whose value is not finite (NaN, inf) are shown grey, marked in the legend.
 
     Parameters
     ----------
@@ -101,37 +103,58 @@ def landscape_figure(ds: xr.Dataset | QuickResult, metric: str = "loss", log: bo
     -------
     matplotlib.figure.Figure
     """
+    from matplotlib.colors import ListedColormap, Normalize
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
     values, label = _values(ds, metric, log)
     dims = tuple(ds[metric].dims)
     names = axis_labels(ds, dims)
     coords = [np.asarray(ds[d].values) for d in dims]
+    bad = np.asarray(ds["done"].values, dtype=bool) & ~np.isfinite(values)
     if len(dims) == 1:
         fig = Figure(figsize=(5.5, 3.8), layout="constrained")
         ax = fig.add_subplot()
         ax.plot(coords[0], values, marker=".")
+        if bad.any():
+            ax.plot(coords[0][bad], np.zeros(int(bad.sum())), "x", color=MISSING_COLOUR,
+                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"not finite ({int(bad.sum())})")
+            ax.legend(loc="upper center")
+        ax.set_xlim(float(coords[0][0]), float(coords[0][-1]))
         ax.set_xlabel(names[0])
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         _round_ticks(ax)
         return fig
+    if min(len(c) for c in coords) < 2:
+        raise ValueError(f"a map needs at least 2 points per axis; this result's grid is "
+                         f"{'x'.join(str(len(c)) for c in coords)}: plot a result computed with num >= 2")
     if len(dims) == 2:
-        planes = [(values, "")]
+        planes = [(values, bad, "")]
     else:
         n = len(coords[2])
         picks = np.unique(np.linspace(0, n - 1, max(1, min(slices, n))).round().astype(int))
-        planes = [(values[:, :, int(i)], f"{dims[2]} = {float(coords[2][i]):.3g}") for i in picks]
+        planes = [(values[:, :, int(i)], bad[:, :, int(i)], f"{dims[2]} = {float(coords[2][i]):.3g}") for i in picks]
     finite = values[np.isfinite(values)]
     if not len(finite):
         raise ValueError(f"the result has no finite {metric} values to plot yet")
     bounds = _round_levels(float(finite.min()), float(finite.max()), levels)
     fig = Figure(figsize=(5.2 * len(planes) + 1.2, 4.6), layout="constrained")
     axes = fig.subplots(1, len(planes), squeeze=False)[0]
-    for ax, (plane, title) in zip(axes, planes):
+    for ax, (plane, plane_bad, title) in zip(axes, planes):
+        # cells under the contours: those without finite neighbours, which contourf leaves out, still show
+        ax.pcolormesh(coords[0], coords[1], plane.T, shading="nearest", cmap="viridis",
+                      norm=Normalize(bounds[0], bounds[-1]))
         filled = ax.contourf(coords[0], coords[1], plane.T, levels=bounds, cmap="viridis", extend="neither")
+        if plane_bad.any():
+            ax.pcolormesh(coords[0], coords[1], np.where(plane_bad, 1.0, np.nan).T, shading="nearest",
+                          cmap=ListedColormap([MISSING_COLOUR]))
+            ax.legend(handles=[Patch(color=MISSING_COLOUR, label=f"not finite ({int(plane_bad.sum())} points)")],
+                      loc="upper right", fontsize="small")
         if all(c.min() <= 0 <= c.max() for c in coords[:2]):
             _centre(ax)
+        ax.set_xlim(float(coords[0][0]), float(coords[0][-1]))  # the outer cells' outer halves lie outside
+        ax.set_ylim(float(coords[1][0]), float(coords[1][-1]))
         ax.set_xlabel(names[0])
         ax.set_ylabel(names[1])
         ax.set_box_aspect(1)

@@ -99,9 +99,11 @@ def _global_names(code: types.CodeType) -> list[str]:
 _DESCRIBING = threading.local()
 
 
-def _installed(fn: types.FunctionType) -> bool:
-    """Whether ``fn`` comes from an installed package or the standard library (versioned
-    code: its module-level names are not the user's settings)."""
+def _library_code(fn: types.FunctionType) -> bool:
+    """Whether ``fn`` comes from this package, an installed package or the standard
+    library: versioned code, whose module-level names are not the user's settings."""
+    if fn.__module__ == __package__.split(".")[0] or fn.__module__.startswith(__package__.split(".")[0] + "."):
+        return True
     path = getattr(sys.modules.get(fn.__module__), "__file__", None)
     if path is None:
         return False
@@ -114,8 +116,8 @@ def _describe_globals(fn: types.FunctionType, what: str) -> dict:
     """The module-level names ``fn`` reads, each described: a module by its name, a class
     by its name and ``forward`` code, anything else by :func:`describe` (a global
     number, tensor, loss module or function changes the description when it changes).
-    Nothing for a function of an installed package (``F.cross_entropy``)."""
-    if _installed(fn):
+    Nothing for a function of a library (``F.cross_entropy``, this package's own)."""
+    if _library_code(fn):
         return {}
     active = getattr(_DESCRIBING, "ids", None)
     if active is None:

@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from ..core.results import SE_SUFFIX, known_cells
+from ..plotting.colours import MISSING_COLOUR
 from ..plotting.fields import fill_nearest, interpolate_linear, level_interpolation, preview_field
 from ..plotting.labels import axis_label, axis_labels
 from .progress import points_done
@@ -36,7 +37,7 @@ N_CONTOURS = 12
 TICK_FORMAT = ",.3~r"
 LOSS_COLOUR, ACCURACY_COLOUR = "#1f77b4", "#ff7f0e"
 #: The plot area where nothing is computed yet, and computed cells whose value is not finite.
-EMPTY_COLOUR, MISSING_COLOUR = "#eeeeee", "#8c8c8c"
+EMPTY_COLOUR = "#eeeeee"
 _TINY = 1e-12
 #: Opacity of the veil over cells shown from data-sample estimates: VEIL_LEAST at a
 #: relative standard error near 0, VEIL_MOST from VEIL_FULL on.
