@@ -110,6 +110,31 @@ def test_surface_view_shows_the_centre_plane_coloured_over_the_volume():
     assert "the γ = 0 plane as a height surface: height and colour = loss" in view.title.value
 
 
+def test_non_finite_points_are_grey_in_3d_and_counted_in_the_keys():
+    """NaN is never a colour of the map (it was the top colour, as if the loss were
+    highest there): grey on the height surface, and counted under both views."""
+    from matplotlib.colors import to_rgb
+
+    from landscape_widgets.plotting.colours import MISSING_COLOUR
+
+    rgb = volume_views.colours(np.array([np.nan, 1.0, 0.0]), (0.0, 1.0))
+    np.testing.assert_allclose(rgb[0], to_rgb(MISSING_COLOUR), atol=1e-6)
+    np.testing.assert_allclose(rgb[1:], colormaps["viridis"]([1.0, 0.0])[:, :3], atol=1e-6)
+    ds = bowl(11)
+    ds["loss"].values[0, 0, :] = np.nan  # computed, not finite: 11 points, one in the centre plane
+    surface, iso = SurfaceView(), IsosurfaceView()
+    surface.update(ds)
+    iso.update(ds)
+    colours = np.asarray(surface.mesh.color).reshape(11, 11, 3)
+    np.testing.assert_allclose(colours[0, 0], to_rgb(MISSING_COLOUR), atol=1e-6)
+    assert not np.allclose(colours[1:, 1:], to_rgb(MISSING_COLOUR), atol=0.05)
+    assert "1 point without a finite value" in surface.key.value
+    assert "11 points without a finite value" in iso.key.value and "outside the surfaces" in iso.key.value
+    clean = SurfaceView()
+    clean.update(bowl(11))
+    assert "without a finite value" not in clean.key.value
+
+
 def test_colour_key_has_round_ticks_inside_the_range():
     import re
 

@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from ..core.grids import grid_triangles
+from ..plotting.colours import MISSING_COLOUR
 from ..plotting.isosurfaces import isosurfaces, nested_levels
 from ..plotting.labels import axis_labels
 from .views import _status, colour_limits, display_field, metric_values, round_ticks
@@ -42,12 +43,26 @@ CMAP = "viridis"
 
 
 def colours(values: np.ndarray, limits: tuple[float, float]) -> np.ndarray:
-    """RGB in [0, 1] of the colour map at ``values`` over ``limits`` (NaN: the top colour)."""
+    """RGB in [0, 1] of the colour map at ``values`` over ``limits``; NaN (not finite, or
+    nothing to show) is :data:`~landscape_widgets.plotting.colours.MISSING_COLOUR` grey,
+    never a colour of the map."""
     from matplotlib import colormaps
+    from matplotlib.colors import to_rgb
 
     lo, hi = limits
-    norm = np.clip((np.asarray(values, dtype=float) - lo) / (hi - lo), 0.0, 1.0)
-    return colormaps[CMAP](np.nan_to_num(norm, nan=1.0))[..., :3].astype(np.float32)
+    values = np.asarray(values, dtype=float)
+    norm = np.clip((values - lo) / (hi - lo), 0.0, 1.0)
+    rgb = colormaps[CMAP](np.nan_to_num(norm, nan=0.0))[..., :3].astype(np.float32)
+    rgb[np.isnan(values)] = to_rgb(MISSING_COLOUR)
+    return rgb
+
+
+def missing_note(field: np.ndarray, where: str) -> str:
+    """HTML: how many points of ``field`` are not finite and how they are drawn (nothing
+    when all are finite)."""
+    n = int(np.count_nonzero(~np.isfinite(field)))
+    return (f"<div style='font-size:12px;margin:0 20px'><span style='color:{MISSING_COLOUR}'>■</span> "
+            f"{n:,} point{'s' * (n != 1)} without a finite value (NaN, inf, or not positive on a log scale): {where}</div>") if n else ""
 
 
 def colour_key(limits: tuple[float, float], label: str, marks: list[tuple[float, str]] = ()) -> str:
@@ -139,12 +154,13 @@ class SurfaceView:
                 self.mesh.triangles = grid_triangles(*X.shape)
             self.mesh.x, self.mesh.z = X.ravel(), Y.ravel()
             self.mesh.y = height.ravel()
-            self.mesh.color = colours(height, limits).reshape(-1, 3)
+            self.mesh.color = colours(z, limits).reshape(-1, 3)
             self.figure.xlim = [float(alpha[0]), float(alpha[-1])]
             self.figure.zlim = [float(beta[0]), float(beta[-1])]
             self.figure.ylim = list(colour_limits(height))  # the plane's own range fills the box
             self.figure.ylabel = label if len(label) <= 8 else "height"  # longer names are clipped
         self.key.value = (colour_key(limits, f"{label} (height and colour)")
+                          + missing_note(z, "grey, at the top of the range")
                           + axis_key(ds, ("alpha", "beta"), self.normalization))
 
 
@@ -214,9 +230,9 @@ class IsosurfaceView:
             self._set_choices(choices)
             outer = float(choices[self.level.value])
             self.levels = nested_levels(limits[0], outer, int(self.count.value))
-            field, _ = display_field(ds, metric, scale)
+            shown, _ = display_field(ds, metric, scale)
             axes = [ds[n].values for n in ("alpha", "beta", "gamma")]
-            field = np.where(np.isfinite(field), field, limits[1])
+            field = np.where(np.isfinite(shown), shown, limits[1])
             inside = [lv for lv in self.levels if field.min() < lv < field.max()]
             surfaces = dict(zip(inside, isosurfaces(axes, field, inside)))
             sent = 0
@@ -229,6 +245,7 @@ class IsosurfaceView:
             marks = [(lv, f"surface at {lv:.3g}") for lv in self.levels]
             text = ", ".join(f"{lv:.3g}" for lv in self.levels)
             self.key.value = (colour_key(limits, f"{label}; surfaces (▼) at {text}, inner to outer", marks)
+                              + missing_note(shown, "counted as above every level, outside the surfaces")
                               + axis_key(ds, ("alpha", "beta", "gamma"), self.normalization))
 
     def _set_choices(self, choices: np.ndarray) -> None:
