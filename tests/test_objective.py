@@ -124,6 +124,23 @@ def test_clear_errors_for_missing_losses_and_targets():
         compute_landscape(objective, grid=line(num=3), max_samples=5)
 
 
+def test_wrong_kinds_of_input_say_what_to_give():
+    x, y = _classification()
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got a function"):
+        Objective(lambda inputs: inputs, F.cross_entropy, (x, y))
+    with pytest.raises(ValueError, match="dtype 'float17' is not a torch dtype"):
+        Objective(_mlp(), F.cross_entropy, (x, y), dtype="float17")
+    assert Objective(_mlp(), F.cross_entropy, (x, y), dtype="float64").dtype == torch.float64
+    for grid in ((-1, 1), 5):
+        with pytest.raises(TypeError, match=r"grid must be a Grid, e.g. plane\(\(-1, 1\), num=51\)"):
+            compute_landscape(_mlp(), F.cross_entropy, (x, y), grid)
+    with pytest.raises(TypeError, match="seed must be an integer, got None"):
+        compute_landscape(_mlp(), F.cross_entropy, (x, y), line(num=3), seed=None)
+    # a loss given outputs it cannot take: the outputs' type and the options that fit
+    with pytest.raises(TypeError, match=r"outputs \(of type Output\): .*Pass loss_fn=None to use outputs.loss"):
+        Objective(DataclassNet(), F.cross_entropy, (x, y))
+
+
 def test_float64_model_stays_float64_on_its_device():
     x, y = _classification()
     model = _mlp().double()

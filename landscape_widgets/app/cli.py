@@ -90,8 +90,8 @@ def load_data(spec: str, split: str, image: bool):
         return getattr(load_dataset(spec, **kwargs), split)
     data = import_object(spec, "--data")()
     if isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
-        raise CLIError(f"--data {spec}() returned a value of type {type(data).__name__}, not data: return an (inputs, targets) "
-                       "pair of tensors, a dict of tensors, or a DataLoader (or list) of such batches")
+        raise CLIError(f"--data {spec}() returned a value of type {type(data).__name__}, not data: return an "
+                       "(inputs, targets) pair of tensors, a dict of tensors, or a DataLoader (or list) of such batches")
     return data
 
 

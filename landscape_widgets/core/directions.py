@@ -9,6 +9,7 @@ every device; they are then normalized on the model's device and in its dtype.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Literal
 
@@ -133,6 +134,8 @@ def random_directions(
     """
     if n < 1:
         raise ValueError(f"need at least one direction, got n={n}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
     layout = param_layout(model, params)
     theta = flatten_params(model, layout) if theta is None else theta.detach()
     if theta.dim() != 1 or theta.numel() != layout.size:

@@ -152,6 +152,9 @@ def compute_landscape(
     """
     if grid is None:
         grid = default_grid(len(directions) if directions is not None else 2)
+    if not isinstance(grid, Grid):
+        raise TypeError(f"grid must be a Grid, e.g. plane((-1, 1), num=51), line((-1, 1), num=51) or volume(...); "
+                        f"got {grid!r}")
     evaluator, how = prepare_evaluator(
         model, loss_fn, data, grid.ndim, directions, seed=seed, normalization=normalization,
         bias_bn=bias_bn, theta=theta, **objective_kwargs,

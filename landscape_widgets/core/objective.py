@@ -207,8 +207,16 @@ class Objective:
         max_samples: int | None = None,
         data_budget: int | None = None,
     ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got a {type(model).__name__} (wrap a function in an "
+                            "nn.Module whose parameters it uses)")
         if data is None:
             raise TypeError("give the data the loss is computed on (an (X, y) pair, a dict or a DataLoader)")
+        if isinstance(dtype, str):
+            named = getattr(torch, dtype, None)
+            if not isinstance(named, torch.dtype):
+                raise ValueError(f"dtype {dtype!r} is not a torch dtype; give e.g. torch.bfloat16 or 'float64'")
+            dtype = named
         if task not in ("auto", "classification", "regression"):
             raise ValueError(f"task must be auto, classification or regression, got {task!r}")
         if loss_fn is not None and not callable(loss_fn):
@@ -304,7 +312,16 @@ class Objective:
             ):
                 loss = self.loss_fn(outputs.t().unsqueeze(0), y.unsqueeze(0))  # see FEW_CLASSES
             else:
-                loss = self.loss_fn(outputs, y)
+                try:
+                    loss = self.loss_fn(outputs, y)
+                except TypeError as err:
+                    if isinstance(outputs, torch.Tensor):
+                        raise
+                    raise TypeError(
+                        "loss_fn(outputs, targets) failed on the model's outputs "
+                        f"(of type {type(outputs).__name__}): {err}. "
+                        "Pass loss_fn=None to use outputs.loss, a loss_fn that takes these outputs (e.g. of "
+                        "outputs.logits), or forward=lambda model, batch: model(**batch).logits") from err
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
             shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
             raise LossShapeError(

@@ -62,7 +62,8 @@ def missing_note(field: np.ndarray, where: str) -> str:
     when all are finite)."""
     n = int(np.count_nonzero(~np.isfinite(field)))
     return (f"<div style='font-size:12px;margin:0 20px'><span style='color:{MISSING_COLOUR}'>■</span> "
-            f"{n:,} point{'s' * (n != 1)} without a finite value (NaN, inf, or not positive on a log scale): {where}</div>") if n else ""
+            f"{n:,} point{'s' * (n != 1)} without a finite value (NaN, inf, or not positive on a log scale): "
+            f"{where}</div>") if n else ""
 
 
 def colour_key(limits: tuple[float, float], label: str, marks: list[tuple[float, str]] = ()) -> str:
