@@ -90,3 +90,5 @@ def test_non_finite_points_are_shown_grey_and_isolated_cells_drawn():
 def test_a_map_of_one_point_per_axis_is_a_clear_error():
     with pytest.raises(ValueError, match="at least 2 points per axis; this result's grid is 1x1"):
         landscape_figure(bowl(plane(num=1)))
+    with pytest.raises(ValueError, match="at least 2 points per axis; this result's grid is 1:"):
+        landscape_figure(bowl(line(num=1)))

@@ -117,9 +117,9 @@ def test_non_finite_points_are_grey_in_3d_and_counted_in_the_keys():
 
     from landscape_widgets.plotting.colours import MISSING_COLOUR
 
-    rgb = volume_views.colours(np.array([np.nan, 1.0, 0.0]), (0.0, 1.0))
-    np.testing.assert_allclose(rgb[0], to_rgb(MISSING_COLOUR), atol=1e-6)
-    np.testing.assert_allclose(rgb[1:], colormaps["viridis"]([1.0, 0.0])[:, :3], atol=1e-6)
+    rgb = volume_views.colours(np.array([np.nan, np.inf, -np.inf, 1.0, 0.0]), (0.0, 1.0))
+    np.testing.assert_allclose(rgb[:3], [to_rgb(MISSING_COLOUR)] * 3, atol=1e-6)
+    np.testing.assert_allclose(rgb[3:], colormaps["viridis"]([1.0, 0.0])[:, :3], atol=1e-6)
     ds = bowl(11)
     ds["loss"].values[0, 0, :] = np.nan  # computed, not finite: 11 points, one in the centre plane
     surface, iso = SurfaceView(), IsosurfaceView()

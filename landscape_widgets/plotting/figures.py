@@ -112,6 +112,9 @@ def landscape_figure(ds: xr.Dataset | QuickResult, metric: str = "loss", log: bo
     names = axis_labels(ds, dims)
     coords = [np.asarray(ds[d].values) for d in dims]
     bad = np.asarray(ds["done"].values, dtype=bool) & ~np.isfinite(values)
+    if min(len(c) for c in coords) < 2:
+        raise ValueError(f"a plot needs at least 2 points per axis; this result's grid is "
+                         f"{'x'.join(str(len(c)) for c in coords)}: plot a result computed with num >= 2")
     if len(dims) == 1:
         fig = Figure(figsize=(5.5, 3.8), layout="constrained")
         ax = fig.add_subplot()
@@ -126,9 +129,6 @@ def landscape_figure(ds: xr.Dataset | QuickResult, metric: str = "loss", log: bo
         ax.grid(alpha=0.3)
         _round_ticks(ax)
         return fig
-    if min(len(c) for c in coords) < 2:
-        raise ValueError(f"a map needs at least 2 points per axis; this result's grid is "
-                         f"{'x'.join(str(len(c)) for c in coords)}: plot a result computed with num >= 2")
     if len(dims) == 2:
         planes = [(values, bad, "")]
     else:

@@ -43,8 +43,8 @@ CMAP = "viridis"
 
 
 def colours(values: np.ndarray, limits: tuple[float, float]) -> np.ndarray:
-    """RGB in [0, 1] of the colour map at ``values`` over ``limits``; NaN (not finite, or
-    nothing to show) is :data:`~landscape_widgets.plotting.colours.MISSING_COLOUR` grey,
+    """RGB in [0, 1] of the colour map at ``values`` over ``limits``; a value that is not
+    finite (or NaN: nothing to show) is :data:`~landscape_widgets.plotting.colours.MISSING_COLOUR` grey,
     never a colour of the map."""
     from matplotlib import colormaps
     from matplotlib.colors import to_rgb
@@ -53,7 +53,7 @@ def colours(values: np.ndarray, limits: tuple[float, float]) -> np.ndarray:
     values = np.asarray(values, dtype=float)
     norm = np.clip((values - lo) / (hi - lo), 0.0, 1.0)
     rgb = colormaps[CMAP](np.nan_to_num(norm, nan=0.0))[..., :3].astype(np.float32)
-    rgb[np.isnan(values)] = to_rgb(MISSING_COLOUR)
+    rgb[~np.isfinite(values)] = to_rgb(MISSING_COLOUR)
     return rgb
 
 
