@@ -99,17 +99,21 @@ def _global_names(code: types.CodeType) -> list[str]:
 _DESCRIBING = threading.local()
 
 
+#: This package's top-level name.
+_OWN = __name__.split(".")[0]
+
+
 def _library_code(fn: types.FunctionType) -> bool:
     """Whether ``fn`` comes from this package, an installed package or the standard
     library: versioned code, whose module-level names are not the user's settings."""
-    if fn.__module__ == __package__.split(".")[0] or fn.__module__.startswith(__package__.split(".")[0] + "."):
+    if fn.__module__ == _OWN or fn.__module__.startswith(_OWN + "."):
         return True
     path = getattr(sys.modules.get(fn.__module__), "__file__", None)
     if path is None:
         return False
-    parts = Path(path).resolve().parts
-    return "site-packages" in parts or "dist-packages" in parts or Path(path).resolve().is_relative_to(
-        Path(sysconfig.get_paths()["stdlib"]).resolve())
+    path = Path(path).resolve()
+    return ("site-packages" in path.parts or "dist-packages" in path.parts
+            or path.is_relative_to(Path(sysconfig.get_paths()["stdlib"]).resolve()))
 
 
 def _describe_globals(fn: types.FunctionType, what: str) -> dict:
