@@ -575,6 +575,30 @@ def test_x_ticks_are_written_exactly():
     assert list(short.acc_axis.tick_values) == [0.0, 0.25, 0.5, 0.75, 1.0] and short.acc_axis.tick_format == ",.2f"
 
 
+def test_the_1d_view_marks_points_whose_loss_is_not_finite():
+    """A non-finite loss is a gap in the curve: grey crosses on the x axis mark it, and
+    the title counts them."""
+    from landscape_widgets.core.grids import line
+    from landscape_widgets.core.results import empty_landscape, fill_chunk
+    from landscape_widgets.widgets.views import LineView
+
+    grid = line(num=9)
+    ds = empty_landscape(grid, ("loss",))
+    alpha = grid.coords(np.arange(9))[:, 0]
+    loss = 0.5 + alpha**2
+    loss[[1, 2, 7]] = [np.nan, np.inf, np.nan]
+    fill_chunk(ds, np.arange(9), {"loss": loss})
+    view = LineView()
+    view.update(ds)
+    np.testing.assert_allclose(view.missing.x, alpha[[1, 2, 7]])
+    np.testing.assert_allclose(view.missing.y, [view.loss_scale.min] * 3)
+    assert view.loss_scale.min <= 0.5 and "3 not finite (grey crosses)" in view.widget.title
+    assert view.missing in view.widget.marks and view.missing.colors == ["#8c8c8c"]
+    ds["loss"].values[:] = 0.5 + alpha**2
+    view.update(ds)
+    assert len(view.missing.x) == 0 and "not finite" not in view.widget.title
+
+
 def test_view_titles_and_colour_bar_ticks_read_plainly(problem):
     from landscape_widgets.widgets.views import TICK_FORMAT, LineView
 

@@ -234,6 +234,9 @@ class LineView:
             x=np.zeros(0), y=np.zeros(0), scales={"x": self.x_scale, "y": self.acc_scale},
             colors=[ACCURACY_COLOUR], marker="square", marker_size=16,
         )
+        # computed points whose loss is not finite (a gap in the curve): grey crosses on the x axis
+        self.missing = bq.Scatter(x=np.zeros(0), y=np.zeros(0), scales={"x": self.x_scale, "y": self.loss_scale},
+                                  marker="cross", colors=[MISSING_COLOUR], default_size=64, tooltip=None)
         self.normalization = normalization
         self.x_axis = bq.Axis(scale=self.x_scale, label=axis_label("alpha", normalization))
         # each curve is named by its own axis, drawn in its colour: no legend box over the data
@@ -248,7 +251,7 @@ class LineView:
                                 tick_style={"fill": ACCURACY_COLOUR},
                                 grid_lines="none")  # one set of grid lines: the loss axis's
         self.widget = bq.Figure(
-            marks=[self.loss_line, self.acc_line],
+            marks=[self.loss_line, self.acc_line, self.missing],
             axes=[self.x_axis, self.loss_axis, self.acc_axis],
             title="1-D landscape",
             fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 70},
@@ -277,7 +280,12 @@ class LineView:
             if "accuracy" in ds:
                 with self.acc_line.hold_sync():
                     self.acc_line.x, self.acc_line.y = alpha[done], ds["accuracy"].values[done]
-            self.widget.title = f"{title}: {_status(ds)}"
+            bad = done & ~np.isfinite(loss)
+            bottom = 0.0 if self.loss_scale.min is None else float(self.loss_scale.min)
+            with self.missing.hold_sync():
+                self.missing.x, self.missing.y = alpha[bad], np.full(int(bad.sum()), bottom)
+            note = f" · {int(bad.sum()):,} not finite (grey crosses)" if bad.any() else ""
+            self.widget.title = f"{title}: {_status(ds)}{note}"
 
 
 class ContourView:
