@@ -163,9 +163,10 @@ def compute_landscape(
     if resume is not None:
         if grid_of(resume) != grid:
             raise ValueError("the result to resume was computed on a different grid")
-        check_resumable(resume.attrs, {**evaluator.objective.attrs(), **attrs})
+        recorded = {**evaluator.objective.attrs(), **attrs}
+        check_resumable(resume.attrs, recorded)
         ds = resume.copy(deep=True)
-        ds.attrs.update(evaluator.objective.attrs(), **attrs)
+        ds.attrs.update(recorded)
     else:
         ds = new_landscape(evaluator, grid, attrs)
     done = done_indices(ds)

@@ -26,9 +26,8 @@ Per point, every value is the mean over the batches weighted by their sizes.
 
 from __future__ import annotations
 
-import functools
-
 import copy
+import functools
 import inspect
 import threading
 import time

@@ -27,12 +27,18 @@ def shared_color_range(landscapes: Mapping[str, xr.Dataset], quantile: float = 1
     """
     values = np.concatenate([ds["loss"].values[ds["done"].values].ravel() for ds in landscapes.values()])
     if log:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values = np.where(values > 0, np.log10(values), np.nan)
+        values = log10_positive(values)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return 0.0, 1.0
     return float(values.min()), float(np.quantile(values, quantile))
+
+
+def log10_positive(values: np.ndarray) -> np.ndarray:
+    """log10 of the positive ``values``, NaN elsewhere: what a log scale shows."""
+    values = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(values > 0, np.log10(values), np.nan)
 
 
 def _values(ds: xr.Dataset | QuickResult, metric: str, log: bool) -> tuple[np.ndarray, str]:
@@ -45,10 +51,9 @@ def _values(ds: xr.Dataset | QuickResult, metric: str, log: bool) -> tuple[np.nd
     label = f"{var.attrs.get('long_name', metric)} ({var.attrs.get('units', '')})".replace(" ()", "")
     values = np.asarray(var.values)
     if log:
-        positive = np.where(values > 0, values, np.nan)
-        if not np.count_nonzero(~np.isnan(positive)):
+        values = log10_positive(values)
+        if not np.count_nonzero(~np.isnan(values)):
             raise ValueError(f"--log needs positive {metric} values; this result has none")
-        values = np.log10(positive)
         label = f"log10 {label}"
     return values, label
 

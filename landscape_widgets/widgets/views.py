@@ -22,6 +22,7 @@ import xarray as xr
 from ..core.results import SE_SUFFIX, known_cells
 from ..plotting.colours import MISSING_COLOUR
 from ..plotting.fields import fill_nearest, interpolate_linear, level_interpolation, preview_field
+from ..plotting.figures import log10_positive
 from ..plotting.labels import axis_label, axis_labels
 from .progress import points_done
 
@@ -66,15 +67,10 @@ def metric_values(ds: xr.Dataset, metric: str = "loss", scale: str = "linear") -
     values = np.where(known_cells(ds), ds[name].values, np.nan).astype(float)
     label = name
     if metric == "log-loss":
-        values, label = _log10(values), "log10(loss)"
+        values, label = log10_positive(values), "log10(loss)"
     if scale == "log":
-        values, label = _log10(values), f"log10({label})"
+        values, label = log10_positive(values), f"log10({label})"
     return values, label
-
-
-def _log10(values: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(values > 0, np.log10(np.maximum(values, _TINY)), np.nan)
 
 
 def contour_lines(
