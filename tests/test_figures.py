@@ -92,3 +92,60 @@ def test_a_map_of_one_point_per_axis_is_a_clear_error():
         landscape_figure(bowl(plane(num=1)))
     with pytest.raises(ValueError, match="at least 2 points per axis; this result's grid is 1:"):
         landscape_figure(bowl(line(num=1)))
+
+
+def shown_ticks(axis) -> list[float]:
+    """The values of an axis's labelled ticks, as drawn."""
+    return [float(t.get_text().replace("−", "-")) for t in axis.get_ticklabels() if t.get_text()]
+
+
+def overlapping_tick_labels(fig) -> list[str]:
+    """Tick labels of one axis whose drawn boxes run into each other."""
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    bad = []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in axis.get_ticklabels() if t.get_text()]
+            bad += [f"{a} / {b}" for (a, box_a), (b, box_b) in zip(boxes, boxes[1:]) if box_a.overlaps(box_b)]
+    return bad
+
+
+def map_figure(name: str):
+    """A map-drawing figure of the package, on a bowl whose values are not round."""
+    from types import SimpleNamespace
+
+    from landscape_widgets.plotting.analysis_figures import convexity_figure, entropy_figure
+    from landscape_widgets.plotting.figures import comparison_figure, trajectory_figure
+
+    narrow, wide = bowl(plane((-0.07, 0.07), num=9), scale=3.7), bowl(plane(num=9), scale=0.45)
+    convex = wide.assign(convexity=wide["loss"] * 0 + 0.3)
+    entropy = wide.assign(local_entropy=-wide["loss"] * 1.37)
+    entropy.attrs["sigma"] = 0.0316
+    path = SimpleNamespace(path=np.array([[0.6, 0.7], [0.3, 0.2], [0.0, 0.0]]),
+                           axis_labels=lambda: ["PC1 (80.0 % of variance)", "PC2 (9.0 % of variance)"])
+    return {
+        "comparison": lambda: comparison_figure({"narrow": narrow, "wide": wide}),
+        "comparison, log": lambda: comparison_figure({"narrow": narrow, "wide": wide}, log=True),
+        "trajectory": lambda: trajectory_figure(wide, path),
+        "trajectory, log": lambda: trajectory_figure(wide, path, log=True),
+        "convexity": lambda: convexity_figure({"a": convex, "b": convex}),
+        "entropy": lambda: entropy_figure(entropy),
+    }[name]()
+
+
+@pytest.mark.parametrize("name", ["comparison", "comparison, log", "trajectory", "trajectory, log",
+                                  "convexity", "entropy"])
+def test_every_map_figure_has_round_ticks_and_colour_bars_that_do_not_collide(name):
+    """Axes and colour bars of every map figure: round values, labels apart, nothing
+    clipped (a range of 0.14 made "-0.06-0.04-0.02" before; levels=20 colour bars read
+    0.45, 0.90, 1.35)."""
+    fig = map_figure(name)
+    assert not overlapping_tick_labels(fig)
+    assert not clipped(fig)
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            ticks = shown_ticks(axis)
+            if ticks == [0.0, 0.25, 0.5, 0.75, 1.0]:  # the convexity scale, its threshold marked
+                continue
+            assert round_ticks(ticks), (ax.get_label(), ticks)

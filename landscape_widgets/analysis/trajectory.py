@@ -42,8 +42,10 @@ class TrajectoryPlane:
     explained_variance_ratio: np.ndarray
 
     def axis_labels(self) -> list[str]:
-        """``["PC1 (83.1 %)", "PC2 (9.4 %)"]``-style labels for plots."""
-        return [f"PC{i + 1} ({100 * r:.1f} % of variance)" for i, r in enumerate(self.explained_variance_ratio)]
+        """``["PC1 (83.1 % of variance, parameter-space distance)", ...]``-style labels for
+        plots: the coordinates are distances along the unit principal directions."""
+        return [f"PC{i + 1} ({100 * r:.1f} % of variance, parameter-space distance)"
+                for i, r in enumerate(self.explained_variance_ratio)]
 
 
 def project(points: torch.Tensor | Sequence[torch.Tensor], theta: torch.Tensor,

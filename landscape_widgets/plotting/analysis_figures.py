@@ -16,6 +16,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from .figures import mark_centre
+from .ticks import round_colour_bar, round_levels, set_round_ticks
+
 LOSS_LABEL = "training loss (cross-entropy)"
 
 
@@ -28,9 +31,12 @@ def _subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6,
 
 
 def _log_map(ax, ds: xr.Dataset, values: xr.DataArray, label: str, levels: int = 20):
+    """Filled contours of ``values`` over the plane, at round levels, with a colour bar."""
     fig = ax.figure
-    cs = ax.contourf(ds["alpha"], ds["beta"], values.T, levels=levels)
-    fig.colorbar(cs, ax=ax, label=label)
+    bounds = round_levels(values.values, levels)
+    cs = ax.contourf(ds["alpha"], ds["beta"], values.T, levels=bounds)
+    round_colour_bar(fig, cs, ax, label, bounds)
+    set_round_ticks(ax)
     return cs
 
 
@@ -56,7 +62,7 @@ def permutation_figure(paths: Mapping[str, xr.Dataset], plane: xr.Dataset | None
         ax.plot(ds["alpha"], ds["loss"], marker=".", label=f"{name} (barrier {ds.attrs['barrier']:.2f})")
     ax.set_xlabel("t (position along the straight line)")
     ax.set_ylabel(LOSS_LABEL)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8)  # under the axes, off the curves
     if plane is not None:
         ax = axes[0, 1]
         _log_map(ax, plane, np.log10(plane["loss"]), "log10 training loss")
@@ -82,10 +88,13 @@ def simplex_figure(plane: xr.Dataset):
     ax.plot(*np.vstack([corners, corners[:1]]).T, "w--", lw=1, label="straight lines")
     for i, (x, y) in enumerate(corners):
         _star(ax, x, y, f"network {i + 1}")
+    middle = corners.mean(0)
     for (i, j), barrier in zip(plane.attrs.get("pairs", []), plane.attrs.get("linear_barriers", [])):
-        (x, y) = (corners[i] + corners[j]) / 2
-        ax.annotate(f"barrier {barrier:.2f}", (x, y), color="white", fontsize=8, ha="center", va="center",
-                    bbox={"boxstyle": "round", "fc": "black", "alpha": 0.4, "lw": 0})
+        edge = (corners[i] + corners[j]) / 2
+        outward = (edge - middle) / max(float(np.linalg.norm(edge - middle)), 1e-12)
+        ax.annotate(f"barrier {barrier:.2f}", edge, xytext=tuple(22 * outward), textcoords="offset points",
+                    color="white", fontsize=8, ha="center", va="center",
+                    bbox={"boxstyle": "round", "fc": "black", "alpha": 0.5, "lw": 0})
     ax.set_xlabel("along network 2 − network 1 (units of its length)")
     ax.set_ylabel("towards network 3 (same units)")
     ax.legend(loc="lower right", fontsize=8)
@@ -166,11 +175,14 @@ def radial_figure(norms: Mapping[str, xr.Dataset], widths: Mapping[str, float] |
     """The norm of the weights along training for several runs
     (:func:`~landscape_widgets.analysis.radial.weight_norms`), and optionally each final
     network's radial tunnel width as bars."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = _subplots(1, 2 if widths else 1, (11 if widths else 6, 4))
     ax = axes[0, 0]
     for name, ds in norms.items():
         ax.plot(ds["epoch"], ds["norm"], marker=".", label=name)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("|θ| (norm of the weights, parameter units)")
     ax.legend(fontsize=8)
     if widths:
@@ -201,17 +213,16 @@ def convexity_figure(maps: Mapping[str, xr.Dataset]):
     all rows, in the live view's colours (:data:`~landscape_widgets.plotting.colours.CONVEXITY_COLOURS`:
     blue up to :data:`~landscape_widgets.analysis.curvature.CONVEX_THRESHOLD`, red above)."""
     from matplotlib.colors import LinearSegmentedColormap
-    from matplotlib.ticker import MaxNLocator
 
     from ..analysis.curvature import CONVEX_THRESHOLD
     from .colours import CONVEXITY_COLOURS, CONVEXITY_RANGE
 
     fig, axes = _subplots(len(maps), 2, figsize=(11, 4.4 * len(maps)))
-    cmap = LinearSegmentedColormap.from_list("convexity", CONVEXITY_COLOURS)
-    cmap.set_over(CONVEXITY_COLOURS[-1])
+    cmap = LinearSegmentedColormap.from_list("convexity", CONVEXITY_COLOURS).with_extremes(over=CONVEXITY_COLOURS[-1])
     for (name, ds), (left, right) in zip(maps.items(), axes):
-        cs = left.contourf(ds["alpha"], ds["beta"], ds["loss"].T, levels=20, cmap="viridis")
-        fig.colorbar(cs, ax=left, label=LOSS_LABEL)
+        bounds = round_levels(ds["loss"].values, 20)
+        cs = left.contourf(ds["alpha"], ds["beta"], ds["loss"].T, levels=bounds, cmap="viridis")
+        round_colour_bar(fig, cs, left, f"{LOSS_LABEL}, this row's scale", bounds)
         left.set_title(f"{name}: loss on the plane")
         mesh = right.pcolormesh(ds["alpha"], ds["beta"], ds["convexity"].T, shading="nearest", cmap=cmap,
                                 vmin=CONVEXITY_RANGE[0], vmax=CONVEXITY_RANGE[1])
@@ -220,8 +231,10 @@ def convexity_figure(maps: Mapping[str, xr.Dataset]):
         right.set_title(f"{name}: convexity map")
         for ax in (left, right):
             _plane_labels(ax, ds)
-            ax.plot(0, 0, "k+", markersize=12)
+            mark_centre(ax)
+            # the grid's range on both panels (the outer cells' outer halves lie outside)
+            ax.set_xlim(float(ds["alpha"][0]), float(ds["alpha"][-1]))
+            ax.set_ylim(float(ds["beta"][0]), float(ds["beta"][-1]))
             ax.set_box_aspect(1)
-            for axis in (ax.xaxis, ax.yaxis):
-                axis.set_major_locator(MaxNLocator(5, steps=[1, 2, 5, 10]))
+            set_round_ticks(ax)
     return fig

@@ -10,6 +10,7 @@ import numpy as np
 from ..core.metric_names import METRICS
 from .colours import MISSING_COLOUR
 from .labels import axis_labels
+from .ticks import covering_ticks, round_colour_bar, round_levels, set_round_ticks
 
 if TYPE_CHECKING:  # the figures import neither torch, xarray nor matplotlib until they draw
     import xarray as xr
@@ -58,26 +59,9 @@ def _values(ds: xr.Dataset | QuickResult, metric: str, log: bool) -> tuple[np.nd
     return values, label
 
 
-def _round_levels(lo: float, hi: float, n: int) -> np.ndarray:
-    """About ``n`` contour boundaries at round values (1, 2, 2.5 or 5 times a power of
-    ten) covering ``[lo, hi]``, so the colour bar's ticks are round numbers."""
-    from matplotlib.ticker import MaxNLocator
-
-    levels = MaxNLocator(nbins=n, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi if hi > lo else lo + 1)
-    return levels[(levels >= levels[levels <= lo].max()) & (levels <= levels[levels >= hi].min())]
-
-
-def _centre(ax, **kwargs) -> None:
+def mark_centre(ax, **kwargs) -> None:
     """The centre point theta, marked as the live views mark it (a red plus, white edge)."""
     ax.plot([0], [0], marker="P", color="red", markeredgecolor="white", markersize=11, linestyle="none", **kwargs)
-
-
-def _round_ticks(ax) -> None:
-    """At most five round ticks per axis, so their labels never run into each other."""
-    from matplotlib.ticker import MaxNLocator
-
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
 
 
 def landscape_figure(ds: xr.Dataset | QuickResult, metric: str = "loss", log: bool = False, slices: int = 3,
@@ -132,7 +116,7 @@ def landscape_figure(ds: xr.Dataset | QuickResult, metric: str = "loss", log: bo
         ax.set_xlabel(names[0])
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        _round_ticks(ax)
+        set_round_ticks(ax)
         return fig
     if len(dims) == 2:
         planes = [(values, bad, "")]
@@ -143,7 +127,7 @@ def landscape_figure(ds: xr.Dataset | QuickResult, metric: str = "loss", log: bo
     finite = values[np.isfinite(values)]
     if not len(finite):
         raise ValueError(f"the result has no finite {metric} values to plot yet")
-    bounds = _round_levels(float(finite.min()), float(finite.max()), levels)
+    bounds = round_levels(finite, levels)
     fig = Figure(figsize=(5.2 * len(planes) + 1.2, 4.6), layout="constrained")
     axes = fig.subplots(1, len(planes), squeeze=False)[0]
     for ax, (plane, plane_bad, title) in zip(axes, planes):
@@ -157,16 +141,16 @@ def landscape_figure(ds: xr.Dataset | QuickResult, metric: str = "loss", log: bo
             ax.legend(handles=[Patch(color=MISSING_COLOUR, label=f"not finite ({int(plane_bad.sum())} points)")],
                       loc="upper right", fontsize="small")
         if all(c.min() <= 0 <= c.max() for c in coords[:2]):
-            _centre(ax)
+            mark_centre(ax)
         ax.set_xlim(float(coords[0][0]), float(coords[0][-1]))  # the outer cells' outer halves lie outside
         ax.set_ylim(float(coords[1][0]), float(coords[1][-1]))
         ax.set_xlabel(names[0])
         ax.set_ylabel(names[1])
         ax.set_box_aspect(1)
-        _round_ticks(ax)
+        set_round_ticks(ax)
         if title:
             ax.set_title(title)
-    fig.colorbar(filled, ax=list(axes), label=label)
+    round_colour_bar(fig, filled, list(axes), label, bounds)
     return fig
 
 
@@ -186,26 +170,30 @@ def comparison_figure(landscapes: Mapping[str, xr.Dataset], levels: int = 20, lo
     if log:
         landscapes = {name: ds.assign(loss=np.log10(ds["loss"])) for name, ds in landscapes.items()}
     lo, hi = shared_color_range(landscapes)
-    bounds = _round_levels(lo, hi, levels)
+    bounds = covering_ticks(lo, hi, levels)
     fig = Figure(figsize=(4 * len(landscapes) + 1, 4), layout="constrained")
     axes = fig.subplots(1, len(landscapes), squeeze=False)[0]
     for ax, (name, ds) in zip(axes, landscapes.items()):
         a, b = ds["loss"].dims
         filled = ax.contourf(ds[a].values, ds[b].values, ds["loss"].values.T, levels=bounds, cmap="viridis")
-        _centre(ax)
+        mark_centre(ax)
         x_label, y_label = axis_labels(ds, (a, b))
         ax.set(xlabel=x_label, ylabel=y_label)
+        set_round_ticks(ax)
         notes = [f"test acc {100 * ds.attrs['test_accuracy']:.1f} %"] if "test_accuracy" in ds.attrs else []
         if "mean_loss_increase" in ds.attrs:
-            notes.append(f"sharpness {ds.attrs['mean_loss_increase']:.3f}")
+            notes.append(f"sharpness {ds.attrs['mean_loss_increase']:.3g}")
         ax.set_title("\n".join([name, ", ".join(notes)]) if notes else name)
     label = "loss (mean cross-entropy, shared scale)"
-    fig.colorbar(filled, ax=list(axes), label=f"log10 {label}" if log else label)
+    round_colour_bar(fig, filled, list(axes), f"log10 {label}" if log else label, bounds)
     return fig
 
 
-def trajectory_figure(ds: xr.Dataset, plane: TrajectoryPlane, levels: int = 25):
+def trajectory_figure(ds: xr.Dataset, plane: TrajectoryPlane, levels: int = 25, log: bool = False):
     """Filled loss contours on the PCA plane with the projected path on top.
+
+    ``log``: colour by log10 of the loss, so the basin the path ends in shows when the
+    start is far higher.
 
     Returns
     -------
@@ -213,15 +201,19 @@ def trajectory_figure(ds: xr.Dataset, plane: TrajectoryPlane, levels: int = 25):
     """
     from matplotlib.figure import Figure
 
+    values = log10_positive(ds["loss"].values) if log else np.asarray(ds["loss"].values, dtype=float)
     fig = Figure(figsize=(6, 5), layout="constrained")
     ax = fig.add_subplot()
-    filled = ax.contourf(ds["alpha"].values, ds["beta"].values, ds["loss"].values.T, levels=levels, cmap="viridis")
+    bounds = round_levels(values, levels)
+    filled = ax.contourf(ds["alpha"].values, ds["beta"].values, values.T, levels=bounds, cmap="viridis")
     ax.plot(plane.path[:, 0], plane.path[:, 1], "o-", color="red", markersize=3, label="optimizer path")
     ax.plot(*plane.path[0], "s", color="orange", markeredgecolor="black", label="initialization")
-    _centre(ax, label="final point")
+    mark_centre(ax, label="final point")
     x_label, y_label = plane.axis_labels()
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
+    set_round_ticks(ax)
     ax.legend(loc="best", fontsize="small")
-    fig.colorbar(filled, ax=ax, label="loss (mean cross-entropy)")
+    label = "loss (mean cross-entropy)"
+    round_colour_bar(fig, filled, ax, f"log10 {label}" if log else label, bounds)
     return fig

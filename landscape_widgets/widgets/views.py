@@ -24,6 +24,7 @@ from ..plotting.colours import MISSING_COLOUR
 from ..plotting.fields import fill_nearest, interpolate_linear, level_interpolation, preview_field
 from ..plotting.figures import log10_positive
 from ..plotting.labels import axis_label, axis_labels
+from ..plotting.ticks import round_levels, round_ticks
 from .progress import points_done
 
 if TYPE_CHECKING:
@@ -133,20 +134,6 @@ def corner_free_ticks(lo: float, hi: float, pixels: int = 460, right_axis: bool 
     return ticks[(ticks > lo + eps) & ((ticks < hi - eps) if right_axis else True)]
 
 
-#: Round tick steps: 1, 2, 2.5 or 5 times a power of ten.
-ROUND_STEPS = [1, 2, 2.5, 5, 10]
-
-
-def round_ticks(lo: float, hi: float, nbins: int) -> np.ndarray:
-    """Round tick values (:data:`ROUND_STEPS`) in ``[lo, hi]``, about ``nbins`` intervals
-    apart."""
-    from matplotlib.ticker import MaxNLocator
-
-    ticks = MaxNLocator(nbins=nbins, steps=ROUND_STEPS).tick_values(lo, hi)
-    eps = 1e-9 * max(1.0, abs(hi - lo))
-    return ticks[(ticks >= lo - eps) & (ticks <= hi + eps)]
-
-
 def exact_tick_format(ticks: np.ndarray) -> str:
     """The d3 format that writes every one of ``ticks`` exactly, with as few decimals as
     that takes (0.25 steps as "0.25", "0.50", never "0.3" beside "0.5")."""
@@ -170,20 +157,11 @@ def set_y_ticks(axis: bq.Axis, values: np.ndarray, pixels: int) -> None:
     them at or below the finite ``values`` it shows to the first at or above them (so
     that, say, a loss from 0.02 to 2.9 reads from 0 to 3); no ticks while no value is
     finite."""
-    from matplotlib.ticker import MaxNLocator
-
     finite = np.asarray(values, dtype=float)
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
+    if not np.isfinite(finite).any():
         axis.tick_values = None
         return
-    lo, hi = float(finite.min()), float(finite.max())
-    if hi <= lo:
-        lo, hi = lo - 0.5 * max(abs(lo), 1.0), hi + 0.5 * max(abs(hi), 1.0)
-    ticks = MaxNLocator(nbins=max(2, pixels // 40), steps=ROUND_STEPS).tick_values(lo, hi)
-    eps = 1e-9 * (hi - lo)
-    below, above = np.flatnonzero(ticks <= lo + eps), np.flatnonzero(ticks >= hi - eps)
-    ticks = ticks[below[-1]: above[0] + 1]
+    ticks = round_levels(finite, max(2, pixels // 40))
     axis.scale.min, axis.scale.max = float(ticks[0]), float(ticks[-1])
     axis.tick_values, axis.tick_format = ticks, exact_tick_format(ticks)
 

@@ -25,7 +25,8 @@ from ..core.grids import grid_triangles
 from ..plotting.colours import MISSING_COLOUR
 from ..plotting.isosurfaces import isosurfaces, nested_levels
 from ..plotting.labels import axis_labels
-from .views import _status, colour_limits, display_field, metric_values, round_ticks
+from ..plotting.ticks import round_ticks
+from .views import _status, colour_limits, display_field, metric_values
 
 #: Greek letters on the ipyvolume box, per grid axis.
 SYMBOLS = {"alpha": "α", "beta": "β", "gamma": "γ"}
