@@ -150,7 +150,7 @@ def test_format_progress():
     assert format_progress(50, 100, 2.0, "cpu") == "50/100 points · 25 pt/s · 2 s left · device cpu"
     assert "done in 4.00 s" in format_progress(100, 100, 4.0, "cuda")
     # a stored result was not computed now: no rate, no time
-    assert format_progress(100, 100, 0.02, "cpu", stored=True) == "100/100 points · from the run store"
+    assert format_progress(100, 100, 0.02, "cpu", source="from the run store") == "100/100 points · from the run store"
     assert format_progress(1200, 2601, 1.0, "cpu").startswith("1,200/2,601 points")  # as "2,601 points" elsewhere
 
 
@@ -281,7 +281,8 @@ def test_returning_to_cached_settings_redraws_without_computing(problem):
     ex.seed.value = 0
     assert not ex.runner.running and ex.runner.n_draws == draws
     np.testing.assert_array_equal(ex.views[0].heatmap.color, first)
-    assert "from cache" in ex.progress.text.value
+    # a result shown again was not computed now: no rate (it would be points / redraw time)
+    assert ex.progress.text.value == "81/81 points · from cache (computed before)"
 
 
 def test_explorer_1d_and_3d_views(problem):
@@ -711,6 +712,9 @@ def test_save_offers_the_figure_and_the_surface_as_downloads(problem, tmp_path):
     (tmp_path / "s.vtk").write_bytes(files["landscape-2d-seed0.vtk"])
     mesh = meshio.read(tmp_path / "s.vtk")
     np.testing.assert_allclose(mesh.point_data["loss"], ex.result["loss"].values.ravel(), rtol=1e-6)
+    ex.seed.value = 2  # the links of seed 0 go with the picture they saved; the next is named seed 2
+    assert ex.download.value == ""
+    assert ex.wait(120) and list(ex.save("png")) == ["landscape-2d-seed2.png"]
     with pytest.raises(ValueError, match="fmt must be one of"):
         ex.save("bmp")
     ex.view.value = "1d"  # a line has no surface to export: said under the controls, no error raised

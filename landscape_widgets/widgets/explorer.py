@@ -474,10 +474,11 @@ class LandscapeExplorer(w.VBox):
             raise ValueError(f"fmt must be one of {SAVE_FORMATS}, got {fmt!r}")
         with self.runner.lock:
             ds = None if self.result is None else self.result.copy(deep=True)
-        stem = f"landscape-{self.view.value}-seed{self.seed.value}"
         try:
             if ds is None:
                 raise ValueError("nothing computed yet to save")
+            # named by what was computed (the controls may have moved on since)
+            stem = f"landscape-{VIEWS[ds['loss'].ndim - 1]}-seed{ds.attrs['seed']}"
             files = {name.replace("landscape", stem, 1): data
                      for name, data in _files(ds, fmt, self.metric.value, self.scale.value).items()}
         except (ValueError, ImportError) as err:
@@ -504,6 +505,7 @@ class LandscapeExplorer(w.VBox):
         """Recompute (or redraw from the cache) for the current settings. A run estimated
         over :data:`CONFIRM_SECONDS` waits for Start (``confirmed=True``)."""
         self._drop_convexity()
+        self.download.value = ""  # a saved file of the previous settings is not this picture
         settings = self._requested = self.settings
         self._show_estimate()
         self._offer_start(None)
@@ -515,8 +517,8 @@ class LandscapeExplorer(w.VBox):
                 self.result = ds
                 self._redraw()
             n = int(ds["done"].values.sum())
-            self.progress.update(n, ds["done"].size, float(ds.attrs.get("elapsed", 0.0)),
-                                 str(ds.attrs.get("device", "?")), "from cache")
+            self.progress.update(n, ds["done"].size, 0.0, str(ds.attrs.get("device", "?")),
+                                 source="from cache (computed before)")
             return
         seconds = self.estimated_seconds(settings)
         if not confirmed and seconds is not None and seconds > CONFIRM_SECONDS:
@@ -690,7 +692,6 @@ class LandscapeExplorer(w.VBox):
             f" · about {format_duration(seconds)}" if seconds is not None else "")
 
     def _draw(self, snap: Snapshot) -> None:
-        snap.ds.attrs["elapsed"] = snap.elapsed
         self.result = snap.ds
         self._redraw()
         if not self.runner.cancelled:  # else Stop's message stays

@@ -11,11 +11,12 @@ def points_done(n_done: int, total: int) -> str:
 
 
 def format_progress(n_done: int, total: int, elapsed: float, device: str, state: str = "",
-                    stored: bool = False) -> str:
+                    source: str = "") -> str:
     """One line such as ``'1,200/2,601 points · 850 pt/s · 2 s left · device cpu'``, or
-    ``'2,601/2,601 points · from the run store'`` for a ``stored`` result."""
-    if stored:
-        return " · ".join([points_done(n_done, total), "from the run store", *filter(None, [state])])
+    for a result not computed now, the ``source`` it came from instead of a rate and a
+    time: ``'2,601/2,601 points · from the run store'``."""
+    if source:
+        return " · ".join([points_done(n_done, total), source, *filter(None, [state])])
     rate = n_done / elapsed if elapsed > 0 else 0.0
     left = (total - n_done) / rate if rate > 0 else math.inf
     parts = [points_done(n_done, total), f"{rate:.0f} pt/s" if rate else "-- pt/s"]
@@ -42,18 +43,19 @@ class ProgressView:
         self.widget = w.HBox([self.bar, self.text])
 
     def update(self, n_done: int, total: int, elapsed: float, device: str, state: str = "",
-               stored: bool = False) -> None:
+               source: str = "") -> None:
         """Show ``n_done`` of ``total`` points after ``elapsed`` seconds on ``device``
         (see :func:`format_progress`)."""
         with self.bar.hold_sync():
             self.bar.max = max(1, total)
             self.bar.value = n_done
             self.bar.bar_style = "success" if n_done >= total else "info"
-        self.text.value = format_progress(n_done, total, elapsed, device, state, stored)
+        self.text.value = format_progress(n_done, total, elapsed, device, state, source)
 
     def show(self, snap, state: str = "") -> None:
         """Show a :class:`~landscape_widgets.widgets.runner.Snapshot`'s progress."""
-        self.update(snap.n_done, snap.total, snap.elapsed, snap.device, state, snap.stored)
+        self.update(snap.n_done, snap.total, snap.elapsed, snap.device, state,
+                    "from the run store" if snap.stored else "")
 
     def message(self, text: str, style: str = "", reset: bool = False) -> None:
         """Show a status message (e.g. ``'stopped'`` or an error) next to the bar;
