@@ -167,6 +167,25 @@ CLIPPED_JS = """(selector) => {
 }"""
 
 
+#: JavaScript: the tick labels of every bqplot axis under ``selector``, one list per axis.
+AXIS_TICKS_JS = ("(selector) => [...document.querySelectorAll(selector + ' g.axis')]"
+                 ".map(a => [...a.querySelectorAll('g.tick text')].map(t => t.textContent))")
+
+
+def misread_axes(axes: list[list[str]]) -> list[list[str]]:
+    """The axes (lists of tick labels) whose labels do not read as distinct, evenly spaced
+    numbers: round ticks written in too few decimals ("-0.1 0.0 0.1 0.1" for steps of 0.05)."""
+    import numpy as np
+
+    bad = []
+    for labels in axes:
+        values = [float(t.replace("\u2212", "-").replace(",", "")) for t in labels if t.strip()]
+        steps = np.diff(values)
+        if len(values) > 2 and not (np.all(steps != 0) and np.allclose(steps, steps[0], rtol=1e-6)):
+            bad.append(labels)
+    return bad
+
+
 #: What shows that a lesson page has drawn its picture: (selector, how many); each heat
 #: map is drawn twice, over a copy of itself (``seamless_heatmap``).
 LESSON_PICTURES = {

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_helpers import (ARTIFACTS, CLIPPED_JS, SHOWN_JS, chromium_page, jupyter, lesson_drawn, open_lessons,
-                             require_chromium, screenshot, voila)
+from browser_helpers import (ARTIFACTS, AXIS_TICKS_JS, CLIPPED_JS, SHOWN_JS, chromium_page, jupyter, lesson_drawn,
+                             misread_axes, open_lessons, require_chromium, screenshot, voila)
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -554,6 +554,16 @@ def test_teaching_app_draws_every_lesson_under_voila(tmp_path):
         assert all(lesson_drawn(page, item.key) for item in LESSONS)
         assert "Traceback" not in page.inner_text("body") and "could not be built" not in page.inner_text("body")
         assert not errors, errors
+        # Sharp and flat, normalization none: the maps' axes span a smaller range, written
+        # with the decimals its ticks take, on every map
+        page.locator(".lm-TabBar-tab", has_text="Sharp and flat").click()
+        page.locator(".lesson-comparison .widget-toggle-buttons button", has_text="none").click()
+        page.wait_for_function("() => /441\\/441 points.* · model 'large batch, weight decay'/.test("
+                               "document.querySelector('.lesson-comparison').innerText)", timeout=WAIT_MS)
+        time.sleep(1.0)
+        axes = page.evaluate(AXIS_TICKS_JS, ".lesson-comparison")
+        screenshot(page, "31_comparison_none")
+        assert len(axes) >= 9 and not misread_axes(axes), axes
         marks = page.evaluate("window.stillMarks")  # (open_lessons notes them)
         assert marks["width"] >= 400 and marks["still"] < marks["live"] <= marks["gone"] < marks["live"] + 500, marks
         assert not page.locator("#landscape-still").is_visible()

@@ -540,7 +540,7 @@ def test_waiting_empties_the_bar_and_a_disabled_stop_is_not_coloured(problem):
 
 def test_x_ticks_are_written_exactly():
     """Tick labels are the tick values: 0.25 steps read 0.25, 0.75 (not 0.3, 0.8)."""
-    from landscape_widgets.widgets.views import LineView, exact_tick_format, set_y_ticks
+    from landscape_widgets.widgets.views import LineView, exact_tick_format, set_x_ticks, set_y_ticks
 
     assert exact_tick_format(np.array([-0.75, -0.5, 0.25, 1.0])) == ",.2f"
     assert exact_tick_format(np.array([-15.0, -12.5, 0.0, 2.5])) == ",.1f"
@@ -574,6 +574,21 @@ def test_x_ticks_are_written_exactly():
     decimals = int(short.loss_axis.tick_format[2:-1])
     np.testing.assert_allclose([float(f"{t:.{decimals}f}") for t in ticks], ticks, rtol=0, atol=1e-12)
     assert list(short.acc_axis.tick_values) == [0.0, 0.25, 0.5, 0.75, 1.0] and short.acc_axis.tick_format == ",.2f"
+    # a new format goes to the page before the values it writes: bqplot draws new values in a
+    # transition that writes their labels later with the format of the moment it was made
+    changes = []
+    short.x_axis.observe(lambda c: changes.append(c["name"]), names=["tick_values", "tick_format"])
+    set_x_ticks(short.x_axis, -0.1, 0.1, 300)
+    assert changes == ["tick_format", "tick_values"] and short.x_axis.tick_format == ",.2f"
+    # the map's vertical axis: a few round ticks over the grid, written exactly
+    np.testing.assert_allclose(ex.y_axis.tick_values, [-1.0, -0.5, 0.0, 0.5, 1.0])
+    assert ex.y_axis.tick_format == ",.1f"
+    # the loss axis's label sits beyond its widest tick label, inside the figure
+    set_y_ticks(short.loss_axis, np.array([2.30251, 2.30263]), 170)
+    assert short.loss_axis.tick_format == ",.5f" and short.loss_axis.label_offset == "65px"
+    short.update(ds.assign(loss=2.30251 + 1e-4 * ds["loss"] / float(ds["loss"].max())))
+    offset = int(short.loss_axis.label_offset[:-2])
+    assert offset >= 65 and short.widget.fig_margin["left"] == offset + 22
 
 
 def test_the_1d_view_marks_points_whose_loss_is_not_finite():

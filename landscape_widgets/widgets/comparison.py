@@ -66,7 +66,7 @@ class ComparisonPanel:
         self.normalization.observe(lambda _change: self.start(), names="value")
         # log10 of the loss: the basins of low-loss minima apart when one map's rim is high
         self.scale = w.ToggleButtons(options=list(SCALES), value="linear", description="colour scale",
-                                     style={"button_width": "70px"})
+                                     style={"button_width": "70px"}, layout={"margin": "0 0 0 24px"})
         self.scale.observe(lambda _change: self._redraw(), names="value")
         self.progress = ProgressView()
         self.runner = Runner(max_rate=5.0, debounce=0.3, on_error=self.progress.error)

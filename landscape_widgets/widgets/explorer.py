@@ -338,7 +338,7 @@ class LandscapeExplorer(w.VBox):
         #: Zoom buttons of the 2-D map (a rectangle dragged on it is computed).
         self.zoom = RectangleZoom(self.views_of("2d")[0], self.zoom_to)
         # CSS hooks for browser tests
-        for name in ("directions", "seed", "view", "num", "stop_button", "start_button", "estimate"):
+        for name in ("directions", "seed", "view", "half_range", "num", "stop_button", "start_button", "estimate"):
             getattr(self, name).add_class(f"landscape-{name.replace('_', '-')}")
 
         controls = w.VBox([

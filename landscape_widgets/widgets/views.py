@@ -145,10 +145,28 @@ def exact_tick_format(ticks: np.ndarray) -> str:
     return TICK_FORMAT
 
 
+def write_ticks(axis: bq.Axis, ticks: np.ndarray) -> None:
+    """Give ``axis`` the tick values ``ticks``, written exactly (:func:`exact_tick_format`).
+
+    The format goes to the page first: bqplot draws new tick values in a transition that
+    writes their labels when it starts, after the messages that follow, with the format of
+    the moment it was made; a format sent after the values would be overwritten by the
+    previous one (0.05 written as "0.1")."""
+    axis.tick_format = exact_tick_format(ticks)
+    axis.tick_values = ticks
+
+
+def tick_label_pixels(ticks: np.ndarray) -> int:
+    """About how wide the widest label of ``ticks`` is drawn (bqplot's 11 px tick font),
+    written by :func:`exact_tick_format`."""
+    fmt = exact_tick_format(ticks)[1:]  # d3's ",.2f" is Python's too; the fallback is 7 characters
+    widest = max((len(format(float(v), fmt)) for v in ticks), default=1) if fmt.endswith("f") else 7
+    return 7 * widest
+
+
 def set_x_ticks(axis: bq.Axis, lo: float, hi: float, pixels: int, right_axis: bool = False) -> None:
     """Give ``axis`` the :func:`corner_free_ticks` of ``[lo, hi]``, written exactly."""
-    ticks = corner_free_ticks(lo, hi, pixels, right_axis)
-    axis.tick_values, axis.tick_format = ticks, exact_tick_format(ticks)
+    write_ticks(axis, corner_free_ticks(lo, hi, pixels, right_axis))
 
 
 def set_y_ticks(axis: bq.Axis, values: np.ndarray, pixels: int) -> None:
@@ -156,14 +174,15 @@ def set_y_ticks(axis: bq.Axis, values: np.ndarray, pixels: int) -> None:
     (bqplot's own crowd a short axis), and make its scale's domain run from the last of
     them at or below the finite ``values`` it shows to the first at or above them (so
     that, say, a loss from 0.02 to 2.9 reads from 0 to 3); no ticks while no value is
-    finite."""
+    finite. The axis label sits just beyond the widest tick label."""
     finite = np.asarray(values, dtype=float)
     if not np.isfinite(finite).any():
         axis.tick_values = None
         return
     ticks = round_levels(finite, max(2, pixels // 40))
     axis.scale.min, axis.scale.max = float(ticks[0]), float(ticks[-1])
-    axis.tick_values, axis.tick_format = ticks, exact_tick_format(ticks)
+    write_ticks(axis, ticks)
+    axis.label_offset = f"{tick_label_pixels(ticks) + 16}px"
 
 
 def _status(ds: xr.Dataset) -> str:
@@ -249,6 +268,10 @@ class LineView:
             (self.x_axis.label,) = axis_labels(ds, (dim,), self.normalization)
             self.loss_axis.label = f"{label} (circles)"
             set_y_ticks(self.loss_axis, loss[done], self._plot_height)
+            # room for the loss axis's label beyond its tick labels, however many decimals they take
+            left = max(70, int(self.loss_axis.label_offset[:-2]) + 22)
+            if self.widget.fig_margin["left"] != left:
+                self.widget.fig_margin = {**self.widget.fig_margin, "left": left}
             with self.loss_line.hold_sync():
                 self.loss_line.x, self.loss_line.y = alpha[done], loss[done]
             if "accuracy" in ds:
@@ -298,6 +321,7 @@ class ContourView:
         set_x_ticks(self.x_axis, -1.0, 1.0, self._plot_px[0])
         self.y_axis = bq.Axis(scale=self.y_scale, orientation="vertical",
                               label=axis_label("beta", normalization), label_offset="45px")
+        write_ticks(self.y_axis, round_ticks(-1.0, 1.0, max(2, self._plot_px[1] // 40)))
         self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label="loss",
                                        tick_format=TICK_FORMAT)
         # ``targets``: invisible markers on grid points that take the cursor: hovering shows
@@ -344,6 +368,7 @@ class ContourView:
             if limits is not None:
                 self.color_scale.min, self.color_scale.max = limits
             set_x_ticks(self.x_axis, float(alpha[0]), float(alpha[-1]), self._plot_px[0])
+            write_ticks(self.y_axis, round_ticks(float(beta[0]), float(beta[-1]), max(2, self._plot_px[1] // 40)))
             set_cells((self.underlay, self.heatmap), alpha, beta, z.T, bool(known.any()))
             bad_a, bad_b = np.nonzero(done & ~np.isfinite(values))
             cell = min(self._plot_px[0] / len(alpha), self._plot_px[1] / len(beta))
