@@ -48,10 +48,11 @@ def _get(url: str, timeout: float = 120) -> tuple[int, str]:
         return 0, ""
 
 
-def _serve(tmp_path, *options: str):
-    """``landscape-widgets app`` on a tiny notebook with ``options``; yields (process, URL)."""
+def _serve(tmp_path, *options: str, source: str = "print('hello class')"):
+    """``landscape-widgets app`` on a one-cell notebook of ``source`` with ``options``;
+    yields (process, URL)."""
     notebook = tmp_path / "tiny.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello class')")],
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)],
                                             metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                      "language": "python"}}), notebook)
     port = free_port()
@@ -162,3 +163,28 @@ def test_a_pages_kernel_waits_for_its_browser_before_it_can_be_culled(tmp_path):
         time.sleep(7)  # past the cull time, within the grace
         assert pooled[0] in _kernels(proc.pid)
         wait_until(lambda: pooled[0] not in _kernels(proc.pid), 30, "the unconnected kernel to be culled")
+
+
+def test_a_closed_pages_kernel_stops_after_the_close_grace_even_while_computing(tmp_path):
+    """A page whose kernel computes in a thread (as the explorer does: the kernel reads as
+    idle) is closed: with the idle cull off, the kernel is shut down ``--close-grace``
+    seconds after its browser left, not before; a page still open keeps its kernel."""
+    from browser_helpers import chromium_page, require_chromium
+
+    require_chromium()
+    busy = ("import threading, time\n"
+            "threading.Thread(target=lambda: [sum(range(10_000)) for _ in iter(int, 1)], daemon=True).start()\n"
+            "print('computing')")
+    for proc, base in _serve(tmp_path, "--pool-size", "0", "--cull-idle", "0", "--close-grace", "4",
+                             "--connect-grace", "0", source=busy):
+        with chromium_page() as page:
+            page.goto(base, timeout=120_000)
+            page.wait_for_selector("text=computing", timeout=120_000)
+            (kernel,) = wait_until(lambda: _kernels(proc.pid), 30, "the page's kernel")
+            time.sleep(6)  # longer than the grace, with the page open
+            assert kernel in _kernels(proc.pid)
+            page.close()
+            closed = time.monotonic()
+            wait_until(lambda: kernel not in _kernels(proc.pid), 30, "the closed page's kernel to stop")
+            assert time.monotonic() - closed > 3.0  # (after the grace, not at once)
+        assert proc.poll() is None

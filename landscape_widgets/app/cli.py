@@ -146,7 +146,7 @@ def cmd_app(args) -> int:
         return int(serve(port=args.port, open_browser=not args.no_browser, notebook=args.notebook, ip=args.ip,
                          base_url=args.base_url, token=args.token, cull_idle=args.cull_idle,
                          pool_size=args.pool_size, max_kernels=args.max_kernels,
-                         connect_grace=args.connect_grace) or 0)
+                         connect_grace=args.connect_grace, close_grace=args.close_grace) or 0)
     except (ValueError, FileNotFoundError) as err:
         raise CLIError(str(err)) from None
 
@@ -334,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--connect-grace", type=float, default=120.0, metavar="SECONDS",
                      help="keep a page's kernel this long for its browser to connect before the idle cull "
                           "may end it (default 120)")
+    app.add_argument("--close-grace", type=float, default=30.0, metavar="SECONDS",
+                     help="shut down a page's kernel (and stop its computation) this long after the page was "
+                          "closed or reloaded (default 30; 0: only the idle cull ends it)")
     app.set_defaults(func=cmd_app)
 
     prep = sub.add_parser("prepare", help="train the app's models and compute its first pictures ahead")

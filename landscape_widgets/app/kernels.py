@@ -8,6 +8,7 @@ Pre-heated kernels waiting in the pool do not count.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from jupyter_core.utils import ensure_async
@@ -29,13 +30,19 @@ class ClassroomKernelManager(AsyncMappingKernelManager):
     ``get_rendered_notebook``). The idle culler leaves a page's kernel alone until the
     page's browser has connected, for up to ``connect_grace`` seconds (a busy server's
     page can take long to load); a pre-heated kernel's idle time starts again when it
-    is handed out.
+    is handed out. A page's kernel whose browsers have all gone (the tab closed or
+    reloaded: a reload gets a kernel of its own) is shut down ``close_grace`` seconds
+    later unless a browser connected again, so that a computation nobody sees does not
+    slow the pages still open (the idle culler leaves such a kernel running: its
+    computations run in threads, and the kernel reads as idle to it).
     """
 
     max_kernels = Int(0, config=True, help="Most kernels serving pages at once (0: no limit); "
                                            "pre-heated kernels waiting in the pool do not count.")
     connect_grace = Float(120.0, config=True, help="Seconds a page's kernel is kept from the idle culler "
                                                    "while its browser has not connected yet.")
+    close_grace = Float(30.0, config=True, help="Seconds a page's kernel keeps running after its last browser "
+                                                "connection closed (0: until the idle culler ends it).")
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -75,6 +82,17 @@ class ClassroomKernelManager(AsyncMappingKernelManager):
     def notify_connect(self, kernel_id: str) -> None:
         self._unconnected.pop(kernel_id, None)  # the page's browser is there
         super().notify_connect(kernel_id)
+
+    def notify_disconnect(self, kernel_id: str) -> None:
+        super().notify_disconnect(kernel_id)
+        if self.close_grace and kernel_id in self._serving_ids and not self._kernel_connections.get(kernel_id):
+            asyncio.get_running_loop().call_later(
+                self.close_grace, lambda: asyncio.ensure_future(self._shut_down_if_left(kernel_id)))
+
+    async def _shut_down_if_left(self, kernel_id: str) -> None:
+        if kernel_id in self.list_kernel_ids() and not self._kernel_connections.get(kernel_id):
+            self.log.info("kernel %s: its page closed %g s ago; shutting it down", kernel_id, self.close_grace)
+            await ensure_async(self.shutdown_kernel(kernel_id))
 
     async def cull_kernel_if_idle(self, kernel_id: str):
         if self.awaiting_browser(kernel_id):

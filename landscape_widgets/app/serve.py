@@ -92,6 +92,7 @@ def voila_command(
     pool_size: int = 1,
     max_kernels: int = 0,
     connect_grace: float = 120.0,
+    close_grace: float = 30.0,
     still: bool = False,
 ) -> list[str]:
     """The command line that serves ``notebook`` with Voila (sources hidden).
@@ -122,6 +123,9 @@ def voila_command(
     connect_grace : float
         Seconds a page's kernel is kept from the idle cull while its browser has not
         connected yet (a page of a busy server can take long to load).
+    close_grace : float
+        Seconds a page's kernel keeps running, and computing, after its page was closed
+        or reloaded, before it is shut down (0: until ``cull_idle``).
     still : bool
         Show the first page's picture while a page loads (the app's template,
         :mod:`~landscape_widgets.app.still`); run the command with :func:`voila_env`.
@@ -151,16 +155,17 @@ def voila_command(
         interval = max(1, int(min(60, cull_idle / 2)))
         cmd += [f"--MappingKernelManager.cull_idle_timeout={int(cull_idle)}",
                 f"--MappingKernelManager.cull_interval={interval}"]
-    if pool_size < 0 or max_kernels < 0 or connect_grace < 0:
-        raise ValueError(f"pool_size, max_kernels and connect_grace must be >= 0, got {pool_size}, "
-                         f"{max_kernels} and {connect_grace}")
+    if min(pool_size, max_kernels, connect_grace, close_grace) < 0:
+        raise ValueError(f"pool_size, max_kernels, connect_grace and close_grace must be >= 0, got {pool_size}, "
+                         f"{max_kernels}, {connect_grace} and {close_grace}")
     if pool_size:
         cmd += ["--preheat_kernel=True", f"--pool_size={int(pool_size)}"]
     if still:
         cmd.append(f"--template={TEMPLATE}")
     cmd += ["--VoilaConfiguration.multi_kernel_manager_class=landscape_widgets.app.kernels.ClassroomKernelManager",
             f"--ClassroomKernelManager.max_kernels={int(max_kernels)}",
-            f"--ClassroomKernelManager.connect_grace={float(connect_grace)}"]
+            f"--ClassroomKernelManager.connect_grace={float(connect_grace)}",
+            f"--ClassroomKernelManager.close_grace={float(close_grace)}"]
     return cmd
 
 
@@ -237,6 +242,7 @@ def serve(
     pool_size: int = 1,
     max_kernels: int = 0,
     connect_grace: float = 120.0,
+    close_grace: float = 30.0,
 ) -> int:
     """Serve the explorer app with Voila until stopped; returns Voila's exit code.
 
@@ -245,7 +251,7 @@ def serve(
 
     Parameters
     ----------
-    port, open_browser, ip, base_url, token, cull_idle, pool_size, max_kernels, connect_grace
+    port, open_browser, ip, base_url, token, cull_idle, pool_size, max_kernels, connect_grace, close_grace
         See :func:`voila_command`.
     notebook : str, optional
         Serve this notebook instead: by default the checkout's
@@ -268,5 +274,6 @@ def serve(
             path = write_notebook(app_notebook(), Path(tmp) / "explorer_app.ipynb")
         still = notebook is None and still_path() is not None  # the app's own first picture, up to date
         cmd = voila_command(path, port, open_browser, ip=ip, base_url=base_url, token=token, cull_idle=cull_idle,
-                            pool_size=pool_size, max_kernels=max_kernels, connect_grace=connect_grace, still=still)
+                            pool_size=pool_size, max_kernels=max_kernels, connect_grace=connect_grace,
+                            close_grace=close_grace, still=still)
         return run_until_signalled(cmd, env=voila_env(still))

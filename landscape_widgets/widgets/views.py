@@ -321,7 +321,7 @@ class ContourView:
         set_x_ticks(self.x_axis, -1.0, 1.0, self._plot_px[0])
         self.y_axis = bq.Axis(scale=self.y_scale, orientation="vertical",
                               label=axis_label("beta", normalization), label_offset="45px")
-        write_ticks(self.y_axis, round_ticks(-1.0, 1.0, max(2, self._plot_px[1] // 40)))
+        write_ticks(self.y_axis, round_ticks(-1.0, 1.0, max(2, self._plot_px[1] // 80)))
         self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label="loss",
                                        tick_format=TICK_FORMAT)
         # ``targets``: invisible markers on grid points that take the cursor: hovering shows
@@ -368,7 +368,7 @@ class ContourView:
             if limits is not None:
                 self.color_scale.min, self.color_scale.max = limits
             set_x_ticks(self.x_axis, float(alpha[0]), float(alpha[-1]), self._plot_px[0])
-            write_ticks(self.y_axis, round_ticks(float(beta[0]), float(beta[-1]), max(2, self._plot_px[1] // 40)))
+            write_ticks(self.y_axis, round_ticks(float(beta[0]), float(beta[-1]), max(2, self._plot_px[1] // 80)))
             set_cells((self.underlay, self.heatmap), alpha, beta, z.T, bool(known.any()))
             bad_a, bad_b = np.nonzero(done & ~np.isfinite(values))
             cell = min(self._plot_px[0] / len(alpha), self._plot_px[1] / len(beta))
