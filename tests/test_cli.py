@@ -206,13 +206,13 @@ def test_app_passes_its_options_to_serve(monkeypatch):
     assert main(["app", "--ip", "0.0.0.0", "--token", "--base-url", "/class/", "--cull-idle", "60",
                  "--pool-size", "3", "--max-kernels", "30"]) == 0
     defaults = {"ip": "localhost", "base_url": "/", "token": None, "cull_idle": 300.0, "pool_size": 1,
-                "max_kernels": 0, "connect_grace": 120.0, "close_grace": 30.0}
+                "max_kernels": 0, "connect_grace": 120.0, "close_grace": 10.0}
     assert calls == [
         {"port": 9123, "open_browser": False, "notebook": None, **defaults},
         {"port": None, "open_browser": True, "notebook": "x.ipynb", **defaults},
         {"port": None, "open_browser": True, "notebook": None, "ip": "0.0.0.0", "base_url": "/class/",
          "token": "", "cull_idle": 60.0, "pool_size": 3, "max_kernels": 30, "connect_grace": 120.0,
-         "close_grace": 30.0},
+         "close_grace": 10.0},
     ]
 
 

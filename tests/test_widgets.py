@@ -789,7 +789,7 @@ def test_voila_command_hides_sources_and_checks_the_port():
                        "--VoilaConfiguration.multi_kernel_manager_class="
                        "landscape_widgets.app.kernels.ClassroomKernelManager",
                        "--ClassroomKernelManager.max_kernels=0", "--ClassroomKernelManager.connect_grace=120.0",
-                       "--ClassroomKernelManager.close_grace=30.0"]
+                       "--ClassroomKernelManager.close_grace=10.0"]
     assert voila_command(Path("app.ipynb"), still=True)[-5] == "--template=landscape"
     with pytest.raises(ValueError, match="port"):
         voila_command(Path("app.ipynb"), 70000)

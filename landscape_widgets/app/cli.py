@@ -334,9 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--connect-grace", type=float, default=120.0, metavar="SECONDS",
                      help="keep a page's kernel this long for its browser to connect before the idle cull "
                           "may end it (default 120)")
-    app.add_argument("--close-grace", type=float, default=30.0, metavar="SECONDS",
+    app.add_argument("--close-grace", type=float, default=10.0, metavar="SECONDS",
                      help="shut down a page's kernel (and stop its computation) this long after the page was "
-                          "closed or reloaded (default 30; 0: only the idle cull ends it)")
+                          "closed or reloaded (default 10; 0: only the idle cull ends it)")
     app.set_defaults(func=cmd_app)
 
     prep = sub.add_parser("prepare", help="train the app's models and compute its first pictures ahead")

@@ -41,7 +41,7 @@ class ClassroomKernelManager(AsyncMappingKernelManager):
                                            "pre-heated kernels waiting in the pool do not count.")
     connect_grace = Float(120.0, config=True, help="Seconds a page's kernel is kept from the idle culler "
                                                    "while its browser has not connected yet.")
-    close_grace = Float(30.0, config=True, help="Seconds a page's kernel keeps running after its last browser "
+    close_grace = Float(10.0, config=True, help="Seconds a page's kernel keeps running after its last browser "
                                                 "connection closed (0: until the idle culler ends it).")
 
     def __init_subclass__(cls, **kwargs) -> None:

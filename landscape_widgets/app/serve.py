@@ -92,7 +92,7 @@ def voila_command(
     pool_size: int = 1,
     max_kernels: int = 0,
     connect_grace: float = 120.0,
-    close_grace: float = 30.0,
+    close_grace: float = 10.0,
     still: bool = False,
 ) -> list[str]:
     """The command line that serves ``notebook`` with Voila (sources hidden).
@@ -242,7 +242,7 @@ def serve(
     pool_size: int = 1,
     max_kernels: int = 0,
     connect_grace: float = 120.0,
-    close_grace: float = 30.0,
+    close_grace: float = 10.0,
 ) -> int:
     """Serve the explorer app with Voila until stopped; returns Voila's exit code.
 
