@@ -108,6 +108,9 @@ def test_surface_view_shows_the_centre_plane_coloured_over_the_volume():
     expected = colormaps["viridis"]((plane.ravel() - 1.0) / 6.0)[:, :3]  # the volume's range, 1 to 7
     np.testing.assert_allclose(view.mesh.color, expected, atol=1e-6)
     assert "the γ = 0 plane as a height surface: height and colour = loss" in view.title.value
+    # the box is labelled with single letters (ipyvolume's sprites clip longer names), spelt out in the key
+    assert (view.figure.xlabel, view.figure.ylabel, view.figure.zlabel) == ("α", "h", "β")
+    assert "h = height = loss" in view.key.value
 
 
 def test_non_finite_points_are_grey_in_3d_and_counted_in_the_keys():

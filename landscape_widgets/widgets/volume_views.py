@@ -5,7 +5,8 @@ Both colour the metric with the 2-D view's colour map over the same range as the
 slices beside them (:class:`~landscape_widgets.widgets.views.SliceView`), and both carry
 an HTML title with the status, a colour key and an axis key: ipyvolume draws its own
 tick labels as small fixed-size sprites and clips long axis names, so its box is
-labelled with single letters (α, β, γ) that the key under it spells out.
+labelled with single letters (α, β, γ; h for a surface's height) that the key under it
+spells out.
 
 ipyvolume is the library here because it renders translucent meshes under Voila and
 headless Chromium (software WebGL) with the stack the app already ships; a volume
@@ -91,11 +92,12 @@ def _tick(value: float) -> str:
     return f"{value:.3g}"
 
 
-def axis_key(ds: xr.Dataset, names: tuple[str, ...], normalization: str | None) -> str:
-    """HTML: what the box's letters mean, e.g. ``α = alpha (direction 1, ...)``."""
+def axis_key(ds: xr.Dataset, names: tuple[str, ...], normalization: str | None, height: str = "") -> str:
+    """HTML: what the box's letters mean, e.g. ``α = alpha (direction 1, ...)``, and
+    ``h = height = {height}`` when given."""
     labels = axis_labels(ds, names, normalization)
     spans = [f"{SYMBOLS.get(n, n)} = {label}, {_tick(float(ds[n].values[0]))} to {_tick(float(ds[n].values[-1]))}"
-             for n, label in zip(names, labels)]
+             for n, label in zip(names, labels)] + [f"h = height = {height}"] * bool(height)
     return "<div style='font-size:12px;margin:0 20px'>" + "<br>".join(spans) + "</div>"
 
 
@@ -129,7 +131,7 @@ class SurfaceView:
         X, Y = np.meshgrid(a, a, indexing="ij")
         self.mesh = ipv.plot_surface(X, np.zeros_like(X), Y, color="#eeeeee")
         # (an empty label breaks the figure: ipyvolume draws each label as a sprite)
-        self.figure.xlabel, self.figure.ylabel, self.figure.zlabel = "α", "loss", "β"
+        self.figure.xlabel, self.figure.ylabel, self.figure.zlabel = "α", "h", "β"
         self.title = w.HTML("<b>surface</b>")
         self.key = w.HTML()
         self.widget = w.VBox([self.title, self.figure, self.key], layout={"width": f"{size + 40}px"})
@@ -160,10 +162,9 @@ class SurfaceView:
             self.figure.xlim = [float(alpha[0]), float(alpha[-1])]
             self.figure.zlim = [float(beta[0]), float(beta[-1])]
             self.figure.ylim = list(colour_limits(height))  # the plane's own range fills the box
-            self.figure.ylabel = label if len(label) <= 8 else "height"  # longer names are clipped
         self.key.value = (colour_key(limits, f"{label} (height and colour)")
                           + missing_note(z, "grey, at the top of the range")
-                          + axis_key(ds, ("alpha", "beta"), self.normalization))
+                          + axis_key(ds, ("alpha", "beta"), self.normalization, height=label))
 
 
 class IsosurfaceView:
