@@ -34,6 +34,7 @@ from landscape_widgets.widgets.views import (
     contour_levels,
     contour_lines,
     metric_values,
+    value_text,
 )
 
 
@@ -841,8 +842,11 @@ def test_clicking_the_map_shows_the_cross_sections_through_that_point(problem):
     targets = contour.targets
     i, j = 3, 5
     k = int(np.flatnonzero(np.isclose(targets.x, ds["alpha"][i]) & np.isclose(targets.y, ds["beta"][j]))[0])
-    assert targets.color[k] == pytest.approx(float(ds["loss"][i, j]))
-    assert list(targets.tooltip.labels) == ["alpha", "beta", "loss"]
+    assert targets.names[k] == f"{float(ds['loss'][i, j]):.4g}"
+    assert list(targets.tooltip.labels) == ["alpha", "beta", "loss"] and list(targets.tooltip.fields)[2] == "name"
+    assert value_text(np.array([0.61234, np.nan, 2.0, np.nan, np.inf]), np.array([1, 1, 0, 0, 1], bool),
+                      np.array([1, 1, 1, 0, 1], bool)) == ["0.6123", "not finite (nan)", "≈2 (estimate)",
+                                                         "not computed yet", "not finite (inf)"]
     # squares as wide as their spacing: together they cover the plot, so any click hits one
     n_a, n_b = len(np.unique(targets.x)), len(np.unique(targets.y))
     assert targets.marker == "square"

@@ -197,6 +197,15 @@ def _status(ds: xr.Dataset) -> str:
     return f"{grid}{points_done(done, size)}{state}"
 
 
+def value_text(values: np.ndarray, done: np.ndarray, known: np.ndarray) -> list[str]:
+    """How the map's tooltip writes each value: 4 significant digits, "≈" before an
+    estimate from a data sample (``known`` but not ``done``), "not finite (nan)" for a
+    computed non-finite value and "not computed yet" for the rest."""
+    return [(f"{v:.4g}" if np.isfinite(v) else f"not finite ({v})") if d else
+            (f"≈{v:.4g} (estimate)" if k and np.isfinite(v) else "not computed yet")
+            for v, d, k in zip(values.tolist(), done.tolist(), known.tolist())]
+
+
 def uncertainty(ds: xr.Dataset) -> np.ndarray:
     """Relative standard error of the loss shown in each cell: 0 where exact, that of the
     nearest estimate where the picture comes from data-sample estimates (NaN: nothing)."""
@@ -325,12 +334,13 @@ class ContourView:
         self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label="loss",
                                        tick_format=TICK_FORMAT)
         # ``targets``: invisible markers on grid points that take the cursor: hovering shows
-        # the coordinates and the value, and ``targets.on_element_click`` / ``on_hover`` get them
+        # the coordinates and the value as text (:func:`value_text`: "not computed yet"
+        # rather than NaN), and ``targets.on_element_click`` / ``on_hover`` get them
         self.targets = bq.Scatter(
-            x=np.zeros(0), y=np.zeros(0), color=np.zeros(0), default_size=40, opacities=[0.0], marker="square",
-            scales={**scales, "color": self.color_scale},
-            tooltip=bq.Tooltip(fields=["x", "y", "color"], labels=["alpha", "beta", "loss"],
-                               formats=[".3~g", ".3~g", ".4~g"]),
+            x=np.zeros(0), y=np.zeros(0), names=[], names_unique=False, display_names=False, default_size=40,
+            opacities=[0.0], marker="square", scales=scales,
+            tooltip=bq.Tooltip(fields=["x", "y", "name"], labels=["alpha", "beta", "loss"],
+                               formats=[".3~g", ".3~g", ""]),
         ) if targets else None
         self.widget = bq.Figure(
             marks=[self.underlay, self.heatmap, self.veil, self.missing, self.contours, self.centre]
@@ -389,7 +399,8 @@ class ContourView:
                 with self.targets.hold_sync():
                     self.targets.default_size = max(40, int(side * side))
                     self.targets.x, self.targets.y = alpha[ia].ravel(), beta[ib].ravel()
-                    self.targets.color = values[ia, ib].ravel()
+                    self.targets.names = value_text(values[ia, ib].ravel(), done[ia, ib].ravel(),
+                                                    known[ia, ib].ravel())
                     self.targets.tooltip.labels = [*names, label]
             self.color_axis.label = label
             self.x_axis.label, self.y_axis.label = axis_labels(ds, names, self.normalization)
