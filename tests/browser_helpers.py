@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
@@ -175,8 +176,6 @@ AXIS_TICKS_JS = ("(selector) => [...document.querySelectorAll(selector + ' g.axi
 def misread_axes(axes: list[list[str]]) -> list[list[str]]:
     """The axes (lists of tick labels) whose labels do not read as distinct, evenly spaced
     numbers: round ticks written in too few decimals ("-0.1 0.0 0.1 0.1" for steps of 0.05)."""
-    import numpy as np
-
     bad = []
     for labels in axes:
         values = [float(t.replace("\u2212", "-").replace(",", "")) for t in labels if t.strip()]

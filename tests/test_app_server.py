@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_helpers import free_port, wait_until
+from browser_helpers import chromium_page, free_port, require_chromium, wait_until
 
 from landscape_widgets.app.serve import descendants, voila_command
 
@@ -169,8 +169,6 @@ def test_a_closed_pages_kernel_stops_after_the_close_grace_even_while_computing(
     """A page whose kernel computes in a thread (as the explorer does: the kernel reads as
     idle) is closed: with the idle cull off, the kernel is shut down ``--close-grace``
     seconds after its browser left, not before; a page still open keeps its kernel."""
-    from browser_helpers import chromium_page, require_chromium
-
     require_chromium()
     busy = ("import threading, time\n"
             "threading.Thread(target=lambda: [sum(range(10_000)) for _ in iter(int, 1)], daemon=True).start()\n"

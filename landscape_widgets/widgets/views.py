@@ -156,10 +156,10 @@ def write_ticks(axis: bq.Axis, ticks: np.ndarray) -> None:
     axis.tick_values = ticks
 
 
-def tick_label_pixels(ticks: np.ndarray) -> int:
-    """About how wide the widest label of ``ticks`` is drawn (bqplot's 11 px tick font),
-    written by :func:`exact_tick_format`."""
-    fmt = exact_tick_format(ticks)[1:]  # d3's ",.2f" is Python's too; the fallback is 7 characters
+def tick_label_pixels(ticks: np.ndarray, tick_format: str) -> int:
+    """About how wide the widest label of ``ticks`` is drawn in the d3 ``tick_format``
+    of :func:`exact_tick_format` (bqplot's 11 px tick font)."""
+    fmt = tick_format[1:]  # d3's ",.2f" is Python's too; the fallback is 7 characters
     widest = max((len(format(float(v), fmt)) for v in ticks), default=1) if fmt.endswith("f") else 7
     return 7 * widest
 
@@ -169,20 +169,23 @@ def set_x_ticks(axis: bq.Axis, lo: float, hi: float, pixels: int, right_axis: bo
     write_ticks(axis, corner_free_ticks(lo, hi, pixels, right_axis))
 
 
-def set_y_ticks(axis: bq.Axis, values: np.ndarray, pixels: int) -> None:
+def set_y_ticks(axis: bq.Axis, values: np.ndarray, pixels: int) -> int | None:
     """Give a vertical ``axis`` round ticks, about one per 40 pixels, written exactly
     (bqplot's own crowd a short axis), and make its scale's domain run from the last of
     them at or below the finite ``values`` it shows to the first at or above them (so
     that, say, a loss from 0.02 to 2.9 reads from 0 to 3); no ticks while no value is
-    finite. The axis label sits just beyond the widest tick label."""
+    finite. The axis label sits just beyond the widest tick label: returns its offset
+    from the axis in pixels (None while there are no ticks)."""
     finite = np.asarray(values, dtype=float)
     if not np.isfinite(finite).any():
         axis.tick_values = None
-        return
+        return None
     ticks = round_levels(finite, max(2, pixels // 40))
     axis.scale.min, axis.scale.max = float(ticks[0]), float(ticks[-1])
     write_ticks(axis, ticks)
-    axis.label_offset = f"{tick_label_pixels(ticks) + 16}px"
+    offset = tick_label_pixels(ticks, axis.tick_format) + 16
+    axis.label_offset = f"{offset}px"
+    return offset
 
 
 def _status(ds: xr.Dataset) -> str:
@@ -276,9 +279,9 @@ class LineView:
             set_x_ticks(self.x_axis, float(alpha[0]), float(alpha[-1]), self._plot_px, right_axis=True)
             (self.x_axis.label,) = axis_labels(ds, (dim,), self.normalization)
             self.loss_axis.label = f"{label} (circles)"
-            set_y_ticks(self.loss_axis, loss[done], self._plot_height)
+            offset = set_y_ticks(self.loss_axis, loss[done], self._plot_height)
             # room for the loss axis's label beyond its tick labels, however many decimals they take
-            left = max(70, int(self.loss_axis.label_offset[:-2]) + 22)
+            left = max(70, (offset or 0) + 22)
             if self.widget.fig_margin["left"] != left:
                 self.widget.fig_margin = {**self.widget.fig_margin, "left": left}
             with self.loss_line.hold_sync():
@@ -330,7 +333,7 @@ class ContourView:
         set_x_ticks(self.x_axis, -1.0, 1.0, self._plot_px[0])
         self.y_axis = bq.Axis(scale=self.y_scale, orientation="vertical",
                               label=axis_label("beta", normalization), label_offset="45px")
-        write_ticks(self.y_axis, round_ticks(-1.0, 1.0, max(2, self._plot_px[1] // 80)))
+        self._set_y_ticks(-1.0, 1.0)
         self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label="loss",
                                        tick_format=TICK_FORMAT)
         # ``targets``: invisible markers on grid points that take the cursor: hovering shows
@@ -350,6 +353,10 @@ class ContourView:
             fig_margin={"top": 50, "bottom": 50, "left": 70, "right": 110 if color_bar else 20},
             layout={"width": width, "height": height}, display_toolbar=False,  # (it covered the title)
         )
+
+    def _set_y_ticks(self, lo: float, hi: float) -> None:
+        """A few round ticks over the vertical axis's ``[lo, hi]``, about one per 80 px."""
+        write_ticks(self.y_axis, round_ticks(lo, hi, max(2, self._plot_px[1] // 80)))
 
     def update(self, ds: xr.Dataset, metric: str = "loss", scale: str = "linear",
                limits: tuple[float, float] | None = None, title: str = "2-D landscape", status: bool = True) -> None:
@@ -378,7 +385,7 @@ class ContourView:
             if limits is not None:
                 self.color_scale.min, self.color_scale.max = limits
             set_x_ticks(self.x_axis, float(alpha[0]), float(alpha[-1]), self._plot_px[0])
-            write_ticks(self.y_axis, round_ticks(float(beta[0]), float(beta[-1]), max(2, self._plot_px[1] // 80)))
+            self._set_y_ticks(float(beta[0]), float(beta[-1]))
             set_cells((self.underlay, self.heatmap), alpha, beta, z.T, bool(known.any()))
             bad_a, bad_b = np.nonzero(done & ~np.isfinite(values))
             cell = min(self._plot_px[0] / len(alpha), self._plot_px[1] / len(beta))
