@@ -17,6 +17,8 @@ The mean ratio per training seed was 0.42-0.47; the test asserts < 0.75 for the 
 small-batch model on average (measured 0.56-0.63 vs 0.40-0.47).
 """
 
+import threading
+
 import numpy as np
 import pytest
 import torch.nn.functional as F
@@ -127,7 +129,19 @@ def test_widget_shares_one_colour_range_and_toggles_normalization(batch_pairs):
     assert all("test accuracy" in c.value and "mean loss increase" in c.value for c in panel.captions.values())
     # the log colour scale redraws the same results, log10 of the loss on one range
     results = dict(panel.results)
-    panel.scale.value = "log"
+    # the toggle's redraw waits for the runner's lock (a draw of a new snapshot holds it)
+    held, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=lambda: (panel.runner.lock.acquire(), held.set(), release.wait(),
+                                              panel.runner.lock.release()))
+    holder.start()
+    held.wait(10)
+    toggle = threading.Thread(target=lambda: setattr(panel.scale, "value", "log"))
+    toggle.start()
+    toggle.join(0.3)
+    assert toggle.is_alive() and panel.color_axis.label == "loss"
+    release.set()
+    toggle.join(10)
+    holder.join(10)
     assert panel.results == results and panel.color_axis.label == "log10(loss)"
     for name, view in panel.views.items():
         assert (view.color_scale.min, view.color_scale.max) == pytest.approx((np.log10(lo), np.log10(hi)))

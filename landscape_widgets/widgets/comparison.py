@@ -80,8 +80,9 @@ class ComparisonPanel:
 
     def start(self) -> None:
         """(Re)compute all landscapes with the current normalization."""
-        self.results = {}
-        self.runner.request(self._work, self._draw)
+        with self.runner.lock:  # no draw of the old run puts its results back in between
+            self.results = {}
+            self.runner.request(self._work, self._draw)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until all landscapes are finished (for tests and scripts)."""
@@ -107,15 +108,17 @@ class ComparisonPanel:
         self.progress.show(snap, f"model '{name}'")
 
     def _redraw(self, results: Mapping[str, xr.Dataset] | None = None) -> None:
-        """Draw ``results`` (default: all there are) on the shared colour range of all
-        (from the toggle's thread too, while the runner's draws: on snapshots)."""
-        scale, every = self.scale.value, dict(self.results)
-        limits = shared_color_range(every, log=scale == "log")
-        for name, ds in dict(every if results is None else results).items():
-            view = self.views[name]
-            view.update(ds, scale=scale, limits=limits)
-            view.widget.title = name
-            self.color_axis.label = view.color_axis.label
+        """Draw ``results`` (default: all there are) on the shared colour range of all,
+        under the runner's lock: the scale toggle's redraw and the runner's draws of new
+        snapshots take turns."""
+        with self.runner.lock:
+            scale, every = self.scale.value, dict(self.results)
+            limits = shared_color_range(every, log=scale == "log")
+            for name, ds in dict(every if results is None else results).items():
+                view = self.views[name]
+                view.update(ds, scale=scale, limits=limits)
+                view.widget.title = name
+                self.color_axis.label = view.color_axis.label
 
     def _caption(self, name: str) -> None:
         parts = [f"<b>{name}</b>"]
