@@ -45,22 +45,39 @@ def curvature_pair(num: int = 9, slice_num: int = 21, steps: int = 20, max_sampl
     return out
 
 
+def _network(name: str) -> str:
+    return "the trained network" if name == NAMES[0] else f"the network {name}"
+
+
 def curvature_pair_text(pair: dict[str, xr.Dataset]) -> str:
-    """What a student should see in the pair's maps, with the measured numbers."""
+    """What a student should see in the pair's maps, with the measured numbers: for each
+    network, how much of its picture curves up (the slice), how much of its full loss is
+    nearly convex (|λmin/λmax| up to
+    :data:`~landscape_widgets.analysis.curvature.CONVEX_THRESHOLD`), and a verdict on
+    both decided from those numbers (a bowl where the slice curves up at half its points
+    or more; nearly convex where the map's median ratio is within the threshold)."""
     parts = []
+    verdicts = []
     for name, ds in pair.items():
         ratio = ds["convexity"].values
         above = float(np.mean(ratio > CONVEX_THRESHOLD))
-        verdict = ("nearly convex everywhere on the map" if above == 0 else
-                   f"above {CONVEX_THRESHOLD:g} on {100 * above:.0f} % of the map")
+        bowl = ds.attrs["slice_convex_fraction"]
         parts.append(
-            f"{name.capitalize()}: the picture curves up in every direction of the plane at "
-            f"{100 * ds.attrs['slice_convex_fraction']:.0f} % of its points; the full loss has |λmin/λmax| from "
-            f"{ratio.min():.2f} to {ratio.max():.2f} (median {np.median(ratio):.2f}), {verdict}.")
+            f"{_network(name)[0].upper()}{_network(name)[1:]}: the picture curves up in every direction of the "
+            f"plane at {100 * bowl:.0f} % of its points; the full loss has |λmin/λmax| from {ratio.min():.2f} to "
+            f"{ratio.max():.2f} (median {np.median(ratio):.2f}), above {CONVEX_THRESHOLD:g} (red) on "
+            f"{100 * above:.0f} % of the map.")
+        verdicts.append(
+            f"the picture of {_network(name)} {'looks' if bowl >= 0.5 else 'does not look'} like a bowl and its full "
+            "loss is " + ("nearly convex over most of the map" if np.median(ratio) <= CONVEX_THRESHOLD else
+                          "not nearly convex over most of the map: it curves down in directions the picture does "
+                          "not show"))
+    parts.append(f"Above {CONVEX_THRESHOLD:g}, the loss's most downward curvature is more than {CONVEX_THRESHOLD:g} × "
+                 "its steepest upward one. So "
+                 + "; ".join(verdicts) + ".")
     trained_ds, initial = pair[NAMES[0]], pair[NAMES[1]]
     if (initial["convexity"].median() > CONVEX_THRESHOLD >= trained_ds["convexity"].max()
             and initial.attrs["slice_convex_fraction"] >= 0.5):
-        parts.append("So the two pictures both look like bowls over most of the plane, but only the trained "
-                     "network sits in a nearly convex basin: at the initialization the loss curves down in "
-                     "directions the picture does not show.")
+        parts.append("Both pictures look like bowls over most of the plane, but only the trained network sits in a "
+                     "nearly convex basin.")
     return " ".join(parts)

@@ -11,7 +11,7 @@ plain chain to lose its bowl.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ import xarray as xr
 from ..analysis.comparison import compare_landscapes
 from ..analysis.curvature import slice_convex_fraction
 from ..core.grids import plane
-from .presets import PRESETS, preset
+from .presets import preset
 
 NAMES = ("cnn_skip", "cnn_plain", "cnn_batchnorm")
 
@@ -42,26 +42,85 @@ def skip_comparison(names: Sequence[str] = NAMES, seed: int = 0, num: int = 21,
     return maps
 
 
-def skip_text(maps: dict[str, xr.Dataset]) -> str:
-    """What the three maps show, with the measured numbers."""
-    def describe(name: str) -> str:
-        ds = maps[name]
-        return (f"{PRESETS[name].description}: test accuracy {100 * ds.attrs['test_accuracy']:.1f} %, mean loss "
-                f"increase {ds.attrs['mean_loss_increase']:.1f}, picture curving up in every direction at "
-                f"{100 * ds.attrs['slice_convex_fraction']:.0f} % of its points")
+#: How the pictures and the sentences name the networks.
+LABELS = {"cnn_skip": "4 blocks with skips", "cnn_plain": "4 plain blocks", "cnn_batchnorm": "4 plain blocks, BatchNorm",
+          "deep_skip": "16 blocks with skips", "deep_plain": "16 plain blocks"}
 
-    skip, plain = (maps[n].attrs["slice_convex_fraction"] for n in NAMES[:2])
-    deep = ("Li et al.'s chaotic landscapes come from plain chains tens of layers deep, which take far longer "
-            "to train than this lesson allows.")
-    verdict = (
-        f"The plain chain's picture curves up at fewer of its points than the one with skips ({100 * plain:.0f} % "
-        f"against {100 * skip:.0f} %), the direction Li et al. found, but at four blocks all three are smooth "
-        f"basins: {deep}"
-        if plain < skip else
-        f"At four blocks the plain chain is no rougher than the one with skips: both are smooth basins. {deep} "
-        "So this page does not show their effect."
-    )
-    return "; ".join(describe(n) for n in NAMES) + ". " + verdict
+def labelled(maps: dict[str, xr.Dataset]) -> dict[str, xr.Dataset]:
+    """The same maps keyed by the names people read (:data:`LABELS`), e.g. for figure titles."""
+    return {LABELS.get(name, name): ds for name, ds in maps.items()}
+
+
+def _number(x: float) -> str:
+    """A measured number with three significant digits (one decimal from 10 up)."""
+    return f"{x:.1f}" if abs(x) >= 10 else f"{x:.3g}"
+
+
+def _describe(attrs: Mapping[str, float]) -> str:
+    """A network's test accuracy and both measures, from its map's ``attrs``."""
+    return (f"test accuracy {100 * attrs['test_accuracy']:.1f} %, sharpness {_number(attrs['mean_loss_increase'])}, "
+            f"bowl-shaped at {100 * attrs['slice_convex_fraction']:.0f} % of its points")
+
+
+def _means(runs: Sequence[dict[str, xr.Dataset]], name: str) -> dict[str, float]:
+    """Network ``name``'s test accuracy and both measures, averaged over ``runs``."""
+    return {attr: float(np.mean([maps[name].attrs[attr] for maps in runs]))
+            for attr in ("test_accuracy", "mean_loss_increase", "slice_convex_fraction")}
+
+
+def _measures_favour(runs: Sequence[dict[str, xr.Dataset]], skip: str, plain: str) -> tuple[bool, bool]:
+    """Whether, on the means over ``runs``, the network with skips is the flatter one and
+    the more bowl-shaped one."""
+    with_skips, without = _means(runs, skip), _means(runs, plain)
+    return (with_skips["mean_loss_increase"] < without["mean_loss_increase"],
+            with_skips["slice_convex_fraction"] > without["slice_convex_fraction"])
+
+
+def pair_text(runs: Sequence[dict[str, xr.Dataset]], skip: str, plain: str) -> str:
+    """Both measures of the pair ``skip`` / ``plain`` over ``runs``
+    (the maps of :func:`skip_comparison`, one dict per training seed): their values (means
+    over the seeds), in how many seeds each favours the skips, and whether the two measures
+    agree. *Sharpness* is the mean rise of the loss over the picture above its value at
+    the centre (smaller: flatter); the *bowl share* is the share of the picture's points
+    where it curves up in every direction of the plane (100 %: a clean bowl)."""
+    n = len(runs)
+    text = "; ".join(f"{LABELS.get(name, name)}: {_describe(_means(runs, name))}" for name in (skip, plain))
+    text += ". " if n == 1 else f" (means over {n} training seeds). "
+    by_sharp, by_bowl = _measures_favour(runs, skip, plain)
+    if n > 1:
+        flatter, rounder = np.sum([_measures_favour([maps], skip, plain) for maps in runs], axis=0).tolist()
+        text += (f"The network with skips is the flatter one in {flatter} of {n} seeds and the more bowl-shaped one "
+                 f"in {rounder} of {n}. ")
+        split = [measure for measure, by_mean, count in (("sharpness", by_sharp, flatter),
+                                                         ("the bowl share", by_bowl, rounder))
+                 if by_mean != (count > n / 2)]
+        if split:
+            text += (f"For {' and '.join(split)} the mean and most seeds point different ways: one seed's large "
+                     "difference decides the mean. ")
+    if by_sharp and by_bowl:
+        verdict = "both measures favour the skip connections: flatter and closer to a clean bowl."
+    elif not (by_sharp or by_bowl):
+        verdict = ("neither measure favours the skip connections: with them the picture is no flatter and no "
+                   "closer to a clean bowl.")
+    else:
+        good, bad = ("sharpness", "the bowl share") if by_sharp else ("the bowl share", "sharpness")
+        verdict = (f"the two measures disagree: {good} favours the skip connections, {bad} the plain chain. A "
+                   "single number about a picture can hide what the picture shows; look at both.")
+    return text + (f"On the means, {verdict}" if n > 1 else verdict[0].upper() + verdict[1:])
+
+
+def skip_text(maps: dict[str, xr.Dataset]) -> str:
+    """What the four-block maps of :func:`skip_comparison` show, with the measured numbers:
+    :func:`pair_text` of the chain with and without skips, the other networks' numbers,
+    and whether this depth shows Li et al.'s effect."""
+    others = "; ".join(f"{LABELS.get(name, name)}: {_describe(ds.attrs)}" for name, ds in maps.items()
+                       if name not in NAMES[:2])
+    both = all(_measures_favour([maps], *NAMES[:2]))
+    deep = "plain chains tens of layers deep (far longer to train than this lesson allows)"
+    return (pair_text([maps], *NAMES[:2]) + (f" For comparison, {others}." if others else "") + " "
+            + (f"That is the direction Li et al. found, although their chaotic landscapes come from {deep}."
+               if both else
+               f"So at four blocks this page does not show Li et al.'s effect, which they found in {deep}."))
 
 
 DEEP_NAMES = ("deep_skip", "deep_plain")
@@ -76,20 +135,10 @@ def deep_chain_experiment(seeds: Sequence[int] = (0, 1, 2), num: int = 21,
 
 def deep_text(results: dict[int, dict[str, xr.Dataset]]) -> str:
     """What the deep pair shows over the seeds of :func:`deep_chain_experiment`, with the
-    measured numbers."""
-    def mean(attr: str, name: str) -> float:
-        return float(np.mean([maps[name].attrs[attr] for maps in results.values()]))
-
-    n = len(results)
-    rougher = sum(maps["deep_plain"].attrs["slice_convex_fraction"] < maps["deep_skip"].attrs["slice_convex_fraction"]
-                  for maps in results.values())
-    return (
-        f"Sixteen blocks, {n} training seeds: the picture of the chain with skips curves up in every direction "
-        f"at {100 * mean('slice_convex_fraction', 'deep_skip'):.0f} % of its points on average, the plain "
-        f"chain's at {100 * mean('slice_convex_fraction', 'deep_plain'):.0f} %, and the plain chain is the less "
-        f"convex one in {rougher} of {n} seeds. Test accuracy: {100 * mean('test_accuracy', 'deep_skip'):.1f} % "
-        f"with skips, {100 * mean('test_accuracy', 'deep_plain'):.1f} % without. "
-        + ("At this depth the skip connections keep the bowl; without them the landscape has started to break "
-           "up, as Li et al. found for much deeper networks." if rougher == n else
-           "At this depth the effect does not show in every seed.")
-    )
+    measured numbers (:func:`pair_text`)."""
+    runs = list(results.values())
+    every = all(_measures_favour([maps], *DEEP_NAMES)[1] for maps in runs)
+    return (f"Sixteen blocks, {len(runs)} training seeds. " + pair_text(runs, *DEEP_NAMES) + " "
+            + ("In every seed the skip connections keep the bowl; without them the landscape has started to break "
+               "up, as Li et al. found for much deeper networks." if every else
+               "At this depth the bowl share does not favour the skips in every seed."))

@@ -223,12 +223,12 @@ def convexity_figure(maps: Mapping[str, xr.Dataset]):
         bounds = round_levels(ds["loss"].values, 20)
         cs = left.contourf(ds["alpha"], ds["beta"], ds["loss"].T, levels=bounds, cmap="viridis")
         round_colour_bar(fig, cs, left, f"{LOSS_LABEL}, this row's scale", bounds)
-        left.set_title(f"{name}: loss on the plane")
+        left.set_title(f"{name}: loss on the plane\n(colour scale of this row only)")
         mesh = right.pcolormesh(ds["alpha"], ds["beta"], ds["convexity"].T, shading="nearest", cmap=cmap,
                                 vmin=CONVEXITY_RANGE[0], vmax=CONVEXITY_RANGE[1])
         bar = fig.colorbar(mesh, ax=right, label="|λ_min / λ_max| (0 = convex)")
         bar.set_ticks([0.0, CONVEX_THRESHOLD, 0.5, 0.75, 1.0])
-        right.set_title(f"{name}: convexity map")
+        right.set_title(f"{name}: convexity map\n(one fixed scale for all rows)")
         for ax in (left, right):
             _plane_labels(ax, ds)
             mark_centre(ax)
