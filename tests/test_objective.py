@@ -3,6 +3,8 @@ devices and dtypes; the caller's model never moved or changed."""
 
 from dataclasses import dataclass
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -139,6 +141,23 @@ def test_wrong_kinds_of_input_say_what_to_give():
     # a loss given outputs it cannot take: the outputs' type and the options that fit
     with pytest.raises(TypeError, match=r"outputs \(of type Output\): .*Pass loss_fn=None to use outputs.loss"):
         Objective(DataclassNet(), F.cross_entropy, (x, y))
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
+def test_a_model_or_loss_that_fails_on_the_data_is_told_which_shapes_it_got():
+    x, y = _classification()
+    with pytest.raises(RuntimeError) as wrong_width:  # torch's own error, kept
+        Objective(_mlp(), F.cross_entropy, (x[:, :-1], y))
+    note = wrong_width.value.__notes__[0]
+    assert "the model failed on the first samples of the data" in note
+    assert f"inputs [2, {x.shape[1] - 1}], targets [2]" in note
+    with pytest.raises(RuntimeError) as float_labels:
+        Objective(_mlp(), F.cross_entropy, (x, y.float()))
+    assert "loss_fn failed on the model's outputs" in float_labels.value.__notes__[0]
+    assert "outputs [2, 4]" in float_labels.value.__notes__[0]
+    with pytest.raises(ValueError, match="scalar") as vector:  # already says what to fix: no note
+        Objective(_mlp(), lambda out, t: F.cross_entropy(out, t, reduction="none"), (x, y))
+    assert not getattr(vector.value, "__notes__", [])
 
 
 def test_float64_model_stays_float64_on_its_device():

@@ -117,6 +117,26 @@ def fraction_correct(predicted: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     return (predicted == labels).sum(-1) / labels.shape[-1]
 
 
+def describe_batch(batch) -> str:
+    """A batch's structure and tensor shapes in words, e.g. ``"inputs [2, 4], targets [2]"``."""
+    def shape(x) -> str:
+        return str(list(x.shape)) if hasattr(x, "shape") else type(x).__name__
+
+    if isinstance(batch, dict):
+        return ", ".join(f"{key} {shape(value)}" for key, value in batch.items())
+    if isinstance(batch, (tuple, list)):
+        if len(batch) == 2:
+            return f"inputs {shape(batch[0])}, targets {shape(batch[1])}"
+        return "a tuple of " + ", ".join(shape(x) for x in batch)
+    return shape(batch) if not hasattr(batch, "logits") else f"an object with logits {shape(batch.logits)}"
+
+
+def _add_note(err: BaseException, note: str) -> None:
+    """Say where ``err`` arose, keeping its type and message (Python 3.11's notes; a no-op before)."""
+    if hasattr(err, "add_note"):
+        err.add_note(note)
+
+
 def call_model(model: nn.Module, batch: Batch, forward: Forward | None = None):
     """``forward(model, batch)``, or the default call: ``model(**batch)`` for a dict,
     ``model(*inputs)`` for a tuple ``(*inputs, targets)``, ``model(x)`` for ``(x,)`` or a tensor."""
@@ -251,7 +271,13 @@ class Objective:
         with torch.inference_mode():
             self.set_point(self.theta)
             probe = self.data.probe()
-            outputs = self.outputs(probe)
+            try:
+                outputs = self.outputs(probe)
+            except Exception as err:
+                _add_note(err, f"landscape-widgets: the model failed on the first samples of the data "
+                               f"({describe_batch(probe)}, at theta): check that the data's inputs are what "
+                               "the model takes (or give forward=...)")
+                raise
             self.tensor_outputs = isinstance(outputs, torch.Tensor)
             self.classification = accuracy and self._detect_classification(task, outputs, probe)
             if self.classification and (self.labels(probe) is None or logits_of(outputs) is None):
@@ -259,7 +285,13 @@ class Objective:
                     "accuracy needs [B, C] logits (a tensor output or outputs.logits) and integer labels "
                     "(a tuple's last element or a dict's 'labels'); set accuracy=False or task='regression'"
                 )
-            self.loss(outputs, probe)  # a wrong loss fails here, with its message
+            try:
+                self.loss(outputs, probe)  # a wrong loss fails here, with its message
+            except Exception as err:
+                if not isinstance(err, LossShapeError):  # that one says what to fix already
+                    _add_note(err, f"landscape-widgets: loss_fn failed on the model's outputs for the first samples "
+                                   f"({describe_batch(probe)}; outputs {describe_batch(outputs)})")
+                raise
         self.metric_names: tuple[str, ...] = (
             ("loss",) + (("accuracy",) if self.classification else ()) + tuple(self.metrics)
         )
