@@ -165,6 +165,8 @@ def test_interrupted_compute_resumes_from_store(tmp_path, user_model):
          "--data cli_models:not_a_model() returned a value of type int, not data: return an (inputs, targets) pair"),
         (["--model", "cli_models:make", "--weights", "W", "--data", "cli_models:moons_data"],
          "--model cli_models:make cannot be evaluated on --data cli_models:moons_data with --loss cross_entropy: "),
+        (["--model", "cli_models:make", "--weights", "W", "--data", "cli_models:moons_data"],  # the shapes it got
+         "; raised by the model on the first samples of the data (inputs [2, 2], targets [2], at theta). Check"),
         (["--demo", "mlp-digits", "--data", "moons", "--num", "3"], "a --demo takes its own dataset: cnn-digits: digits"),
         (["--demo", "mlp-digits", "--loss", "mse_loss", "--num", "3"], "the loss fits its outputs and targets"),
         (["--demo", "mlp-digits", "--weights", "MISSING"], "--weights goes with --model: --demo mlp-digits is trained"),

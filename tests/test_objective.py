@@ -149,11 +149,11 @@ def test_a_model_or_loss_that_fails_on_the_data_is_told_which_shapes_it_got():
     with pytest.raises(RuntimeError) as wrong_width:  # torch's own error, kept
         Objective(_mlp(), F.cross_entropy, (x[:, :-1], y))
     note = wrong_width.value.__notes__[0]
-    assert "the model failed on the first samples of the data" in note
+    assert "raised by the model on the first samples of the data" in note
     assert f"inputs [2, {x.shape[1] - 1}], targets [2]" in note
     with pytest.raises(RuntimeError) as float_labels:
         Objective(_mlp(), F.cross_entropy, (x, y.float()))
-    assert "loss_fn failed on the model's outputs" in float_labels.value.__notes__[0]
+    assert "raised by loss_fn on the model's outputs" in float_labels.value.__notes__[0]
     assert "outputs [2, 4]" in float_labels.value.__notes__[0]
     with pytest.raises(ValueError, match="scalar") as vector:  # already says what to fix: no note
         Objective(_mlp(), lambda out, t: F.cross_entropy(out, t, reduction="none"), (x, y))

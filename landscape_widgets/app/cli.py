@@ -202,8 +202,9 @@ def cmd_compute(args) -> int:
         raise CLIError(str(err)) from None
     except RuntimeError as err:  # torch's, from the model or the loss on this data
         what = f"--demo {args.demo}" if args.demo else f"--model {args.model}"
+        where = "".join(f"; {note.removeprefix('landscape-widgets: ')}" for note in getattr(err, "__notes__", ()))
         raise CLIError(f"{what} cannot be evaluated on --data {args.data} with --loss {args.loss}: "
-                       f"{str(err).splitlines()[0]}. Check that the data fits the model (a --demo takes its own "
+                       f"{str(err).splitlines()[0]}{where}. Check that the data fits the model (a --demo takes its own "
                        f"dataset: {', '.join(f'{k}: {v[1]}' for k, v in sorted(DEMOS.items()))}) and that the "
                        "loss fits its outputs and targets (cross_entropy for class labels)") from None
     save_landscape(ds, out)

@@ -274,9 +274,8 @@ class Objective:
             try:
                 outputs = self.outputs(probe)
             except Exception as err:
-                _add_note(err, f"landscape-widgets: the model failed on the first samples of the data "
-                               f"({describe_batch(probe)}, at theta): check that the data's inputs are what "
-                               "the model takes (or give forward=...)")
+                _add_note(err, f"landscape-widgets: raised by the model on the first samples of the data "
+                               f"({describe_batch(probe)}, at theta)")
                 raise
             self.tensor_outputs = isinstance(outputs, torch.Tensor)
             self.classification = accuracy and self._detect_classification(task, outputs, probe)
@@ -289,8 +288,8 @@ class Objective:
                 self.loss(outputs, probe)  # a wrong loss fails here, with its message
             except Exception as err:
                 if not isinstance(err, LossShapeError):  # that one says what to fix already
-                    _add_note(err, f"landscape-widgets: loss_fn failed on the model's outputs for the first samples "
-                                   f"({describe_batch(probe)}; outputs {describe_batch(outputs)})")
+                    _add_note(err, f"landscape-widgets: raised by loss_fn on the model's outputs for the first "
+                                   f"samples of the data ({describe_batch(probe)}; outputs {describe_batch(outputs)})")
                 raise
         self.metric_names: tuple[str, ...] = (
             ("loss",) + (("accuracy",) if self.classification else ()) + tuple(self.metrics)
