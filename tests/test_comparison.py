@@ -126,7 +126,8 @@ def test_widget_shares_one_colour_range_and_toggles_normalization(batch_pairs):
     assert all(view.color_scale is panel.color_scale and view.color_axis not in view.widget.axes
                for view in panel.views.values())
     assert panel.color_bar in panel.widget.children[1].children and panel.color_axis.label == "loss"
-    assert all("test accuracy" in c.value and "mean loss increase" in c.value for c in panel.captions.values())
+    assert all("test accuracy" in c.value and f"sharpness {mean_loss_increase(panel.results[name]):.3g} (mean loss "
+               "increase over the grid)" in c.value for name, c in panel.captions.items())
     # the log colour scale redraws the same results, log10 of the loss on one range
     results = dict(panel.results)
     # the toggle's redraw waits for the runner's lock (a draw of a new snapshot holds it)

@@ -662,9 +662,18 @@ def test_view_titles_and_colour_bar_ticks_read_plainly(problem):
     view.update(ex.result)
     assert view.heatmap.visible and any(m is view.heatmap and s.get("visible") is True for m, s in sent)
     assert any(m is view.veil and s.get("visible") is False for m, s in sent)
-    # the x axis leaves the lower-left corner to the y axis's -1
+    # the axes span the outer cells' outer edges; the x axis leaves the lower-left corner to
+    # the y axis's labels, and shows -1 where the half cell beyond it leaves room
+    from landscape_widgets.widgets.views import CORNER_PX, cell_extent, corner_free_ticks
+
     ticks = np.asarray(view.x_axis.tick_values)
-    assert ticks.min() > -1.0 and np.isclose(ticks.max(), 1.0) and len(ticks) >= 4
+    lo, hi = cell_extent(ex.result["alpha"].values)
+    half_cell_px = (-1.0 - lo) / (hi - lo) * view._plot_px[0]
+    assert half_cell_px > CORNER_PX, half_cell_px  # 9 points per axis
+    np.testing.assert_allclose([ticks.min(), ticks.max()], [-1.0, 1.0])
+    np.testing.assert_allclose([min(view.y_axis.tick_values), max(view.y_axis.tick_values)], [-1.0, 1.0])
+    fine = np.linspace(-1, 1, 51)  # a half cell of 4 px: the corner's
+    assert corner_free_ticks(*cell_extent(fine), view._plot_px[0]).min() == -0.5
 
 
 def test_a_long_run_waits_for_start_and_the_controls_show_its_cost(problem):

@@ -46,6 +46,7 @@ def curvature_pair(num: int = 9, slice_num: int = 21, steps: int = 20, max_sampl
 
 
 def _network(name: str) -> str:
+    """How the text names a network of :data:`NAMES`."""
     return "the trained network" if name == NAMES[0] else f"the network {name}"
 
 
@@ -61,14 +62,14 @@ def curvature_pair_text(pair: dict[str, xr.Dataset]) -> str:
     for name, ds in pair.items():
         ratio = ds["convexity"].values
         above = float(np.mean(ratio > CONVEX_THRESHOLD))
-        bowl = ds.attrs["slice_convex_fraction"]
+        bowl, network = ds.attrs["slice_convex_fraction"], _network(name)
         parts.append(
-            f"{_network(name)[0].upper()}{_network(name)[1:]}: the picture curves up in every direction of the "
+            f"{network[0].upper()}{network[1:]}: the picture curves up in every direction of the "
             f"plane at {100 * bowl:.0f} % of its points; the full loss has |λmin/λmax| from {ratio.min():.2f} to "
             f"{ratio.max():.2f} (median {np.median(ratio):.2f}), above {CONVEX_THRESHOLD:g} (red) on "
             f"{100 * above:.0f} % of the map.")
         verdicts.append(
-            f"the picture of {_network(name)} {'looks' if bowl >= 0.5 else 'does not look'} like a bowl and its full "
+            f"the picture of {network} {'looks' if bowl >= 0.5 else 'does not look'} like a bowl and its full "
             "loss is " + ("nearly convex over most of the map" if np.median(ratio) <= CONVEX_THRESHOLD else
                           "not nearly convex over most of the map: it curves down in directions the picture does "
                           "not show"))

@@ -62,11 +62,12 @@ class ComparisonPanel:
         self.captions = {name: w.HTML() for name in self.models}
         self.results: dict = {}
         self.normalization = w.ToggleButtons(options=list(NORMALIZATIONS), value=normalization,
-                                             description="normalization", style={"button_width": "70px"})
+                                             description="normalization", style={"button_width": "70px"},
+                                             layout={"flex": "0 0 auto"})  # its buttons on one row
         self.normalization.observe(lambda _change: self.start(), names="value")
         # log10 of the loss: the basins of low-loss minima apart when one map's rim is high
         self.scale = w.ToggleButtons(options=list(SCALES), value="linear", description="colour scale",
-                                     style={"button_width": "70px"}, layout={"margin": "0 0 0 24px"})
+                                     style={"button_width": "70px"}, layout={"margin": "0 0 0 24px", "flex": "0 0 auto"})
         self.scale.observe(lambda _change: self._redraw(), names="value")
         self.progress = ProgressView()
         self.runner = Runner(max_rate=5.0, debounce=0.3, on_error=self.progress.error)
@@ -126,7 +127,7 @@ class ComparisonPanel:
             parts.append(f"test accuracy {100 * self.test_accuracy[name]:.1f} %")
         ds = self.results.get(name)
         if ds is not None and bool(ds["done"].all()):
-            parts.append(f"mean loss increase over the grid {mean_loss_increase(ds):.3f}")
+            parts.append(f"sharpness {mean_loss_increase(ds):.3g} (mean loss increase over the grid)")
         self.captions[name].value = " · ".join(parts)
 
 

@@ -124,14 +124,19 @@ def _pixels(size: str) -> int:
     return int(size[:-2]) if size.endswith("px") and size[:-2].isdigit() else 640
 
 
+#: How near (px) to the lower-left corner an x tick may sit before its label gives way to
+#: the y axis's labels there.
+CORNER_PX = 16
+
+
 def corner_free_ticks(lo: float, hi: float, pixels: int = 460, right_axis: bool = False) -> np.ndarray:
-    """Round tick values over ``[lo, hi]`` without ``lo`` itself (the x axis leaves the
-    lower-left corner to the y axis's first tick, so the two labels do not collide), nor
-    ``hi`` beside a ``right_axis``, about one per 55 pixels of the axis so that their
-    labels do not run together."""
+    """Round tick values over the drawn ``[lo, hi]``, about one per 55 pixels of the axis so
+    that their labels do not run together, without those within :data:`CORNER_PX` of ``lo``
+    (the x axis leaves the lower-left corner to the y axis's labels, so the two do not
+    collide), nor of ``hi`` beside a ``right_axis``."""
     ticks = round_ticks(lo, hi, max(2, pixels // 55))
-    eps = 1e-9 * max(1.0, abs(hi - lo))
-    return ticks[(ticks > lo + eps) & ((ticks < hi - eps) if right_axis else True)]
+    margin = CORNER_PX / max(1, pixels) * (hi - lo)
+    return ticks[(ticks > lo + margin) & ((ticks < hi - margin) if right_axis else True)]
 
 
 def exact_tick_format(ticks: np.ndarray) -> str:
@@ -384,8 +389,9 @@ class ContourView:
             limits = colour_limits(np.asarray(z if limits is None else limits, dtype=float))
             if limits is not None:
                 self.color_scale.min, self.color_scale.max = limits
-            set_x_ticks(self.x_axis, float(alpha[0]), float(alpha[-1]), self._plot_px[0])
-            self._set_y_ticks(float(beta[0]), float(beta[-1]))
+            # the heat map draws its outer cells whole: the axes span their outer edges
+            set_x_ticks(self.x_axis, *cell_extent(alpha), self._plot_px[0])
+            self._set_y_ticks(*cell_extent(beta))
             set_cells((self.underlay, self.heatmap), alpha, beta, z.T, bool(known.any()))
             bad_a, bad_b = np.nonzero(done & ~np.isfinite(values))
             cell = min(self._plot_px[0] / len(alpha), self._plot_px[1] / len(beta))
