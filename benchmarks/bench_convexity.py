@@ -14,7 +14,12 @@ random directions, seed 0), ``steps=20`` (at most 40 Lanczos iterations per poin
   both extreme residuals are within ``tol * |λ_max|``; off the CPU, 16 points at a time
   in lockstep, their products through one vmapped double backward (``point_batch``);
 * ``after, K points together`` (with ``--point-batch K``): the defaults with that batch;
-* ``after, N samples`` (with ``--samples N``): the same on the first N training digits.
+* ``after, N samples`` (with ``--samples N``): the same on the first N training digits;
+* with ``--products``: first, the milliseconds of one Hessian-vector product at theta on
+  all the training digits, by the fast path's reverse-over-reverse product (the gradient's
+  graph kept, :func:`~landscape_widgets.analysis.curvature.hvp_operator`) and by
+  forward-over-reverse (``torch.func.jvp`` of the gradient), against one forward: how
+  far a product is from the cheapest it could be.
 
 Prints each one's seconds, points/s and mean Lanczos iterations per point, after / before
 in points/s, the largest absolute difference of each map from ``before`` (ratio, λ_min,
@@ -23,6 +28,7 @@ in points/s, the largest absolute difference of each map from ``before`` (ratio,
     python benchmarks/bench_convexity.py
     python benchmarks/bench_convexity.py --threads 1 --repeats 2   # steadier on a busy machine
     python benchmarks/bench_convexity.py --samples 337             # also a quarter of the data
+    python benchmarks/bench_convexity.py --products                # also one product's cost
     python benchmarks/bench_convexity.py --device cuda --point-batch 64
 """
 
@@ -38,10 +44,10 @@ import torch.nn.functional as F
 
 from common import add_device_arguments, apply_threads, best_of_interleaved, sync
 
-from landscape_widgets.analysis.curvature import convexity_map
+from landscape_widgets.analysis.curvature import convexity_map, hvp_operator
 from landscape_widgets.builtin.training import trained
 from landscape_widgets.core.grids import plane
-from landscape_widgets.core.objective import resolve_device
+from landscape_widgets.core.objective import as_objective, resolve_device
 
 PLAIN = {"tol": None, "warm_start": False, "keep_graph": False, "point_batch": 1}
 
@@ -61,6 +67,32 @@ def run_map(model, data, grid, device, steps, options) -> dict:
     return {"seconds": time.perf_counter() - t, "ds": ds}
 
 
+def product_milliseconds(model, data, device, calls: int = 30) -> dict[str, float]:
+    """Milliseconds per call (best of three rounds of ``calls``, after 3 warm-up calls) of
+    one Hessian-vector product at theta by each path, and of one forward."""
+    ob = as_objective(model, F.cross_entropy, data, device=device)
+    (batch,) = list(ob.data)
+    v = torch.randn(ob.layout.size, generator=torch.Generator().manual_seed(0)).to(ob.device, ob.theta.dtype)
+    gradient = torch.func.grad(lambda t: ob.point_loss(t, batch))
+    paths = {
+        "reverse-over-reverse, graph kept": hvp_operator(ob, keep_graph=True),
+        "forward-over-reverse (jvp of grad)": lambda u: torch.func.jvp(gradient, (ob.theta,), (u,))[1],
+        "one forward": lambda u: ob.point_loss(ob.theta, batch),
+    }
+    times = {}
+    for name, call in paths.items():
+        rounds = []
+        for r in range(4):
+            sync(device)
+            t = time.perf_counter()
+            for _ in range(3 if r == 0 else calls):
+                call(v)
+            sync(device)
+            rounds.append((time.perf_counter() - t) / (3 if r == 0 else calls))
+        times[name] = 1e3 * min(rounds[1:])
+    return times
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_device_arguments(parser)
@@ -71,6 +103,8 @@ def main(argv=None) -> None:
                         help="also the fast path on the first SAMPLES training digits (max_samples)")
     parser.add_argument("--point-batch", type=int, default=None,
                         help="also the fast path with this many points together (point_batch)")
+    parser.add_argument("--products", action="store_true",
+                        help="also time one Hessian-vector product by each path, and one forward")
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each, interleaved, best kept (default 1)")
     args = parser.parse_args(argv)
@@ -82,6 +116,10 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
           f"load average {load_average()}, grid {args.num}x{args.num}, steps {args.steps}, "
           f"{len(data[0])} training digits, {sum(p.numel() for p in model.parameters())} parameters", flush=True)
+    if args.products:
+        times = product_milliseconds(model, data, device)
+        for name, ms in times.items():
+            print(f"{name:<36} {ms:7.2f} ms  ({ms / times['one forward']:.1f} forwards)")
     configs = {"before": PLAIN, "after": {"tol": args.tol}}
     if args.point_batch:
         configs[f"after, {args.point_batch} together"] = {"tol": args.tol, "point_batch": args.point_batch}
