@@ -2,8 +2,8 @@
 then the exact coarse-to-fine levels, each picture filled in as the live views fill it.
 
 In one run, side by side (the levels' estimates corrected by the exact coarser
-levels, :data:`~landscape_widgets.core.sampled.FRACTIONS`, against the first level
-estimated only), for the demo digits MLP (51x51 plane, its 1348 training digits) and the demo
+levels, :data:`~landscape_widgets.core.sampled.FRACTIONS`, against both levels on a
+sixteenth and against the first level estimated only), for the demo digits MLP (51x51 plane, its 1348 training digits) and the demo
 CNN (``trained("cnn", "digits")``; 51x51 plane on the first ``--cnn-samples`` training
 images), a filter-normalized random plane (seed 0) over [-1, 1]^2 computed with
 ``compute_landscape(..., backend=refining_chunks)``:
@@ -16,7 +16,9 @@ images), a filter-normalized random plane (seed 0) over [-1, 1]^2 computed with
   ``||shown - final|| / ||final||`` over all cells;
 * the time until the shown picture is within 1% (and 5%), against the time of the
   complete grid, and the same for the exact values alone;
-* the data-sample estimates' error against their standard errors.
+* the data-sample estimates' error against their standard errors;
+* a sample's group values per point computed each way (a loop of forwards, vmapped
+  forwards, ``auto``'s choice), side by side.
 
 Each model's measured run follows a 5x5 warm-up run in the same process (as in a
 notebook after its first picture); the warm-up's time to its first chunk, the one-off
@@ -40,9 +42,9 @@ from common import apply_threads
 
 from landscape_widgets.builtin.training import trained
 from landscape_widgets.core.grids import plane
-from landscape_widgets.core.landscape import compute_landscape
+from landscape_widgets.core.landscape import compute_landscape, prepare_evaluator
 from landscape_widgets.core.results import known_cells
-from landscape_widgets.core.sampled import FRACTIONS, refining_chunks
+from landscape_widgets.core.sampled import FRACTIONS, refining_chunks, sample_values, sampled_evaluator
 from landscape_widgets.plotting.fields import fill_nearest, preview_field
 
 
@@ -121,6 +123,25 @@ def report(name: str, result: dict) -> dict:
     return first
 
 
+def sample_forwards(name: str, model, data, points: int = 64, repeats: int = 3) -> None:
+    """Milliseconds per point of a sample's group values, each way side by side (best of
+    ``repeats``), for the samples of :data:`FRACTIONS`."""
+    evaluator, _ = prepare_evaluator(model, F.cross_entropy, data)
+    coeffs = np.random.default_rng(0).uniform(-1, 1, (points, 2))
+    for fraction in sorted(set(FRACTIONS)):
+        sample = sampled_evaluator(evaluator, fraction)
+        ms = {}
+        for strategy in ("loop", "batched", "auto"):
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                sample_values(sample, coeffs, strategy)
+                times.append(time.perf_counter() - start)
+            ms[strategy] = 1e3 * min(times) / points
+        print(f"  sample of {fraction:.4g} ({sample.objective.data.n_samples} samples), ms per point: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in ms.items()) + f"; loop / batched {ms['loop'] / ms['batched']:.2f}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -139,11 +160,13 @@ def main(argv=None) -> None:
         print(f"\n{name}: warm-up 5x5 run, first chunk after {cold:.3f} s")
         sooner = {}
         for label, fractions in (("level 0 estimated only", FRACTIONS[:1]),
+                                 ("levels 0-1 estimated on a sixteenth", (1 / 16, 1 / 16)),
                                  (f"levels 0-{len(FRACTIONS) - 1} estimated (the default)", FRACTIONS)):
             result = run(model, data, args.num, fractions)
             at, _ = report(f"{name}, {label}", result).get(("shown", 0.01), (result["total"], 0))
             sooner[label] = result["total"] / at
         print(f"\n{name}: within 1% " + ", ".join(f"{v:.1f}x sooner ({k})" for k, v in sooner.items()))
+        sample_forwards(name, model, data)
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
 
 

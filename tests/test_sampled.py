@@ -16,7 +16,10 @@ from landscape_widgets.core.evaluation import PointEvaluator
 from landscape_widgets.core.grids import coarse_to_fine_order, plane
 from landscape_widgets.core.landscape import compute_landscape, prepare_evaluator
 from landscape_widgets.core.results import empty_landscape, fill_chunk, known_cells, metrics_of
-from landscape_widgets.core.sampled import _group_values, estimate, refining_chunks, sampled_evaluator
+from landscape_widgets.core import sampled
+from landscape_widgets.core.memory import CPU_TENSOR_LIMIT, MAX_CHUNK
+from landscape_widgets.core.sampled import (FRACTIONS, TRIAL_POINTS, _group_values, estimate, refining_chunks,
+                                            sample_values, sampled_evaluator)
 from landscape_widgets.plotting.fields import complete_subgrid, fill_nearest, preview_field
 
 
@@ -268,8 +271,8 @@ def test_level_one_estimates_are_exact_where_the_samples_error_is_quadratic():
     assert len(idx) > 80
     np.testing.assert_allclose(est, exact, rtol=2e-5)  # float32 forwards
     assert np.all(se <= 2e-5 * exact)  # every group's corrected values are exact too
-    raw = estimate(sampled_evaluator(PointEvaluator(model, F.mse_loss, (x, y), directions), 1 / 16, 8, 0),
-                   grid.coords(idx), 1 / 16)
+    raw = estimate(sampled_evaluator(PointEvaluator(model, F.mse_loss, (x, y), directions), FRACTIONS[1], 8, 0),
+                   grid.coords(idx), FRACTIONS[1])
     assert np.median(np.abs(raw["loss"] - exact) / exact) > 0.05
 
 
@@ -285,9 +288,119 @@ def test_level_one_estimates_are_corrected_by_the_samples_error_on_level_zero(pr
                            on_chunk=lambda ds, c: chunks.append(c))
     idx, est, se = _level1_estimates(chunks, grid)
     exact = ds["loss"].values.reshape(-1)[idx]
-    raw = estimate(sampled_evaluator(PointEvaluator(model, F.cross_entropy, data, directions), 1 / 16, 8, 0),
-                   grid.coords(idx), 1 / 16)
+    raw = estimate(sampled_evaluator(PointEvaluator(model, F.cross_entropy, data, directions), FRACTIONS[1], 8, 0),
+                   grid.coords(idx), FRACTIONS[1])  # level 1's sample
     error, raw_error = np.abs(est - exact), np.abs(raw["loss"] - exact)
     assert np.median(error) < np.median(raw_error) / 5
     z = error / se
     assert 0.2 < np.median(z) < 2 and np.percentile(z, 90) < 4
+
+
+class ConvNet(nn.Module):
+    """Conv, BatchNorm (running statistics), a residual block and a linear head on 6x6 images."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.block = nn.Conv2d(8, 8, 3, padding=1)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.conv(x)))
+        return self.head((h + torch.relu(self.block(h))).mean((2, 3)))
+
+
+class Recurrent(nn.Module):
+    """An LSTM classifier of token sequences (vmap has no batching rule for ``aten::lstm``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.rnn, self.head = nn.Embedding(20, 8), nn.LSTM(8, 12, batch_first=True), nn.Linear(12, 3)
+
+    def forward(self, x):
+        return self.head(self.rnn(self.emb(x))[0][:, -1])
+
+
+def _images():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(480, 1, 6, 6, generator=g)
+    return x, (x[:, 0, :3].mean((1, 2)) > 0).long() + (x[:, 0, 3:].mean((1, 2)) > 0.3).long()
+
+
+@pytest.mark.parametrize("case", ["mlp", "convnet"])
+def test_vmapped_sample_forwards_give_the_loops_group_values(problem, case):
+    """The batched way (points through vmapped forwards, in pieces of the memory plan)
+    gives the groups' values of the loop, on a ReLU MLP and a Conv/BatchNorm/residual net."""
+    if case == "mlp":
+        model, data = problem
+    else:
+        torch.manual_seed(0)
+        model, data = ConvNet().eval(), _images()
+    ev, _ = prepare_evaluator(model, F.cross_entropy, data, 2)
+    sample = sampled_evaluator(ev, 0.25, groups=6)
+    coeffs = np.random.default_rng(0).uniform(-1, 1, (40, 2))
+    loop = sample_values(sample, coeffs, "loop")
+    batched = sample_values(sample, coeffs, "batched")
+    assert sample.batched_failed is None
+    assert loop.shape == (2, 40, 6)
+    np.testing.assert_allclose(batched.numpy(), loop.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_vmapped_forwards_take_as_many_points_as_the_cpu_tensor_limit_allows(problem):
+    model, data = problem
+    ev, _ = prepare_evaluator(model, F.cross_entropy, data, 2)
+    per_point_row = 4 * ev.activation  # float32 elements of the widest activation
+    assert per_point_row * 16 * MAX_CHUNK < CPU_TENSOR_LIMIT and ev.points_per_forward(16) == MAX_CHUNK
+    for rows in (100, 960, 5000):
+        k = ev.points_per_forward(rows)
+        assert CPU_TENSOR_LIMIT / 2 < k * rows * per_point_row <= CPU_TENSOR_LIMIT, rows
+    assert ev.points_per_forward(10**7) == 1  # never none
+    ev.memory_budget = 2 * 4 * ev.objective.layout.size * 3  # room for three copies of the parameters
+    assert ev.points_per_forward(16) == 3
+
+
+@pytest.mark.parametrize("case", ["convnet", "recurrent"])
+def test_auto_times_both_ways_once_keeps_every_value_and_takes_the_faster(case, monkeypatch):
+    """``auto`` on a kind of sample not timed before: trial points of each way (their
+    values kept, none computed twice), the rest the faster way; a later call of the same
+    kind runs no trials. Where vmap cannot run the model (an LSTM), the loop."""
+    monkeypatch.setattr(sampled, "_SAMPLE_SPEEDS", {})
+    torch.manual_seed(0)
+    if case == "convnet":
+        model, data = ConvNet().eval(), _images()
+    else:
+        x = torch.randint(0, 20, (480, 7))
+        model, data = Recurrent(), (x, (x[:, 0] % 3))
+    ev, _ = prepare_evaluator(model, F.cross_entropy, data, 2)
+    sample = sampled_evaluator(ev, 0.25, groups=6)
+    coeffs = np.random.default_rng(1).uniform(-1, 1, (50, 2))
+    calls = []
+    group_values = sampled._group_values
+    monkeypatch.setattr(sampled, "_group_values",
+                        lambda ev, c, strategy="loop": (calls.append((len(c), strategy)), group_values(ev, c, strategy))[1])
+    values = sample_values(sample, coeffs, "auto")
+    np.testing.assert_allclose(values.numpy(), sample_values(sample, coeffs, "loop").numpy(), rtol=1e-5, atol=1e-6)
+    speeds = sampled._SAMPLE_SPEEDS[sample.speed_key()]
+    faster = "batched" if speeds["batched"] < speeds["loop"] else "loop"
+    trials = calls[:-2]  # the last two: the rest, then the reference loop
+    assert [n for n, _ in trials][-2:] == [TRIAL_POINTS, TRIAL_POINTS]
+    assert [s for _, s in trials][-2:] == ["batched", "loop"]
+    assert sum(n for n, _ in calls[:-1]) == 50 and calls[-2][1] == faster  # every point once
+    if case == "recurrent":
+        assert sample.batched_failed and "lstm" in sample.batched_failed and speeds["batched"] == np.inf
+    calls.clear()
+    sample_values(sample, coeffs, "auto")
+    assert calls == [(50, faster)]  # timed before: no trials
+
+
+def test_a_refining_run_asks_its_strategy_of_the_samples_too(problem, monkeypatch):
+    model, data = problem
+    asked = []
+    original = sampled.sample_values
+    monkeypatch.setattr(sampled, "sample_values",
+                        lambda s, c, strategy="auto": (asked.append(strategy), original(s, c, strategy))[1])
+    for strategy in ("loop", "batched"):
+        asked.clear()
+        ds = compute_landscape(model, F.cross_entropy, data, plane(num=15), strategy=strategy,
+                               backend=refining_chunks)
+        assert asked and set(asked) == {strategy} and ds["done"].all()

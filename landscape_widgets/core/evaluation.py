@@ -21,7 +21,7 @@ import torch
 from .allocator import retain_freed_memory
 from .data import n_rows, tensor_leaves
 from .input_layer import CachedInputLayer, find_input_layer
-from .memory import chunk_plan, chunk_points, default_budget, largest_activation
+from .memory import MAX_CHUNK, chunk_plan, chunk_points, default_budget, largest_activation
 from .objective import LossShapeError, Objective, as_objective, batch_weights, mean_over_batches
 from .strategies import batched_setup_seconds, evaluate_batched, evaluate_loop
 
@@ -146,6 +146,15 @@ class PointEvaluator:
         ob = self.objective
         return chunk_plan(ob.device, max(ob.data.sizes), lambda: self.activation, ob.flat.element_size(),
                           ob.layout.size, self.memory_budget, chunk_size)
+
+    def points_per_forward(self, rows: int) -> int:
+        """Most points one vmapped forward over ``rows`` samples may take: the memory
+        plan's points times rows per forward (on the CPU up to :data:`MAX_CHUNK` points,
+        its intermediate tensors below its limit), spread over ``rows``."""
+        ob = self.objective
+        k, fit = chunk_plan(ob.device, rows, lambda: self.activation, ob.flat.element_size(), ob.layout.size,
+                            self.memory_budget, MAX_CHUNK if ob.device.type == "cpu" else None)
+        return max(1, k * fit // rows)
 
     def chunk_points(self, chunk_size: int | None = None) -> int:
         """Points per chunk (the first half of :meth:`chunk_plan`; on the CPU without the

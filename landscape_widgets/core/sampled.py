@@ -24,33 +24,46 @@ level 1 on, each estimate is therefore corrected by that error where it is known
 sample's values minus the exact ones at the points of the exact coarser levels,
 interpolated (cubic) to the new points and subtracted, group by group, so that the
 standard error is the spread of the corrected group values. A corrected level is close
-to the exact one at a sixteenth of its cost (``benchmarks/bench_previews.py`` measures
+to the exact one at a fraction of its cost (``benchmarks/bench_previews.py`` measures
 it); a level whose coarser points were not all computed exactly in this run (a resumed
 run) is not estimated.
+
+A sample is small, so one forward per point is bound by per-call costs rather than
+arithmetic; ``strategy="batched"`` vmaps the points' forwards, and ``auto`` times both
+ways on the first points of each sample and keeps the faster (:func:`sample_values`).
 """
 
 from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
 
-from .data import DataSource, concat_batches, sample_groups
-from .evaluation import PointEvaluator, Strategy
+from .data import DataSource, concat_batches, n_rows, sample_groups
+from .evaluation import STRATEGIES, PointEvaluator, Strategy
 from .grids import Grid, coarse_to_fine_order, level_axes
-from .objective import batch_weights
+from .objective import Objective, batch_weights
 from .results import SE_SUFFIX
+from .strategies import batched_setup_seconds, vmapped_outputs
 from .streaming import Chunk, iter_chunks
 
-#: Default data fractions of the sampled levels: the first two levels on a sixteenth.
-FRACTIONS: tuple[float, ...] = (1 / 16, 1 / 16)
+#: Default data fractions of the sampled levels: level 0 on a sixteenth, level 1 on an
+#: eighth (whose error after the correction is about two thirds of a sixteenth's).
+FRACTIONS: tuple[float, ...] = (1 / 16, 1 / 8)
 #: Default groups of a sample (its standard error comes from their spread).
 GROUPS = 8
 #: Most points per estimated chunk (a Stop waits for at most one chunk).
 SAMPLE_CHUNK = 64
+#: Points of each way timed by ``auto`` on a kind of sample (see :func:`sample_values`).
+TRIAL_POINTS = 8
+#: Seconds per point of the two ways (``loop``, ``batched``) of computing the group values
+#: of each kind of sample (:meth:`PointEvaluator.speed_key`) timed so far in this process.
+_SAMPLE_SPEEDS: dict[tuple, dict[str, float]] = {}
 
 
 def sampled_evaluator(evaluator: PointEvaluator, fraction: float, groups: int = GROUPS,
@@ -89,18 +102,21 @@ def group_summary(names: Sequence[str], values: torch.Tensor, sizes: Sequence[in
     return out
 
 
-def _group_values(evaluator: PointEvaluator, coeffs) -> tuple[torch.Tensor, tuple[int, ...]]:
+def _group_values(evaluator: PointEvaluator, coeffs,
+                  strategy: Literal["loop", "batched"] = "loop") -> tuple[torch.Tensor, tuple[int, ...]]:
     """``[values, points, groups]`` float64 and the group sizes: from one forward per point
     over the whole sample where the model's outputs are a tensor of rows (the loss of a
-    small group is cheap, its forward is not), else group by group."""
+    small group is cheap, its forward is not), else group by group. ``batched``: the
+    points' forwards vmapped, many points per forward (the loop where vmap fails)."""
     ob = evaluator.objective
-    values = _one_forward_per_point(evaluator, coeffs) if ob.tensor_outputs else None
+    values = _one_forward_per_point(evaluator, coeffs, strategy) if ob.tensor_outputs else None
     if values is None:
         values, _ = evaluator.evaluate_batches(coeffs, "loop")
     return values.to(torch.float64), ob.data.sizes
 
 
-def _one_forward_per_point(evaluator: PointEvaluator, coeffs) -> torch.Tensor | None:
+def _one_forward_per_point(evaluator: PointEvaluator, coeffs,
+                           strategy: Literal["loop", "batched"]) -> torch.Tensor | None:
     """Each group's values from its rows of one forward over the whole sample, or None
     when the outputs' first dimension is not the samples (their rows are not the groups')."""
     ob = evaluator.objective
@@ -111,15 +127,70 @@ def _one_forward_per_point(evaluator: PointEvaluator, coeffs) -> torch.Tensor | 
     labels = ob.labels(whole) if ob.classification else None
     group_ids = torch.repeat_interleave(torch.arange(len(groups), device=ob.device),
                                         torch.tensor(ob.data.sizes, device=ob.device))
+    points = evaluator.points(coeffs)
     per_point = []
     with ob.lock, torch.inference_mode():
-        for point in evaluator.points(coeffs).unbind(0):
-            ob.set_point(point)
-            outputs = ob.outputs(whole)
-            if outputs.shape[0] != bounds[-1]:
+        outputs = _vmapped(evaluator, points, whole) if strategy == "batched" else None
+        for out in outputs if outputs is not None else _looped(ob, points, whole):
+            if out.shape[0] != bounds[-1]:
                 return None
-            per_point.append(ob.group_rows(outputs, spans, labels, group_ids))
+            per_point.append(ob.group_rows(out, spans, labels, group_ids))
     return torch.stack(per_point, dim=1)
+
+
+def _looped(ob: Objective, points: torch.Tensor, whole) -> Iterator[torch.Tensor]:
+    """The outputs on ``whole`` at each of ``points`` in turn (the caller holds the lock)."""
+    for point in points.unbind(0):
+        ob.set_point(point)
+        yield ob.outputs(whole)
+
+
+def _vmapped(evaluator: PointEvaluator, points: torch.Tensor, whole) -> list[torch.Tensor] | None:
+    """The outputs on ``whole`` at each of ``points`` from vmapped forwards of as many
+    points as the memory plan allows; None where vmap cannot run the model (noted in
+    ``evaluator.batched_failed``)."""
+    if evaluator.batched_failed:
+        return None
+    ob = evaluator.objective
+    k = min(SAMPLE_CHUNK, evaluator.points_per_forward(n_rows(whole)))
+    try:
+        return [out for piece in points.split(k)
+                for out in vmapped_outputs(ob, ob.layout.split(piece.to(ob.dtype)), whole).unbind(0)]
+    except (RuntimeError, NotImplementedError, TypeError, ValueError) as err:
+        evaluator.batched_failed = f"{type(err).__name__}: {err}"
+        return None
+
+
+def sample_values(sample: PointEvaluator, coeffs, strategy: Strategy = "auto") -> torch.Tensor:
+    """:func:`_group_values` of a :func:`sampled_evaluator` at ``coeffs`` by ``strategy``.
+
+    ``auto`` takes the faster of the two for this kind of sample (its
+    :meth:`~PointEvaluator.speed_key`): where this process has not timed both yet and
+    there are enough points, it times :data:`TRIAL_POINTS` points of each (after a
+    two-point batched warm-up where vmap has not run in the process yet), keeps their
+    values and computes the rest the faster way. Vmapped forwards win on small samples
+    of many models (a small CNN) and lose on others (BatchNorm, wide layers).
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    coeffs = np.asarray(coeffs, dtype=np.float64)
+    if strategy != "auto" or not sample.objective.tensor_outputs:
+        return _group_values(sample, coeffs, "batched" if strategy == "batched" else "loop")[0]
+    speeds = _SAMPLE_SPEEDS.setdefault(sample.speed_key(), {})
+    parts, start = [], 0
+    if len(speeds) < 2 and len(coeffs) >= 3 * TRIAL_POINTS:
+        if batched_setup_seconds(False):
+            parts.append(_group_values(sample, coeffs[:2], "batched")[0])
+            start = 2
+        for use in ("batched", "loop"):
+            began = time.perf_counter()
+            parts.append(_group_values(sample, coeffs[start:start + TRIAL_POINTS], use)[0])
+            speeds[use] = np.inf if sample.batched_failed else (time.perf_counter() - began) / TRIAL_POINTS
+            start += TRIAL_POINTS
+    use = "batched" if speeds.get("batched", np.inf) < speeds.get("loop", np.inf) else "loop"
+    if start < len(coeffs):
+        parts.append(_group_values(sample, coeffs[start:], use)[0])
+    return torch.cat(parts, dim=1)
 
 
 def can_sample(data: DataSource, fraction: float, groups: int) -> bool:
@@ -174,7 +245,7 @@ def refining_chunks(
     if order != "coarse_to_fine":
         yield from exact_chunks
         return
-    refinement = _Refinement(evaluator, grid, fractions, groups, seed, skip)
+    refinement = _Refinement(evaluator, grid, strategy, fractions, groups, seed, skip)
     yield from refinement.estimates(0, cancel)
     for chunk in exact_chunks:
         refinement.record(chunk)
@@ -187,9 +258,9 @@ class _Refinement:
     """What :func:`refining_chunks` knows between its chunks: the exact values computed so
     far and each sample's group values, per grid point."""
 
-    def __init__(self, evaluator: PointEvaluator, grid: Grid, fractions: Sequence[float], groups: int,
-                 seed: int, skip) -> None:
-        self.evaluator, self.grid, self.groups, self.seed = evaluator, grid, groups, seed
+    def __init__(self, evaluator: PointEvaluator, grid: Grid, strategy: Strategy, fractions: Sequence[float],
+                 groups: int, seed: int, skip) -> None:
+        self.evaluator, self.grid, self.strategy, self.groups, self.seed = evaluator, grid, strategy, groups, seed
         order, ends = coarse_to_fine_order(grid.shape)
         self.levels = [order[a:b] for a, b in zip(np.concatenate([[0], ends[:-1]]), ends)]
         self.fractions = list(fractions[: len(self.levels)])
@@ -252,7 +323,7 @@ class _Refinement:
         sample, table, have = self.samples[fraction]
         missing = idx[~have[idx]]
         if len(missing):
-            table[:, missing] = _group_values(sample, self.grid.coords(missing))[0].cpu().numpy()
+            table[:, missing] = sample_values(sample, self.grid.coords(missing), self.strategy).cpu().numpy()
             have[missing] = True
         return table[:, idx]
 

@@ -132,9 +132,18 @@ def evaluate_batched(
                     vals = torch.vmap(lambda p, b: stacked(ob.functional_outputs(p, b), b), in_dims=(0, None))(
                         params, piece)
                 else:
-                    outs = torch.vmap(ob.functional_outputs, in_dims=(0, None))(params, piece)
+                    outs = vmapped_outputs(ob, params, piece)
                     vals = torch.stack([stacked(o, piece) for o in outs.unbind(0)])
                 per_piece.append(vals.T)  # [values, points]
                 sizes.append(n_rows(piece))
     _vmap_ran.add(vmap_values)
     return torch.stack(per_piece, dim=-1), tuple(sizes)
+
+
+def vmapped_outputs(objective: Objective, params: dict[str, torch.Tensor], batch):
+    """The model's outputs on ``batch`` at every point of ``params`` (``{name: [points,
+    ...]}``, see :meth:`Objective.functional_outputs`) from one vmapped forward: a tensor
+    ``[points, ...]``."""
+    outputs = torch.vmap(objective.functional_outputs, in_dims=(0, None))(params, batch)
+    _vmap_ran.add(False)
+    return outputs
