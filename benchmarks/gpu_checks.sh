@@ -32,8 +32,8 @@ step() {  # step NAME SECONDS COMMAND...: run it with a time limit, log it, say 
 }
 
 step device 30 python3 -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
-step cuda_tests 120 python3 -m pytest -q -rs -k "cuda or gpu" tests/test_evaluation.py tests/test_objective.py \
-    tests/test_curvature.py
+step cuda_tests 150 python3 -m pytest -q -rs -k "cuda or gpu" tests/test_evaluation.py tests/test_objective.py \
+    tests/test_curvature.py tests/test_sampled.py
 step strategies 150 python3 benchmarks/bench_strategies.py --device "$device" "${strategies[@]}"
 step tools 150 python3 benchmarks/bench_tools.py --device "$device" --no-dask "${tools[@]}"
 step convexity 150 python3 benchmarks/bench_convexity.py --device "$device" "${convexity[@]}"

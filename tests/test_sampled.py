@@ -404,3 +404,19 @@ def test_a_refining_run_asks_its_strategy_of_the_samples_too(problem, monkeypatc
         ds = compute_landscape(model, F.cross_entropy, data, plane(num=15), strategy=strategy,
                                backend=refining_chunks)
         assert asked and set(asked) == {strategy} and ds["done"].all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_sample_values_each_way_match_the_cpu_loop():
+    """On a GPU both ways (and auto's choice) give the CPU loop's group values."""
+    torch.manual_seed(0)
+    model, data = ConvNet().eval(), _images()
+    coeffs = np.random.default_rng(2).uniform(-1, 1, (40, 2))
+    directions = random_directions(model, 2, seed=0)
+    cpu = sampled_evaluator(PointEvaluator(model, F.cross_entropy, data, directions), 0.25, groups=6)
+    reference = sample_values(cpu, coeffs, "loop").numpy()
+    gpu = sampled_evaluator(PointEvaluator(model, F.cross_entropy, data, directions, device="cuda"), 0.25, groups=6)
+    for strategy in ("loop", "batched", "auto"):
+        values = sample_values(gpu, coeffs, strategy)
+        assert values.device.type == "cuda" and gpu.batched_failed is None
+        np.testing.assert_allclose(values.cpu().numpy(), reference, rtol=1e-4, atol=1e-5)
