@@ -217,7 +217,8 @@ def refining_chunks(
     ----------
     evaluator, grid, strategy, chunk_size, order, skip, cancel
         As :func:`~landscape_widgets.core.streaming.iter_chunks` (which computes the
-        exact values). ``order="raster"`` skips the estimates.
+        exact values). ``order="raster"`` skips the estimates. ``strategy`` also says
+        how the samples' points are computed (:func:`sample_values`).
     fractions : sequence of float
         Level ``i`` of :func:`~landscape_widgets.core.grids.coarse_to_fine_order` is
         first estimated on a sample of ``fractions[i]`` of the samples (each in
